@@ -1,0 +1,53 @@
+"""The ``napari-ritm`` command line.
+
+Subcommands live in :mod:`napari_ritm.commands`, one module each; every module there exposes
+``register(subparsers)`` and is found automatically, so adding a command touches no central list.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+from collections.abc import Sequence
+
+from napari_ritm import __version__
+from napari_ritm import commands
+from napari_ritm.commands import UsageError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand of :mod:`napari_ritm.commands` registered."""
+    parser = argparse.ArgumentParser(
+        prog="napari-ritm",
+        description="Click-based interactive segmentation (RITM): predict, evaluate, train, download.",
+    )
+    parser.add_argument("--version", action="version", version=f"napari-ritm {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{commands.__name__}.{info.name}")
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code (2 for bad input, with a one-line message)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 0
+    try:
+        return int(args.handler(args) or 0)
+    except UsageError as err:
+        print(f"napari-ritm {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"napari-ritm {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

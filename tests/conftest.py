@@ -1,0 +1,28 @@
+"""Shared test fixtures: where the read-only reference data lives."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("NAPARI_RITM_SHARED", REPO.parent / "shared"))
+REF = SHARED / "ref"
+DATA = SHARED / "data"
+
+
+@pytest.fixture(scope="session")
+def ref_dir() -> Path:
+    """The folder of reference outputs of the official RITM code (skips when absent)."""
+    if not REF.is_dir():
+        pytest.skip(f"reference data not found at {REF}")
+    return REF
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The folder of shared datasets (skips when absent)."""
+    if not DATA.is_dir():
+        pytest.skip(f"shared datasets not found at {DATA}")
+    return DATA
