@@ -1,0 +1,261 @@
+"""Registered models, the per-user download cache, and :func:`load_model`.
+
+A model is either the ``default`` one shipped inside the package (``napari_ritm/weights/``) or one
+of the official RITM releases, downloaded on first use into a per-user cache:
+
+- ``NAPARI_RITM_CACHE``: the cache folder (default: the platform's user cache folder,
+  e.g. ``~/.cache/napari-ritm`` on Linux, from :func:`pooch.os_cache`);
+- ``NAPARI_RITM_BASE_URL``: a mirror; a file is then fetched from ``<base>/<filename>``.
+
+A download goes to a temporary file next to its target and only replaces the target once it has
+been checked (exact size and SHA-256 where the registry knows them; in every case the file must load
+as a release-format RITM checkpoint of the expected variant), so an interrupted or corrupt download
+is never left in the cache. This module imports neither torch nor pooch at import time.
+"""
+from __future__ import annotations
+
+import difflib
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from napari_ritm.model.ritm_net import RITMNet
+
+CACHE_ENV = "NAPARI_RITM_CACHE"
+BASE_URL_ENV = "NAPARI_RITM_BASE_URL"
+WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
+_RELEASE = "https://github.com/saic-vul/ritm_interactive_segmentation/releases/download/v1.0/"
+_CHUNK = 1 << 20
+
+
+class DownloadError(RuntimeError):
+    """A model could not be downloaded (network failure or corrupt file); nothing was cached.
+
+    ``url`` is the address that failed and ``path`` the file a manual download must be saved as.
+    """
+
+    def __init__(self, message: str, *, url: str, path: Path) -> None:
+        super().__init__(message)
+        self.url = url
+        self.path = path
+
+
+class ModelNotBundledError(FileNotFoundError):
+    """The ``default`` model is registered but its file is not shipped in this installation."""
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One registered model.
+
+    ``url`` is None for a model shipped inside the package (file ``WEIGHTS_DIR/filename``).
+    ``size`` is in bytes: the exact byte count when ``size_exact`` (then downloads are checked
+    against it), otherwise the approximate published figure (for display), or None when unknown.
+    ``sha256``, when known, is checked on download. ``variant`` names the architecture the file must
+    hold, as ``RITMVariant.name`` spells it (e.g. ``hrnet18s_itermask``, ``hrnet18_baseline``).
+    """
+
+    name: str
+    variant: str
+    description: str
+    filename: str
+    url: str | None = None
+    size: int | None = None
+    size_exact: bool = False
+    sha256: str | None = None
+
+
+def _release(name: str, variant: str, size_mib: float, description: str) -> ModelEntry:
+    size = round(size_mib * 2**20)
+    return ModelEntry(name, variant, description, f"{name}.pth", _RELEASE + f"{name}.pth", size)
+
+
+# Sizes of the official files are the release page's rounded figures (16.5 / 38.8 / 119 MB, in
+# MiB), not exact byte counts; the official SHA-256 sums are not published either. Official
+# downloads are therefore checked by loading them as the expected variant (see fetch).
+REGISTRY: dict[str, ModelEntry] = {
+    entry.name: entry
+    for entry in (
+        ModelEntry(
+            "default", "hrnet18s_itermask",
+            "napari-ritm's own model, trained on microscopy and photos; shipped in the package",
+            "default.pth",
+        ),
+        _release("coco_lvis_h18s_itermask", "hrnet18s_itermask", 16.5,
+                 "official HRNet18s IT-M, COCO+LVIS: small and fast"),
+        _release("coco_lvis_h18_itermask", "hrnet18_itermask", 38.8,
+                 "official HRNet18 IT-M, COCO+LVIS: best speed/quality balance"),
+        _release("coco_lvis_h32_itermask", "hrnet32_itermask", 119,
+                 "official HRNet32 IT-M, COCO+LVIS: most accurate, slowest"),
+        _release("sbd_h18_itermask", "hrnet18_itermask", 38.8,
+                 "official HRNet18 IT-M, SBD (PASCAL objects only)"),
+        _release("coco_lvis_h18_baseline", "hrnet18_baseline", 38.8,
+                 "official HRNet18, COCO+LVIS, without previous-mask input"),
+    )
+}
+
+
+def get_entry(name: str) -> ModelEntry:
+    """The registry entry called ``name``; ValueError listing the known names otherwise."""
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, REGISTRY, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ValueError(
+            f"unknown model name {name!r}.{hint} Known names: {', '.join(REGISTRY)}; "
+            "or pass the path of an official-format .pth file."
+        ) from None
+
+
+def cache_dir() -> Path:
+    """Folder of downloaded models: ``$NAPARI_RITM_CACHE`` or the per-user cache folder."""
+    override = os.environ.get(CACHE_ENV)
+    if override:
+        return Path(override).expanduser()
+    import pooch
+
+    return Path(pooch.os_cache("napari-ritm"))
+
+
+def local_path(name: str) -> Path:
+    """Where the file of model ``name`` lives (bundled) or goes once downloaded (cache)."""
+    entry = get_entry(name)
+    if entry.url is None:
+        return WEIGHTS_DIR / entry.filename
+    return cache_dir() / entry.filename
+
+
+def source_url(name: str) -> str | None:
+    """The download address of ``name`` (honouring ``$NAPARI_RITM_BASE_URL``); None if bundled."""
+    entry = get_entry(name)
+    if entry.url is None:
+        return None
+    base = os.environ.get(BASE_URL_ENV)
+    return f"{base.rstrip('/')}/{entry.filename}" if base else entry.url
+
+
+def fetch(name: str, *, progress: bool = True, force: bool = False) -> Path:
+    """The local checkpoint file of registered model ``name``, downloading it if needed.
+
+    A cached file is returned without touching the network (``force=True`` downloads it again and
+    replaces the cached copy only once the new file has passed the checks). ``progress`` shows a
+    tqdm progress bar on stderr. Raises ValueError for an unknown name, ModelNotBundledError when
+    ``default`` is not shipped, and DownloadError (naming the URL and the path to save the file at
+    by hand) when the download fails or the file is corrupt.
+    """
+    entry = get_entry(name)
+    target = local_path(name)
+    if entry.url is None:
+        if not target.is_file():
+            raise ModelNotBundledError(_not_bundled_message(target))
+        return target
+    if target.is_file() and not force:
+        return target
+    url = source_url(name)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # a unique name next to the target (created by the download with the user's usual permissions)
+    tmp = target.with_name(f".{entry.filename}.{uuid.uuid4().hex[:12]}.part")
+    try:
+        _download(url, tmp, progress=progress, target=target)
+        problem = _check(tmp, entry)
+        if problem:
+            raise DownloadError(
+                f"the file downloaded for model {name!r} from {url} is unusable and was not "
+                f"cached: {problem}\n{_manual_hint(url, target)}",
+                url=url, path=target,
+            )
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target
+
+
+def _download(url: str, tmp: Path, *, progress: bool, target: Path) -> None:
+    import pooch
+
+    downloader = pooch.HTTPDownloader(progressbar=progress, chunk_size=_CHUNK)
+    try:
+        downloader(url, str(tmp), None)
+    except OSError as err:  # requests' errors (connection, HTTP status, cut-off body) are OSErrors
+        message = f"could not download {url}\n  ({err})\n{_manual_hint(url, target)}"
+        raise DownloadError(message, url=url, path=target) from err
+
+
+def _check(path: Path, entry: ModelEntry) -> str | None:
+    """What is wrong with a downloaded file (size, hash, not loadable, other variant), or None."""
+    size = path.stat().st_size
+    if entry.size_exact and size != entry.size:
+        return f"{size:,} bytes instead of {entry.size:,}"
+    if entry.sha256:
+        import pooch
+
+        digest = pooch.file_hash(str(path), alg="sha256")
+        if digest != entry.sha256.lower():
+            return f"SHA-256 {digest} instead of {entry.sha256}"
+    from napari_ritm.model.checkpoint import load_checkpoint
+
+    try:
+        net = load_checkpoint(path)
+    except (ValueError, RuntimeError) as err:
+        return f"not a loadable RITM checkpoint: {err}"
+    if net.variant.name != entry.variant:
+        return f"it holds a {net.variant.name} model, expected {entry.variant}"
+    return None
+
+
+def _manual_hint(url: str, target: Path) -> str:
+    return (
+        f"To install it by hand, download\n  {url}\n"
+        f"(e.g. in a browser) and save it as\n  {target}\n"
+        f"(set {CACHE_ENV} to use another cache folder, "
+        f"or {BASE_URL_ENV} to download from a mirror)"
+    )
+
+
+def _not_bundled_message(target: Path) -> str:
+    names = ", ".join(n for n, e in REGISTRY.items() if e.url is not None)
+    return (
+        "the default model is not bundled with this version of napari-ritm yet "
+        f"(no file at {target}). "
+        "Use an official RITM model instead: run `napari-ritm download coco_lvis_h18s_itermask` "
+        "(about 16.5 MiB, needs the internet once), then use the name coco_lvis_h18s_itermask "
+        "(load_model('coco_lvis_h18s_itermask'), or --model coco_lvis_h18s_itermask); "
+        f"or pass the path of an official-format .pth file. Downloadable models: {names}."
+    )
+
+
+def load_model(source: str | os.PathLike, device: str = "cpu") -> RITMNet:
+    """A ready RITMNet (eval mode, float32) from a checkpoint path or a registered model name.
+
+    ``source``: a path (str or Path) to an official-format ``.pth`` file (``state_dict`` +
+    ``config``), or a name from :data:`REGISTRY` (downloaded into the cache on first use).
+    Raises ValueError for an unknown name, FileNotFoundError for a missing file (including
+    :class:`ModelNotBundledError`), :class:`DownloadError` when a download fails, and the loader's
+    ValueError/RuntimeError for an unusable file.
+    """
+    from napari_ritm.model.checkpoint import load_checkpoint
+
+    if isinstance(source, str) and source in REGISTRY:
+        path = fetch(source)
+        try:
+            return load_checkpoint(path, device=device)
+        except (ValueError, RuntimeError) as err:
+            if REGISTRY[source].url is None:
+                raise
+            cls = ValueError if isinstance(err, ValueError) else RuntimeError
+            raise cls(
+                f"{err}\nThe cached copy of {source!r} is unusable: run "
+                f"`napari-ritm download --force {source}` (or delete {path})."
+            ) from err
+    if not isinstance(source, (str, os.PathLike)):
+        raise TypeError(f"source must be a model name or a path, not {type(source).__name__}")
+    path = Path(source)
+    if not path.is_file():
+        if isinstance(source, str) and not path.suffix and len(path.parts) == 1:
+            get_entry(source)  # a bare word that is no file: report it as an unknown model name
+        raise FileNotFoundError(f"no checkpoint file at {path}")
+    return load_checkpoint(path, device=device)
