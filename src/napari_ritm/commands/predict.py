@@ -1,0 +1,156 @@
+"""``napari-ritm predict``: segment one object of an image from clicks given on the command line.
+
+The clicks are replayed one at a time, oldest first, exactly as they would be made in the widget
+(RITM feeds each step's prediction into the next). Output: a uint8 TIFF mask with values 0/1 and,
+with ``--prob``, the float32 probabilities.
+"""
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+import numpy as np
+
+from napari_ritm.commands import UsageError
+
+_CLICK = re.compile(r"^\s*([-+0-9.eE]+)\s*,\s*([-+0-9.eE]+)\s*,\s*([+-]|pos|neg)\s*$")
+_TIFF = (".tif", ".tiff")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "predict",
+        help="segment one object from clicks and write a mask",
+        description="Segment one object of IMAGE from clicks (replayed in order, as in the widget) "
+        "and write a uint8 TIFF mask with values 0 (background) and 1 (object).",
+    )
+    parser.add_argument("image", type=Path, help="input image (TIFF, PNG or JPEG)")
+    parser.add_argument("--click", "-c", action="append", default=[], metavar="Y,X,SIGN",
+                        help="a click at row Y, column X (pixels); SIGN is + (object) or - "
+                        "(background). Repeat in click order, e.g. -c 120,88,+ -c 40,30,-")
+    parser.add_argument("--init-mask", type=Path, metavar="MASK",
+                        help="existing mask to refine (nonzero = object), same height and width")
+    parser.add_argument("--model", default="default",
+                        help="registered model name or path to a .pth checkpoint "
+                        "(default: %(default)s)")
+    parser.add_argument("--threshold", type=float, default=0.49,
+                        help="probability above which a pixel is object (default: %(default)s)")
+    parser.add_argument("--channel", type=int, metavar="C",
+                        help="channel to segment in a multichannel image")
+    parser.add_argument("--channel-axis", type=int, metavar="A",
+                        help="axis of the channels (default: the last axis)")
+    parser.add_argument("--slice", type=int, metavar="Z",
+                        help="index along the first axis of a stack (Z or T) to segment")
+    parser.add_argument("--max-size", type=int, metavar="PX",
+                        help="limit the long side of the network input (faster on big images)")
+    parser.add_argument("--no-flip", action="store_true",
+                        help="skip the horizontal-flip averaging (about 2x faster, less exact)")
+    parser.add_argument("--output", "-o", type=Path, required=True, metavar="OUT.tif",
+                        help="output mask (uint8 TIFF, 0/1)")
+    parser.add_argument("--prob", type=Path, metavar="PROB.tif",
+                        help="also write the probabilities (float32 TIFF)")
+    parser.set_defaults(handler=run)
+
+
+def parse_click(text: str) -> tuple[float, float, bool]:
+    """``"Y,X,+"`` / ``"Y,X,-"`` -> (y, x, positive); UsageError when malformed."""
+    match = _CLICK.match(text)
+    if match is None:
+        raise UsageError(f"malformed --click {text!r}: expected Y,X,+ or Y,X,- (e.g. 120,88,+)")
+    try:
+        y, x = float(match.group(1)), float(match.group(2))
+    except ValueError:
+        raise UsageError(f"malformed --click {text!r}: Y and X must be numbers") from None
+    return y, x, match.group(3) in ("+", "pos")
+
+
+def read_image(path: Path) -> np.ndarray:
+    """Pixels of a TIFF (tifffile) or PNG/JPEG/... (imageio); UsageError when unreadable."""
+    if not path.is_file():
+        raise UsageError(f"no such file: {path}")
+    try:
+        if path.suffix.lower() in _TIFF:
+            import tifffile
+
+            return np.asarray(tifffile.imread(path))
+        import imageio.v3 as iio
+
+        return np.asarray(iio.imread(path))
+    except Exception as err:  # any reader failure is a bad input file
+        raise UsageError(f"cannot read {path}: {err}") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    from napari_ritm.inference.normalize import normalize_image
+
+    clicks = [parse_click(text) for text in args.click]
+    if not clicks:
+        raise UsageError("give at least one --click Y,X,+")
+    if not 0.0 <= args.threshold <= 1.0:
+        raise UsageError(f"--threshold must lie in [0, 1], got {args.threshold}")
+    for option, path in (("--output", args.output), ("--prob", args.prob)):
+        if path is not None and path.suffix.lower() not in _TIFF:
+            raise UsageError(f"{option} must be a .tif/.tiff file, got {path}")
+
+    image = read_image(args.image)
+    if args.slice is not None:
+        if image.ndim < 3 or not -image.shape[0] <= args.slice < image.shape[0]:
+            raise UsageError(
+                f"--slice {args.slice} does not exist in an image of shape {image.shape}"
+            )
+        image = image[args.slice]
+    try:
+        image = normalize_image(image, channel=args.channel, channel_axis=args.channel_axis)
+    except ValueError as err:
+        raise UsageError(f"{args.image}: {err} (use --slice Z / --channel C for stacks)") from None
+    h, w = image.shape[:2]
+    for y, x, _ in clicks:
+        if not (0 <= y < h and 0 <= x < w):
+            raise UsageError(
+                f"click ({y:g}, {x:g}) lies outside the image ({h} rows x {w} columns)"
+            )
+
+    init_mask = None
+    if args.init_mask is not None:
+        mask = np.squeeze(read_image(args.init_mask))
+        if mask.shape != (h, w):
+            raise UsageError(f"--init-mask has shape {mask.shape}, the image is {h}x{w}")
+        init_mask = (mask > 0).astype(np.float32)
+
+    probs, mask = _predict(args, image, clicks, init_mask)
+
+    import tifffile
+
+    try:
+        tifffile.imwrite(args.output, mask.astype(np.uint8))
+        if args.prob is not None:
+            tifffile.imwrite(args.prob, probs)
+    except OSError as err:
+        raise UsageError(f"cannot write the output: {err}") from None
+    print(f"wrote {args.output} ({int(mask.sum())} object pixels of {h * w})")
+    return 0
+
+
+def _predict(
+    args: argparse.Namespace, image: np.ndarray, clicks: list[tuple[float, float, bool]],
+    init_mask: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Load the model and replay the clicks; returns the final probabilities and bool mask."""
+    from napari_ritm import load_model
+    from napari_ritm.inference.clicks import Click
+    from napari_ritm.inference.predictor import Predictor
+
+    try:
+        model = load_model(args.model)
+    except (OSError, KeyError, ValueError, RuntimeError) as err:
+        raise UsageError(f"cannot load model {args.model!r}: {err}") from None
+    predictor = Predictor(model, flip=not args.no_flip, max_size=args.max_size,
+                          prob_thresh=args.threshold)
+    predictor.set_image(image)
+    offset = 0 if init_mask is None else 1
+    made: list[Click] = []
+    for y, x, positive in clicks:
+        made.append(Click(y, x, positive))
+        probs = predictor.predict(made, init_mask, index_offset=offset)
+    return probs, predictor.mask(probs)

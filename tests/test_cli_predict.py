@@ -1,0 +1,149 @@
+"""``napari-ritm predict``: a happy path with the fake checkpoint, and every bad input -> exit 2."""
+from __future__ import annotations
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+import tifffile
+import torch
+
+from napari_ritm.cli import main
+
+CHECKPOINT = "checkpoints/fake_coco_lvis_h18s_itermask.pth"
+
+
+@pytest.fixture(autouse=True)
+def _two_threads():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def image_tif(tmp_path):
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 4000, (48, 64)).astype(np.uint16)
+    image[10:30, 20:40] += 20000  # a bright object
+    path = tmp_path / "image.tif"
+    tifffile.imwrite(path, image)
+    return path
+
+
+@pytest.fixture
+def checkpoint(ref_dir):
+    return str(ref_dir / CHECKPOINT)
+
+
+def _fails(capsys, argv: list[str], message: str) -> None:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "napari-ritm predict: error:" in err and message in err, err
+    assert "Traceback" not in err
+
+
+def test_predict_writes_a_binary_mask_and_probabilities(tmp_path, image_tif, checkpoint, capsys):
+    out, prob = tmp_path / "mask.tif", tmp_path / "prob.tif"
+    argv = ["predict", str(image_tif), "-c", "20,30,+", "-c", "5,5,-", "--model", checkpoint,
+            "-o", str(out), "--prob", str(prob)]
+    assert main(argv) == 0
+    assert "wrote" in capsys.readouterr().out
+    mask, probs = tifffile.imread(out), tifffile.imread(prob)
+    assert mask.dtype == np.uint8 and mask.shape == (48, 64) and set(np.unique(mask)) <= {0, 1}
+    assert probs.dtype == np.float32 and probs.shape == (48, 64)
+    assert 0 <= probs.min() and probs.max() <= 1
+    np.testing.assert_array_equal(mask, (probs > 0.49).astype(np.uint8))
+
+
+def test_predict_with_init_mask_png_and_options(tmp_path, checkpoint):
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    iio.imwrite(tmp_path / "rgb.png", image)
+    init = np.zeros((40, 50), dtype=np.uint8)
+    init[10:20, 10:30] = 255
+    iio.imwrite(tmp_path / "init.png", init)
+    out = tmp_path / "mask.tiff"
+    argv = ["predict", str(tmp_path / "rgb.png"), "-c", "15,20,+", "--init-mask",
+            str(tmp_path / "init.png"), "--model", checkpoint, "--threshold", "0.3",
+            "--no-flip", "--max-size", "32", "-o", str(out)]
+    assert main(argv) == 0
+    assert tifffile.imread(out).shape == (40, 50)
+
+
+def test_channel_and_slice_select_a_plane(tmp_path, checkpoint):
+    stack = np.random.default_rng(2).integers(0, 1000, (3, 30, 40, 2)).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "stack.tif", stack)
+    out = tmp_path / "mask.tif"
+    argv = ["predict", str(tmp_path / "stack.tif"), "--slice", "1", "--channel", "1",
+            "-c", "10,10,+", "--model", checkpoint, "-o", str(out)]
+    assert main(argv) == 0
+    assert tifffile.imread(out).shape == (30, 40)
+
+
+def test_missing_image(tmp_path, capsys):
+    _fails(capsys, ["predict", str(tmp_path / "nope.tif"), "-c", "1,1,+", "-o",
+                    str(tmp_path / "o.tif")], "no such file")
+
+
+def test_unreadable_image(tmp_path, capsys):
+    bad = tmp_path / "bad.tif"
+    bad.write_bytes(b"this is not a tiff")
+    _fails(capsys, ["predict", str(bad), "-c", "1,1,+", "-o", str(tmp_path / "o.tif")],
+           "cannot read")
+
+
+def test_stack_without_slice_or_channel(tmp_path, capsys):
+    tifffile.imwrite(tmp_path / "z.tif", np.zeros((5, 20, 20), dtype=np.uint16))
+    _fails(capsys, ["predict", str(tmp_path / "z.tif"), "-c", "1,1,+", "-o",
+                    str(tmp_path / "o.tif")], "--slice")
+
+
+def test_slice_out_of_range(tmp_path, capsys):
+    tifffile.imwrite(tmp_path / "z.tif", np.zeros((5, 20, 20), dtype=np.uint16))
+    _fails(capsys, ["predict", str(tmp_path / "z.tif"), "--slice", "5", "-c", "1,1,+", "-o",
+                    str(tmp_path / "o.tif")], "--slice 5")
+
+
+def test_constant_image(tmp_path, capsys):
+    tifffile.imwrite(tmp_path / "flat.tif", np.full((20, 20), 9, dtype=np.uint16))
+    _fails(capsys, ["predict", str(tmp_path / "flat.tif"), "-c", "1,1,+", "-o",
+                    str(tmp_path / "o.tif")], "constant")
+
+
+@pytest.mark.parametrize("click", ["48,10,+", "10,64,-", "-1,3,+"])
+def test_click_outside_the_image(image_tif, tmp_path, capsys, click):
+    _fails(capsys, ["predict", str(image_tif), f"--click={click}", "-o", str(tmp_path / "o.tif")],
+           "outside the image")
+
+
+@pytest.mark.parametrize("click", ["10,10", "10;10;+", "a,b,+", "10,10,x", "1e,3,+"])
+def test_malformed_click(image_tif, tmp_path, capsys, click):
+    _fails(capsys, ["predict", str(image_tif), "-c", click, "-o", str(tmp_path / "o.tif")],
+           "malformed --click")
+
+
+def test_no_click(image_tif, tmp_path, capsys):
+    _fails(capsys, ["predict", str(image_tif), "-o", str(tmp_path / "o.tif")], "at least one")
+
+
+def test_init_mask_of_another_shape(image_tif, tmp_path, capsys):
+    tifffile.imwrite(tmp_path / "m.tif", np.ones((10, 10), dtype=np.uint8))
+    _fails(capsys, ["predict", str(image_tif), "-c", "1,1,+", "--init-mask",
+                    str(tmp_path / "m.tif"), "-o", str(tmp_path / "o.tif")], "--init-mask")
+
+
+def test_output_must_be_tiff(image_tif, tmp_path, capsys):
+    _fails(capsys, ["predict", str(image_tif), "-c", "1,1,+", "-o", str(tmp_path / "o.png")],
+           ".tif")
+
+
+def test_threshold_out_of_range(image_tif, tmp_path, capsys):
+    _fails(capsys, ["predict", str(image_tif), "-c", "1,1,+", "--threshold", "2",
+                    "-o", str(tmp_path / "o.tif")], "--threshold")
+
+
+def test_model_not_found(image_tif, tmp_path, capsys):
+    _fails(capsys, ["predict", str(image_tif), "-c", "1,1,+", "--model",
+                    str(tmp_path / "missing.pth"), "-o", str(tmp_path / "o.tif")],
+           "cannot load model")
+    assert not (tmp_path / "o.tif").exists()
