@@ -1,0 +1,129 @@
+"""Carrying an object from slice to slice through a stack (pure Python, no Qt).
+
+On each next plane the predictor gets the previous plane's mask as its previous-mask input and
+one positive click at that mask's most interior pixel. The session writes each plane as one undo
+step (:meth:`napari_ritm.session.Session.apply_step`).
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import ndimage
+
+from napari_ritm.inference.clicks import Click
+
+__all__ = ["Propagation", "PropagationStep", "interior_point"]
+
+
+@dataclass(frozen=True)
+class PropagationStep:
+    """One propagated plane: ``key`` (leading indices), ``mask`` (H, W) bool, ``done`` planes so
+    far (this one included) out of at most ``total``; ``generation`` numbers the propagation."""
+
+    key: tuple[int, ...]
+    mask: np.ndarray
+    done: int
+    total: int
+    generation: int
+
+
+def interior_point(mask: np.ndarray) -> tuple[int, int]:
+    """(row, col) of the pixel of ``mask`` (H, W) bool farthest from its border (first in
+    row-major order on ties). ``mask`` must not be empty."""
+    rows, cols = np.nonzero(mask)
+    r0, r1, c0, c1 = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
+    crop = np.pad(mask[r0:r1, c0:c1], 1)  # the image border counts as outside
+    dist = ndimage.distance_transform_edt(crop)[1:-1, 1:-1]
+    r, c = np.unravel_index(int(np.argmax(dist)), dist.shape)
+    return int(r0 + r), int(c0 + c)
+
+
+class Propagation:
+    """Runs the predictor plane after plane along the last stack axis from ``key``.
+
+    ``predictor``: set_image / reset / predict as in ``Predictor``; ``source``: an object with
+    ``shape`` (spatial, (..., H, W)) and ``normalized(key) -> (H, W, 3) float32``;
+    ``start_mask``: (H, W) bool, the object on plane ``key``; ``direction``: +1 or -1.
+    ``steps()`` yields one :class:`PropagationStep` per plane and stops when the mask covers
+    fewer than ``min_area`` pixels (the object ended), grows more than ``max_growth`` times
+    (it leaked into the background; that plane is not kept), the stack ends or :meth:`cancel`
+    is called. ``stop_reason`` and ``done`` say how it ended.
+    """
+
+    def __init__(
+        self,
+        predictor: Any,
+        source: Any,
+        key: Sequence[int],
+        start_mask: np.ndarray,
+        direction: int,
+        *,
+        threshold: float = 0.49,
+        min_area: int = 10,
+        max_growth: float = 3.0,
+        generation: int = 0,
+    ) -> None:
+        if direction not in (1, -1):
+            raise ValueError(f"direction must be +1 or -1, got {direction}")
+        if not key:
+            raise ValueError("propagation needs a stack: the image has no leading axis")
+        self.predictor = predictor
+        self.source = source
+        self.key = tuple(int(k) for k in key)
+        self.start_mask = np.asarray(start_mask, dtype=bool)
+        self.direction = direction
+        self.threshold = threshold
+        self.min_area = min_area
+        self.max_growth = max_growth
+        self.generation = generation
+        size = int(source.shape[len(self.key) - 1])
+        position = self.key[-1]
+        self.total = size - 1 - position if direction > 0 else position
+        self.done = 0
+        self.stop_reason = "not started"
+        self._cancelled = False
+
+    def cancel(self) -> None:
+        """Stop before the next plane; steps already yielded are no longer applied."""
+        self._cancelled = True
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled
+
+    def steps(self) -> Iterator[PropagationStep]:
+        prev = self.start_mask
+        position = self.key[-1]
+        self.stop_reason = "reached the end of the stack"
+        for _ in range(self.total):
+            if self._cancelled:
+                self.stop_reason = "cancelled"
+                return
+            position += self.direction
+            key = (*self.key[:-1], position)
+            try:
+                plane = self.source.normalized(key)
+            except ValueError as error:  # e.g. a constant (empty) slice
+                self.stop_reason = f"slice {key} cannot be segmented: {error}"
+                return
+            self.predictor.set_image(plane)
+            self.predictor.reset()
+            row, col = interior_point(prev)
+            probs = self.predictor.predict(
+                [Click(float(row), float(col), True)], prev_mask=prev.astype(np.float32)
+            )
+            mask = np.asarray(probs) > self.threshold
+            area, prev_area = int(mask.sum()), int(prev.sum())
+            if area < self.min_area:
+                self.stop_reason = f"the object ended at slice {key} ({area} pixel(s))"
+                return
+            if area > self.max_growth * prev_area:
+                self.stop_reason = (f"the mask leaked at slice {key} ({area} pixels after "
+                                    f"{prev_area}); that slice was not kept")
+                return
+            self.done += 1
+            yield PropagationStep(key, mask, self.done, self.total, self.generation)
+            prev = mask

@@ -1,0 +1,60 @@
+"""A deterministic stand-in for the RITM predictor, for session and widget tests.
+
+The "object" is the bright part (red channel > 0.5) of the image near the clicks: the previous
+mask plus disks of ``radius`` around positive clicks, restricted to bright pixels, minus disks
+around negative clicks. Probabilities: 0.9 inside a positive disk, 0.7 on the carried-over
+previous mask, 0.1 elsewhere (so a threshold between 0.7 and 0.9 changes the preview).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+
+class DiskPredictor:
+    """Implements the session's predictor protocol: set_image / predict / reset / get/set_state."""
+
+    def __init__(self, radius: float = 4.0, fail: bool = False) -> None:
+        self.radius = radius
+        self.fail = fail
+        self.predict_calls = 0
+        self.images_set = 0
+        self._bright: np.ndarray | None = None
+        self._prev: np.ndarray | None = None
+
+    def set_image(self, image: np.ndarray) -> None:
+        image = np.asarray(image)
+        assert image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.float32
+        self._bright = image[..., 0] > 0.5
+        self.images_set += 1
+        self.reset()
+
+    def reset(self) -> None:
+        self._prev = None
+
+    def get_state(self) -> np.ndarray | None:
+        return self._prev
+
+    def set_state(self, state: np.ndarray | None) -> None:
+        self._prev = state
+
+    def predict(self, clicks: Sequence, prev_mask: np.ndarray | None = None) -> np.ndarray:
+        if self.fail:
+            raise RuntimeError("model exploded")
+        assert self._bright is not None, "set_image first"
+        self.predict_calls += 1
+        h, w = self._bright.shape
+        rows, cols = np.mgrid[:h, :w]
+        base = prev_mask if prev_mask is not None else self._prev
+        probs = np.full((h, w), 0.1, dtype=np.float32)
+        if base is not None:
+            probs[(base > 0.5) & self._bright] = 0.7
+        for click in clicks:
+            disk = (rows - click.y) ** 2 + (cols - click.x) ** 2 <= self.radius**2
+            if click.positive:
+                probs[disk & self._bright] = 0.9
+            else:
+                probs[disk] = 0.1
+        self._prev = probs
+        return probs.copy()

@@ -1,0 +1,509 @@
+"""The session headless: commit policy, undo, queue, refine, slices, propagate, lazy stacks,
+and a seeded randomized property test (>= 2,000 operations) on real napari Labels layers."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from _fakes import DiskPredictor
+from napari.layers import Labels
+
+from napari_ritm.editing import LabelDtypeError, check_label_fits, check_layers_match, plan_commit
+from napari_ritm.propagation import interior_point
+from napari_ritm.session import ImageSource, Session
+
+
+def bright_image(shape, boxes):
+    """uint8 image of ``shape`` with 200 inside each (r0, r1, c0, c1) box on every plane."""
+    image = np.full(shape, 20, dtype=np.uint8)
+    for r0, r1, c0, c1 in boxes:
+        image[..., r0:r1, c0:c1] = 200
+    return image
+
+
+def make_session(image, labels_data, **kwargs):
+    labels = Labels(labels_data)
+    messages = []
+    predictor = kwargs.pop("predictor", DiskPredictor())
+    session = Session(ImageSource(image), labels, predictor=predictor, notify=messages.append,
+                      **kwargs)
+    return session, labels, messages
+
+
+def test_click_finish_takes_only_background_and_napari_undo_removes_it():
+    image = bright_image((32, 32), [(4, 20, 4, 20)])
+    painted = np.zeros((32, 32), np.int32)
+    painted[10:14, 10:14] = 3  # a label inside the bright object
+    session, labels, _ = make_session(image, painted.copy())
+    session.click(12, 8, True)
+    session.run_pending()
+    assert session.predictor.predict_calls == 1
+    preview = session.preview
+    assert preview[12, 8] and not preview[30, 30] and preview.sum() > 20
+    session.finish()
+    session.run_pending()
+    data = labels.data
+    assert set(np.unique(data)) == {0, 3, 4}  # next free id = max + 1
+    np.testing.assert_array_equal(data[painted == 3], 3)  # the other label kept every pixel
+    np.testing.assert_array_equal(data == 4, preview & (painted == 0))
+    assert session.clicks == () and session.preview is None and session.object_id is None
+    labels.undo()
+    np.testing.assert_array_equal(labels.data, painted)
+
+
+def test_overwrite_takes_other_labels_pixels():
+    image = bright_image((32, 32), [(4, 20, 4, 20)])
+    painted = np.zeros((32, 32), np.int32)
+    painted[11:13, 9:11] = 2
+    session, labels, _ = make_session(image, painted.copy(), overwrite=True)
+    session.click(12, 10, True)
+    session.finish()
+    session.run_pending()
+    assert (labels.data[11:13, 9:11] == 3).all()
+
+
+def test_undo_click_restores_exact_previous_preview_and_queue_order():
+    image = bright_image((40, 40), [(2, 38, 2, 38)])
+    session, labels, _ = make_session(image, np.zeros((40, 40), np.uint16))
+    session.click(10, 10, True)
+    session.run_pending()
+    first_probs, first_preview = session.probs.copy(), session.preview.copy()
+    session.click(25, 25, True)
+    session.click(10, 12, False)  # queued behind the first: both are predicted, in order
+    assert len(session.clicks) == 3
+    session.run_pending()
+    assert session.predictor.predict_calls == 3
+    assert not session.preview[10, 12] and session.preview[25, 25]
+    session.undo()
+    session.undo()
+    session.run_pending()
+    np.testing.assert_array_equal(session.probs, first_probs)
+    np.testing.assert_array_equal(session.preview, first_preview)
+    assert session.predictor.predict_calls == 3  # undo re-uses the saved state
+    session.click(30, 30, True)
+    assert session.undo()  # a click still waiting is simply dropped
+    session.run_pending()
+    assert session.predictor.predict_calls == 3 and len(session.clicks) == 1
+    assert not labels.data.any()
+
+
+def test_threshold_rethresholds_without_predicting():
+    image = bright_image((32, 32), [(1, 31, 1, 31)])
+    session, _, _ = make_session(image, np.zeros((32, 32), np.uint16))
+    session.click(16, 16, True)
+    session.run_pending()
+    area = session.preview.sum()
+    session.set_threshold(0.95)
+    assert session.preview.sum() == 0
+    session.set_threshold(0.5)
+    assert session.preview.sum() == area
+    assert session.predictor.predict_calls == 1
+
+
+def test_refine_changes_only_that_label_and_background():
+    image = bright_image((32, 32), [(1, 31, 1, 31)])
+    painted = np.zeros((32, 32), np.uint16)
+    painted[5:15, 5:15] = 7
+    painted[5:15, 15:25] = 8
+    session, labels, _ = make_session(image, painted.copy())
+    assert session.refine_at(10, 10)
+    assert session.object_id == 7
+    np.testing.assert_array_equal(session.preview, painted == 7)
+    session.click(10, 7, False)  # cut a hole into label 7
+    session.click(20, 10, True)  # grow it downwards (into background) and right (label 8)
+    session.finish()
+    session.run_pending()
+    changed = labels.data != painted
+    assert changed.any()
+    assert np.isin(painted[changed], [0, 7]).all() and np.isin(labels.data[changed], [0, 7]).all()
+    np.testing.assert_array_equal(labels.data == 8, painted == 8)
+    assert labels.data[10, 7] == 0 and labels.data[20, 10] == 7
+    labels.undo()  # refine is one undo step
+    np.testing.assert_array_equal(labels.data, painted)
+
+
+def test_refine_is_refused_while_an_object_has_clicks():
+    image = bright_image((16, 16), [(1, 15, 1, 15)])
+    painted = np.zeros((16, 16), np.uint16)
+    painted[0:3, 0:3] = 1
+    session, _, messages = make_session(image, painted)
+    session.click(8, 8, True)
+    session.run_pending()
+    assert not session.refine(1)
+    assert "Finish or reset" in messages[-1]
+    assert not session.refine_at(8, 8)  # background under the cursor
+
+
+def test_dtype_too_small_is_a_message_not_a_wraparound():
+    image = bright_image((16, 16), [(1, 15, 1, 15)])
+    painted = np.zeros((16, 16), np.uint8)
+    painted[0, 0] = 255
+    session, labels, messages = make_session(image, painted.copy())
+    session.click(8, 8, True)
+    session.finish()
+    session.run_pending()
+    np.testing.assert_array_equal(labels.data, painted)  # nothing written
+    assert "uint8" in messages[-1] and "256" in messages[-1]
+    assert session.preview is not None and len(session.clicks) == 1  # the object is kept
+    with pytest.raises(LabelDtypeError):
+        check_label_fits(1, np.float32)
+
+
+def test_plan_commit_policy_table():
+    current = np.array([[0, 5, 9, 0]], np.uint16)
+    mask = np.array([[True, True, False, False]])
+    rows, cols, values = plan_commit(current, mask, 5)
+    assert list(zip(cols.tolist(), values.tolist())) == [(0, 5)]
+    rows, cols, values = plan_commit(current, mask | [[0, 0, 1, 0]], 9, overwrite=False)
+    assert sorted(zip(cols.tolist(), values.tolist())) == [(0, 9)]
+    rows, cols, values = plan_commit(current, np.zeros_like(mask), 9)
+    assert list(zip(cols.tolist(), values.tolist())) == [(2, 0)]
+
+
+def test_layers_must_share_a_pixel_grid():
+    check_layers_match((4, 8, 8), (4, 8, 8), image_scale=(2, 0.5, 0.5), labels_scale=(2, 0.5, 0.5))
+    with pytest.raises(ValueError, match="shape"):
+        check_layers_match((8, 8), (4, 8, 8))
+    with pytest.raises(ValueError, match="scale"):
+        check_layers_match((8, 8), (8, 8), image_scale=(0.5, 0.5), labels_scale=(1, 1))
+    with pytest.raises(ValueError, match="translate"):
+        check_layers_match((8, 8), (8, 8), image_translate=(0, 3), labels_translate=None)
+    with pytest.raises(ValueError, match="shape"):
+        Session(ImageSource(np.zeros((8, 8, 3), np.uint8), rgb=True), Labels(np.zeros((8, 9), int)))
+
+
+def test_read_only_labels_are_reported_not_crashed():
+    class ReadOnlyLabels:
+        def __init__(self, data):
+            self.data = data
+            self.data.flags.writeable = False
+
+        def data_setitem(self, indices, value):
+            self.data[indices] = value
+
+    image = bright_image((16, 16), [(1, 15, 1, 15)])
+    messages = []
+    session = Session(ImageSource(image), ReadOnlyLabels(np.zeros((16, 16), np.uint16)),
+                      predictor=DiskPredictor(), notify=messages.append)
+    session.click(8, 8, True)
+    session.finish()
+    session.run_pending()
+    assert "Not committed" in messages[-1] and "read-only" in messages[-1]
+
+
+def test_failing_model_resets_cleanly():
+    image = bright_image((16, 16), [(1, 15, 1, 15)])
+    session, labels, messages = make_session(image, np.zeros((16, 16), np.uint16),
+                                             predictor=DiskPredictor(fail=True))
+    session.click(8, 8, True)
+    session.finish()
+    session.run_pending()
+    assert "model exploded" in messages[-1]
+    assert session.clicks == () and session.preview is None and not labels.data.any()
+
+
+def test_constant_slice_is_reported():
+    image = np.zeros((16, 16), np.uint16)
+    session, _, messages = make_session(image, np.zeros((16, 16), np.uint16))
+    session.click(8, 8, True)
+    session.run_pending()
+    assert "constant" in messages[-1] and session.preview is None
+
+
+def test_clicks_wait_for_the_model():
+    image = bright_image((16, 16), [(1, 15, 1, 15)])
+    session, _, _ = make_session(image, np.zeros((16, 16), np.uint16), predictor=None)
+    session.click(8, 8, True)
+    assert session.pump() is None and len(session.clicks) == 1
+    session.set_predictor(DiskPredictor())
+    session.run_pending()
+    assert session.preview[8, 8]
+
+
+def test_slice_change_commits_and_keeps_the_object_id():
+    image = bright_image((3, 24, 24), [(4, 20, 4, 20)])
+    session, labels, _ = make_session(image, np.zeros((3, 24, 24), np.uint16))
+    session.set_slice((0,))
+    session.click(12, 12, True)
+    session.run_pending()
+    session.set_slice((1,))
+    assert session.object_id == 1 and labels.data[0, 12, 12] == 1
+    session.click(12, 12, True)
+    session.finish()
+    session.run_pending()
+    assert labels.data[1, 12, 12] == 1 and session.object_id is None
+    labels.undo()
+    assert labels.data[1].max() == 0 and labels.data[0, 12, 12] == 1
+
+
+def test_slice_change_during_prediction_drops_the_stale_result():
+    image = bright_image((2, 24, 24), [(4, 20, 4, 20)])
+    session, labels, messages = make_session(image, np.zeros((2, 24, 24), np.uint16))
+    session.click(12, 12, True)
+    job = session.pump()
+    result = job.run()  # "in a worker thread" while the user moves on
+    session.set_slice((1,))
+    session.complete(job, result)
+    assert "dropped" in messages[-1]
+    assert session.preview is None and not labels.data.any() and not session.busy
+
+
+def test_propagate_through_a_stack_one_undo_step_per_slice():
+    image = np.full((8, 24, 24), 20, np.uint8)
+    image[2:6, 6:18, 6:18] = 200  # the object lives on slices 2..5
+    session, labels, messages = make_session(image, np.zeros((8, 24, 24), np.uint16))
+    session.set_slice((3,))
+    session.click(12, 12, True)
+    session.finish()  # propagate carries the object finished last
+    session.run_pending()
+    before = labels.data.copy()
+    for direction in (1, -1):
+        prop = session.propagate(direction)
+        for step in prop.steps():
+            session.apply_step(step)
+        session.end_propagation()
+    assert "cannot be segmented" in messages[-1]
+    object_slices = {z for z in range(8) if (labels.data[z] == 1).any()}
+    assert object_slices == {2, 3, 4, 5}
+    for _ in range(3):  # slices 4, 5 (up) and 2 (down): one undo step each
+        labels.undo()
+    np.testing.assert_array_equal(labels.data, before)
+
+
+def test_time_series_of_stacks_propagates_along_z_only():
+    image = np.full((2, 5, 20, 20), 20, np.uint8)
+    image[:, 1:4, 5:15, 5:15] = 200
+    image[:, :, 0, 0] = 40  # no constant slice
+    session, labels, _ = make_session(image, np.zeros(image.shape, np.uint16))
+    session.set_slice((1, 2))  # t = 1, z = 2
+    session.click(10, 10, True)
+    session.run_pending()
+    prop = session.propagate(1, min_area=1)
+    for step in prop.steps():
+        session.apply_step(step)
+    session.end_propagation()
+    written = {(t, z) for t in range(2) for z in range(5) if labels.data[t, z].any()}
+    assert written == {(1, 2), (1, 3)}
+
+
+def test_changing_slice_during_propagation_keeps_it_going():
+    image = np.full((6, 20, 20), 200, np.uint8)
+    image[:, 0, 0] = 20
+    session, labels, messages = make_session(image, np.zeros(image.shape, np.uint16))
+    session.click(10, 10, True)
+    session.finish()
+    session.run_pending()
+    prop = session.propagate(1)
+    steps = prop.steps()
+    session.apply_step(next(steps))
+    session.set_slice((4,))  # the user scrolls to watch
+    for step in steps:
+        session.apply_step(step)
+    session.end_propagation()
+    assert all(labels.data[z, 10, 10] == 1 for z in range(6))
+    assert "Propagated label 1 to 5 slice(s)" in messages[-1]
+
+
+def test_reset_during_propagation_stops_writing():
+    image = np.full((6, 20, 20), 200, np.uint8)
+    image[:, 0, 0] = 20
+    session, labels, messages = make_session(image, np.zeros(image.shape, np.uint16))
+    session.click(10, 10, True)
+    session.run_pending()
+    prop = session.propagate(1)
+    steps = prop.steps()
+    session.apply_step(next(steps))
+    written = labels.data.copy()
+    session.reset()
+    assert list(steps) == []  # cancelled before the next slice
+    session.end_propagation()
+    np.testing.assert_array_equal(labels.data, written)
+    assert not session.busy and "reset" in messages[-1]
+
+
+def test_only_the_visible_slice_of_a_lazy_stack_is_read():
+    da = pytest.importorskip("dask.array")
+    reads = []
+    base = bright_image((6, 24, 24), [(4, 20, 4, 20)])
+
+    def block(block_info=None):
+        z = block_info[None]["chunk-location"][0]
+        reads.append(z)
+        return base[z : z + 1]
+
+    lazy = da.map_blocks(block, chunks=((1,) * 6, (24,), (24,)), dtype=np.uint8)
+    session, labels, _ = make_session(lazy, np.zeros((6, 24, 24), np.uint16))
+    session.set_slice((4,))
+    session.click(12, 12, True)
+    session.click(14, 14, True)
+    session.run_pending()
+    assert reads == [4]  # one read for two clicks: the plane is normalised once
+    assert session.predictor.images_set == 1
+
+
+def test_interior_point_is_deepest_pixel():
+    mask = np.zeros((10, 20), bool)
+    mask[2:9, 1:4] = True
+    mask[1:10, 8:19] = True
+    assert interior_point(mask) == (5, 12)  # ties: first in row-major order
+
+
+# ------------------------------------------------------------------------------------------
+# Randomized property test
+# ------------------------------------------------------------------------------------------
+
+class WriteRecorder:
+    """Wraps a Labels layer's data_setitem to snapshot the array before every write."""
+
+    def __init__(self, labels: Labels) -> None:
+        self.labels = labels
+        self.snapshots: list[np.ndarray] = []
+        original = labels.data_setitem
+
+        def recording(indices, value, refresh=True):
+            self.snapshots.append(labels.data.copy())
+            original(indices, value, refresh=refresh)
+
+        labels.data_setitem = recording
+
+
+def check_writes(labels, recorder, before, editable, overwrite):
+    """After one session operation: the writes touched one label only, under the policy, and
+    napari's undo takes each write back exactly (then redo restores the result)."""
+    after = labels.data.copy()
+    changed = after != before
+    writes = recorder.snapshots
+    if not writes:
+        assert not changed.any(), "labels changed outside data_setitem"
+        return
+    gained = set(np.unique(after[changed]).tolist()) - {0}
+    freed = set(np.unique(before[changed & (after == 0)]).tolist())
+    edited = gained | freed
+    assert len(edited) <= 1, f"one operation edited several labels: {edited}"
+    if edited:
+        label = edited.pop()
+        assert label in editable, f"label {label} was edited, only {editable} may be"
+        if not overwrite:
+            assert np.isin(before[changed], [0, label]).all(), "a pixel of another label changed"
+    states = [*writes, after]
+    for i in range(len(writes) - 1, -1, -1):
+        labels.undo()
+        np.testing.assert_array_equal(labels.data, states[i])
+    for i in range(1, len(states)):
+        labels.redo()
+        np.testing.assert_array_equal(labels.data, states[i])
+    recorder.snapshots.clear()
+
+
+def random_setup(rng):
+    """A small random image (2D or a short stack) with bright boxes and pre-painted labels."""
+    depth = int(rng.choice([1, 1, 3, 5, 6]))
+    h, w = int(rng.integers(14, 28)), int(rng.integers(14, 28))
+    shape = (depth, h, w) if depth > 1 else (h, w)
+    image = rng.integers(20, 40, shape, dtype=np.uint8)  # dark noise: no slice is constant
+    labels_data = np.zeros(shape, np.uint16 if rng.random() < 0.8 else np.uint8)
+    for _ in range(int(rng.integers(1, 5))):
+        r0, c0 = int(rng.integers(0, h - 4)), int(rng.integers(0, w - 4))
+        image[..., r0 : r0 + int(rng.integers(3, 12)), c0 : c0 + int(rng.integers(3, 12))] = 220
+    for _ in range(int(rng.integers(0, 6))):
+        r0, c0 = int(rng.integers(0, h - 2)), int(rng.integers(0, w - 2))
+        labels_data[..., r0 : r0 + int(rng.integers(2, 8)), c0 : c0 + int(rng.integers(2, 8))] = \
+            int(rng.integers(1, 6))
+    if labels_data.dtype == np.uint8 and rng.random() < 0.5:
+        labels_data.flat[0] = 255  # no room for a new id
+    if depth > 1 and rng.random() < 0.3:
+        image[int(rng.integers(depth))] = 30  # a constant slice cannot be segmented
+    return image, labels_data
+
+
+def random_episode(rng, n_ops):
+    """Runs ``n_ops`` random operations on a fresh random image/labels; returns ops run."""
+    image, labels_data = random_setup(rng)
+    h, w = image.shape[-2:]
+    depth = image.shape[0] if image.ndim == 3 else 1
+    labels = Labels(labels_data)
+    recorder = WriteRecorder(labels)
+    session = Session(ImageSource(image), labels,
+                      predictor=DiskPredictor(radius=float(rng.integers(2, 6))),
+                      overwrite=bool(rng.random() < 0.2))
+    probs_after_click: list = []  # probabilities after each applied click, to check undo exactly
+
+    weights = {"pos": 8, "neg": 3, "undo": 3, "finish": 4, "reset": 1, "refine_at": 2,
+               "refine_sel": 1, "threshold": 1, "paint": 1, "napari_undo": 1}
+    if depth > 1:
+        weights.update(slice=3, propagate_up=1, propagate_down=1)
+    ops = list(weights)
+    p = np.array(list(weights.values()), float) / sum(weights.values())
+    for _ in range(n_ops):
+        op = str(rng.choice(ops, p=p))
+        before = labels.data.copy()
+        overwrite = session.overwrite
+        # the one label an operation may edit: the object's; else a new id (or, for propagate,
+        # the object finished last)
+        if session.object_id is not None:
+            editable = {session.object_id}
+        else:
+            editable = {int(before.max()) + 1}
+            if op.startswith("propagate"):
+                editable.add(session.last_committed)
+        if op in ("pos", "neg"):
+            n_clicks = len(session.clicks)
+            if op == "pos" and rng.random() < 0.8:  # mostly on the object, as users do
+                bright = np.argwhere(image[session.key] > 100)
+                y, x = bright[rng.integers(len(bright))] if len(bright) else (0, 0)
+            else:
+                y, x = rng.integers(0, h), rng.integers(0, w)
+            session.click(y, x, op == "pos")
+            session.run_pending()
+            if len(session.clicks) == n_clicks + 1:
+                probs_after_click.append(session.probs)
+        elif op == "undo":
+            if session.undo():
+                session.run_pending()
+                probs_after_click.pop()
+                expected = probs_after_click[-1] if probs_after_click else None
+                if expected is None:
+                    assert session.probs is None
+                else:
+                    np.testing.assert_array_equal(session.probs, expected)
+        elif op == "finish":
+            session.finish()
+            session.run_pending()
+        elif op == "reset":
+            session.reset()
+        elif op == "refine_at":
+            session.refine_at(rng.integers(0, h), rng.integers(0, w))
+        elif op == "refine_sel":
+            session.refine(int(rng.integers(1, 7)))
+        elif op == "threshold":
+            session.set_threshold(float(rng.choice([0.3, 0.49, 0.8])))
+        elif op == "paint":  # the user paints with napari's brush in between
+            rows, cols = np.nonzero(np.ones((2, 2), bool))
+            lead = tuple(np.full(4, k) for k in session.key)
+            r, c = int(rng.integers(0, h - 2)), int(rng.integers(0, w - 2))
+            labels.data_setitem((*lead, rows + r, cols + c), int(rng.integers(1, 6)))
+        elif op == "napari_undo":
+            labels.undo()
+        elif op == "slice":
+            session.set_slice((int(rng.integers(0, depth)),))
+        else:
+            prop = session.propagate(1 if op == "propagate_up" else -1, min_area=1)
+            if prop is not None:
+                for step in prop.steps():
+                    session.apply_step(step)
+                session.end_propagation()
+        if op in ("paint", "napari_undo"):
+            recorder.snapshots.clear()
+            continue
+        if op in ("pos", "neg", "undo", "threshold", "refine_at", "refine_sel", "reset"):
+            assert not recorder.snapshots, f"{op} wrote into the labels"
+        check_writes(labels, recorder, before, editable, overwrite)
+        if not session.clicks:
+            probs_after_click.clear()
+        assert len(probs_after_click) == len(session.clicks)
+    return n_ops
+
+
+def test_randomized_operations_keep_every_other_label_intact():
+    rng = np.random.default_rng(20240605)
+    total = sum(random_episode(rng, 100) for _ in range(30))
+    assert total >= 3000
