@@ -1,0 +1,58 @@
+"""Writes docs/screenshot.png: the widget in use (image + clicks + mask), under Xvfb.
+
+The model is the shipped ``default`` one when it is bundled; otherwise the reference checkpoint
+with random weights stands in (its masks are arbitrary), and the screenshot shows the workflow
+rather than segmentation quality. Re-run this test once the default model ships.
+"""
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image as PILImage
+from skimage import filters, measure
+from test_widget import FAKE_CHECKPOINT, WIDGET, mouse_click, wait_idle
+
+from conftest import REPO
+
+SCREENSHOT = REPO / "docs" / "screenshot.png"
+
+
+def model_source(ref_dir) -> str:
+    from napari_ritm.model.zoo import local_path
+
+    default = local_path("default")
+    return str(default if default.is_file() else ref_dir / FAKE_CHECKPOINT)
+
+
+def nucleus_centres(image, count):
+    """Centres (row, col) of the ``count`` largest bright blobs."""
+    regions = measure.regionprops(measure.label(image > filters.threshold_otsu(image)))
+    regions.sort(key=lambda r: r.area, reverse=True)
+    return [tuple(int(v) for v in r.centroid) for r in regions[:count]]
+
+
+def test_screenshot_of_the_widget_in_use(make_napari_viewer, qtbot, ref_dir):
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1400, 860)
+    viewer.open_sample("napari-ritm", "nuclei2d")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-ritm", WIDGET)
+    qtbot.waitUntil(lambda: widget._model_worker is None, timeout=30000)
+    widget.load_model(model_source(ref_dir))
+    qtbot.waitUntil(lambda: widget.predictor is not None, timeout=60000)
+
+    first, second = nucleus_centres(viewer.layers["nuclei2d"].data, 2)
+    mouse_click(widget.clicks_layer, first)
+    wait_idle(widget, qtbot, timeout=60000)
+    widget.finish()  # one committed object in the Labels layer
+    wait_idle(widget, qtbot)
+    mouse_click(widget.clicks_layer, second)  # and one in progress: clicks + preview
+    mouse_click(widget.clicks_layer, (second[0] + 14, second[1] + 14), button=2)
+    wait_idle(widget, qtbot, timeout=60000)
+    viewer.camera.center = (first[0] + second[0]) / 2, (first[1] + second[1]) / 2
+    viewer.camera.zoom = 2.5
+
+    SCREENSHOT.parent.mkdir(exist_ok=True)
+    viewer.screenshot(path=str(SCREENSHOT), canvas_only=False, flash=False)
+    shot = np.asarray(PILImage.open(SCREENSHOT))
+    assert shot.shape[0] > 400 and shot.shape[1] > 800
+    assert len(np.unique(shot.reshape(-1, shot.shape[-1]), axis=0)) > 100  # not a blank window
+    assert widget.labels_layer.data.max() == 1 and len(widget.clicks_layer.data) == 2

@@ -1,0 +1,240 @@
+"""The dock widget in a real napari viewer under Xvfb (pytest-xvfb): clicks -> mask -> labels."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from _fakes import DiskPredictor
+from napari.utils._test_utils import read_only_mouse_event
+from napari.utils.interactions import mouse_press_callbacks, mouse_release_callbacks
+
+from napari_ritm._widget import RITMWidget
+
+WIDGET = "RITM interactive segmentation"
+FAKE_CHECKPOINT = "checkpoints/fake_coco_lvis_h18s_itermask.pth"
+
+
+def mouse_click(layer, world, *, button=1, modifiers=(), drag=(0, 0)):
+    """Press and release at world position ``world`` on ``layer`` (``drag``: canvas pixels moved
+    between press and release)."""
+    press = read_only_mouse_event(type="mouse_press", button=button, position=tuple(world),
+                                  modifiers=list(modifiers), pos=np.zeros(2))
+    mouse_press_callbacks(layer, press)
+    release = read_only_mouse_event(type="mouse_release", button=button, position=tuple(world),
+                                    modifiers=list(modifiers), pos=np.asarray(drag, dtype=float))
+    mouse_release_callbacks(layer, release)
+
+
+def open_widget(viewer, qtbot, predictor=None) -> RITMWidget:
+    _, widget = viewer.window.add_plugin_dock_widget("napari-ritm", WIDGET)
+    qtbot.waitUntil(lambda: widget._model_worker is None, timeout=30000)  # "default" is tried
+    if predictor is not None:
+        widget.set_predictor(predictor)
+    return widget
+
+
+def wait_idle(widget, qtbot, timeout=30000):
+    qtbot.waitUntil(lambda: widget.idle, timeout=timeout)
+
+
+def blob_image(shape, box):
+    image = np.full(shape, 10, np.uint16)
+    r0, r1, c0, c1 = box
+    image[..., r0:r1, c0:c1] = 3000
+    return image
+
+
+def test_click_finish_and_napari_undo(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    viewer.add_image(blob_image((48, 64), (10, 30, 10, 40)), name="cells")
+    widget = open_widget(viewer, qtbot, DiskPredictor(radius=4))
+    assert "default" in widget.status.text() or widget.net is not None
+    labels = widget.labels_layer
+    assert labels.name == "cells labels" and labels.data.shape == (48, 64)
+    assert viewer.layers.selection.active == widget.clicks_layer
+
+    mouse_click(widget.clicks_layer, (20, 20))
+    mouse_click(widget.clicks_layer, (20, 32))  # queued while the first is predicted
+    mouse_click(widget.clicks_layer, (20, 30), button=2)  # right click: negative
+    mouse_click(widget.clicks_layer, (5, 5), drag=(30, 0))  # a drag pans: no click
+    wait_idle(widget, qtbot)
+    assert widget.session.predictor.predict_calls == 3
+    assert len(widget.clicks_layer.data) == 3
+    colors = widget.clicks_layer.face_color
+    assert colors[0][1] > 0.5 and colors[2][0] > 0.9 and colors[2][1] < 0.1  # green, red
+    preview = widget.preview_layer.data
+    assert preview[20, 20] == 1 and preview[20, 30] == 0 and preview[20, 35] == 1
+    assert preview[40, 60] == 0
+
+    widget.threshold_slider.setValue(95)  # live, no prediction
+    assert not widget.preview_layer.data.any()
+    widget.threshold_slider.setValue(49)
+    assert widget.session.predictor.predict_calls == 3
+
+    widget.finish()
+    wait_idle(widget, qtbot)
+    assert labels.data[20, 20] == 1 and labels.data[20, 30] == 0
+    assert len(widget.clicks_layer.data) == 0 and not widget.preview_layer.data.any()
+    assert labels.selected_label == 1
+    labels.undo()  # napari's own undo removes the committed object
+    assert not labels.data.any()
+
+
+def test_keyboard_shortcuts_and_ctrl_click(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    viewer.add_image(blob_image((40, 40), (5, 35, 5, 35)))
+    widget = open_widget(viewer, qtbot, DiskPredictor())
+    keymap = {str(k): f for k, f in widget.clicks_layer.keymap.items()}
+    layer = widget.clicks_layer
+    mouse_click(layer, (20, 20))
+    mouse_click(layer, (22, 22), modifiers=["Control"])  # Ctrl+click: negative
+    wait_idle(widget, qtbot)
+    assert [c.positive for c in widget.session.clicks] == [True, False]
+    keymap["Ctrl+Z"](layer)
+    wait_idle(widget, qtbot)
+    assert len(widget.session.clicks) == 1
+    keymap["Space"](layer)
+    wait_idle(widget, qtbot)
+    assert widget.labels_layer.data[20, 20] == 1
+    keymap["Ctrl+Z"](layer)  # no click left: napari's undo of the labels layer
+    assert not widget.labels_layer.data.any()
+    mouse_click(layer, (20, 20))
+    wait_idle(widget, qtbot)
+    keymap["Escape"](layer)
+    assert widget.session.clicks == () and not widget.preview_layer.data.any()
+
+
+def test_world_coordinates_with_scale_and_translate(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    viewer.add_image(blob_image((40, 50), (10, 30, 10, 40)), scale=(0.5, 0.25),
+                     translate=(100, -20))
+    widget = open_widget(viewer, qtbot, DiskPredictor(radius=2))
+    assert tuple(widget.labels_layer.scale) == (0.5, 0.25)
+    mouse_click(widget.clicks_layer, (100 + 20 * 0.5, -20 + 25 * 0.25))  # pixel (20, 25)
+    wait_idle(widget, qtbot)
+    assert widget.session.clicks[0].y == 20 and widget.session.clicks[0].x == 25
+    assert widget.preview_layer.data[20, 25] == 1
+
+
+def test_mismatching_labels_layer_is_refused(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    viewer.add_image(blob_image((40, 40), (5, 35, 5, 35)), name="img")
+    viewer.add_labels(np.zeros((30, 40), np.uint16), name="other")
+    widget = open_widget(viewer, qtbot, DiskPredictor())
+    widget.labels_combo.setCurrentText("other")
+    assert widget.session is None and "shape" in widget.status.text()
+    viewer.add_labels(np.zeros((40, 40), np.uint16), name="scaled", scale=(2, 2))
+    widget.labels_combo.setCurrentText("scaled")
+    assert widget.session is None and "scale" in widget.status.text()
+
+
+def test_removing_the_labels_layer_mid_prediction_resets(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    viewer.add_image(blob_image((40, 40), (5, 35, 5, 35)), name="img")
+    widget = open_widget(viewer, qtbot, DiskPredictor())
+    labels = widget.labels_layer
+    mouse_click(widget.clicks_layer, (20, 20))
+    widget.finish()
+    viewer.layers.remove(labels)  # before the prediction came back
+    assert "removed" in widget.status.text()
+    wait_idle(widget, qtbot)
+    assert not labels.data.any()  # nothing half-written
+    assert widget.session is None and widget.clicks_layer is None
+
+
+def test_refine_and_propagate_through_a_stack(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    stack = np.full((7, 32, 32), 10, np.uint16)
+    stack[1:5, 8:24, 8:24] = 3000  # the object lives on slices 1..4
+    stack[5:, 0, 0] = 20  # keep the other slices non-constant
+    stack[0, 0, 0] = 20
+    viewer.add_image(stack, name="stack")
+    painted = np.zeros(stack.shape, np.uint16)
+    painted[2, 10:14, 10:14] = 5  # a rough label to refine (e.g. from a threshold)
+    painted[2, 28:31, 28:31] = 9  # another label that must stay untouched
+    viewer.add_labels(painted.copy(), name="cellpose")
+    widget = open_widget(viewer, qtbot, DiskPredictor(radius=5))
+    widget.labels_combo.setCurrentText("cellpose")
+    labels = widget.labels_layer
+    viewer.dims.set_current_step(0, 2)
+    assert widget.session.key == (2,)
+    labels.selected_label = 5
+    widget.refine_selected()
+    mouse_click(widget.clicks_layer, (2, 20, 20))
+    wait_idle(widget, qtbot)
+    widget.finish()
+    wait_idle(widget, qtbot)
+    assert labels.data[2, 20, 20] == 5 and labels.data[2, 12, 12] == 5
+    np.testing.assert_array_equal(labels.data == 9, painted == 9)
+
+    for direction in (1, -1):  # carries label 5, the object finished last
+        widget.propagate(direction)
+        wait_idle(widget, qtbot)
+    assert {z for z in range(7) if (labels.data[z] == 5).any()} == {1, 2, 3, 4}
+    np.testing.assert_array_equal(labels.data == 9, painted == 9)
+    labels.undo()  # each propagated slice is one undo step
+    assert not (labels.data[1] == 5).any() and (labels.data[3] == 5).any()
+
+
+def test_real_predictor_on_the_fake_checkpoint(make_napari_viewer, qtbot, ref_dir):
+    pytest.importorskip("torch")
+    viewer = make_napari_viewer()
+    viewer.add_image(blob_image((64, 80), (16, 48, 20, 60)), name="img")
+    widget = open_widget(viewer, qtbot)
+    assert "not bundled" in widget.status.text()  # the default model is not shipped yet
+    widget.load_model(ref_dir / FAKE_CHECKPOINT)
+    qtbot.waitUntil(lambda: widget.predictor is not None, timeout=60000)
+    mouse_click(widget.clicks_layer, (32, 40))
+    wait_idle(widget, qtbot, timeout=60000)
+    assert widget.session.probs is not None and widget.session.probs.shape == (64, 80)
+    widget.flip_check.setChecked(False)  # a new predictor, same model
+    mouse_click(widget.clicks_layer, (20, 30), button=2)
+    wait_idle(widget, qtbot, timeout=60000)
+    preview = widget.session.preview
+    widget.finish()
+    wait_idle(widget, qtbot)
+    np.testing.assert_array_equal(widget.labels_layer.data == 1, preview)
+
+
+def test_sample_data_rgb_and_switching_image_mid_object(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-ritm", "nuclei2d")
+    viewer.open_sample("napari-ritm", "ihc")
+    assert viewer.layers["nuclei2d"].data.dtype == np.uint16 and viewer.layers["ihc"].rgb
+    widget = open_widget(viewer, qtbot, DiskPredictor())
+    widget.image_combo.setCurrentText("ihc")
+    ihc_labels = widget.labels_layer
+    assert ihc_labels.data.shape == (512, 512)
+    mouse_click(widget.clicks_layer, (100, 100))
+    wait_idle(widget, qtbot)
+    assert widget.session.image.rgb and widget.session.predictor.predict_calls == 1
+    widget.image_combo.setCurrentText("nuclei2d")  # the object in progress is discarded
+    assert "discarded" in widget.status.text() or "Layers changed" in widget.status.text()
+    assert not ihc_labels.data.any()
+    assert widget.session.image.data is viewer.layers["nuclei2d"].data
+
+
+class SlowDiskPredictor(DiskPredictor):
+    def predict(self, clicks, prev_mask=None):
+        import time
+
+        time.sleep(0.05)
+        return super().predict(clicks, prev_mask)
+
+
+def test_stop_cancels_a_running_propagation(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    stack = np.full((40, 24, 24), 10, np.uint16)
+    stack[:, 4:20, 4:20] = 3000  # the object goes through the whole stack
+    viewer.add_image(stack)
+    widget = open_widget(viewer, qtbot, SlowDiskPredictor())
+    viewer.dims.set_current_step(0, 0)
+    mouse_click(widget.clicks_layer, (0, 12, 12))
+    wait_idle(widget, qtbot)
+    widget.propagate(1)
+    assert not widget.progress.isHidden() and widget.stop_button.isEnabled()
+    qtbot.waitUntil(lambda: widget.progress.value() >= 2, timeout=30000)
+    widget.stop_button.click()
+    wait_idle(widget, qtbot)
+    done = sum(bool(widget.labels_layer.data[z].any()) for z in range(40))
+    assert 3 <= done < 40 and "stopped by you" in widget.status.text()
+    assert not widget.stop_button.isEnabled()
