@@ -1,8 +1,10 @@
 """The click-to-mask predictor: RITM's NoBRS predictor, one network call per click.
 
-The whole per-click path is in :meth:`Predictor._run`: previous mask into the 4th input
-channel, ZoomIn crop, LimitLongestSide, horizontal flip as a batch of 2, network, flip
-averaging on logits, sigmoid, and the inverse resizes back to the image.
+The whole per-click path is in :meth:`Predictor._run`: ZoomIn crop of the image and of the
+previous mask, LimitLongestSide, horizontal flip as a batch of 2, network, flip averaging on
+logits, sigmoid, and the inverse resizes back to the image. Per image, the RGB input is prepared
+once (:meth:`Predictor.set_image`, no copy of a float32 image); per click only the crop is resized.
+Speed modes (network optimisation, ZoomIn size, flip) are in :mod:`napari_ritm.inference.modes`.
 """
 from __future__ import annotations
 
@@ -25,6 +27,8 @@ from napari_ritm.inference.transforms import (
     paste,
     resize,
 )
+from napari_ritm.model.fuse import optimize_for_inference
+from napari_ritm.model.ritm_net import RITMNet
 
 __all__ = ["Predictor", "PredictorState"]
 
@@ -45,13 +49,18 @@ class PredictorState:
 class Predictor:
     """Turns clicks on one image into a probability map, reproducing RITM's NoBRS predictor.
 
-    ``model``: an ``RITMNet`` (eval mode); the predictor feeds it the previous probabilities as the
-    4th channel when ``model.variant.with_prev_mask``. Defaults are the official evaluation
-    settings; the official demo uses ``target_size=(400, 400), skip_clicks=-1, max_size=800``.
-    A faster, less exact mode is only other arguments (e.g. ``target_size=256, flip=False``).
+    ``model``: an ``RITMNet`` (eval mode), or anything called like it with a ``variant`` (e.g.
+    :class:`~napari_ritm.model.onnx_backend.OnnxRITM`); it gets the previous probabilities as
+    ``prev_mask`` when ``model.variant.with_prev_mask``. ``optimize`` (RITMNet only): None runs
+    ``model`` as given; ``"exact"`` runs an inference copy without the OCR attention that cannot
+    act with one class (same arithmetic otherwise); ``"fused"`` also folds the BatchNorms and uses
+    channels_last (faster; rounding moves as with another thread count). Defaults are the official
+    evaluation settings; the official demo uses ``target_size=(400, 400), skip_clicks=-1,
+    max_size=800``. :func:`napari_ritm.inference.modes.predictor_kwargs` has the exact / fast modes.
 
     - ``set_image(image)``: (H, W) or (H, W, 3) uint8 (divided by 255 in float32) or float in
       [0, 1] (use :func:`napari_ritm.inference.normalize.normalize_image` for anything else).
+      A float32 (H, W, 3) image is used without a copy: do not modify it while it is set.
     - ``predict(clicks)``: float32 (H, W) probabilities in [0, 1] (not binarised; ``mask`` applies
       ``prob_thresh``). Each call is one step: pass all clicks of the object so far, oldest first.
     - ``get_state`` / ``set_state``: undo; ``reset``: a new object on the same image.
@@ -69,7 +78,13 @@ class Predictor:
         flip: bool = True,
         max_size: int | None = None,
         prob_thresh: float = 0.49,
+        optimize: str | None = None,
     ) -> None:
+        if optimize not in (None, "exact", "fused"):
+            raise ValueError(f"optimize must be None, 'exact' or 'fused', got {optimize!r}")
+        if optimize is not None and isinstance(model, RITMNet):
+            model = optimize_for_inference(model, fold_batchnorms=optimize == "fused",
+                                           channels_last=optimize == "fused")
         self.model = model
         self.flip = flip
         self.prob_thresh = prob_thresh
@@ -85,8 +100,9 @@ class Predictor:
         )
         self.limit = LimitLongestSide(max_size) if max_size is not None else None
         self._with_prev_mask = bool(model.variant.with_prev_mask)
-        self._device = next(model.parameters()).device
-        self._input: torch.Tensor | None = None  # (1, 3 or 4, H, W): RGB + previous-mask channel
+        device = getattr(model, "device", None)
+        self._device = device if device is not None else next(model.parameters()).device
+        self._image: torch.Tensor | None = None  # (1, 3, H, W) float32 RGB in [0, 1]
         self._clicks: tuple[Click, ...] = ()
         self._prev_probs: np.ndarray | None = None
 
@@ -118,16 +134,15 @@ class Predictor:
                 f"expected a uint8 or float image, got {image.dtype}; use normalize_image() first"
             )
         h, w = image.shape[:2]
-        channels = 4 if self._with_prev_mask else 3
-        self._input = torch.zeros((1, channels, h, w), dtype=torch.float32, device=self._device)
-        rgb = torch.from_numpy(image)
-        self._input[0, :3] = rgb.permute(2, 0, 1) if rgb.ndim == 3 else rgb
+        rgb = torch.from_numpy(image).to(self._device)
+        # A (1, 3, H, W) view of the (H, W, 3) array (or of the gray plane, three times): no copy.
+        self._image = rgb.permute(2, 0, 1)[None] if rgb.ndim == 3 else rgb.expand(1, 3, h, w)
         self.reset()
 
     @property
     def image_shape(self) -> tuple[int, int] | None:
         """(H, W) of the current image, or None before ``set_image``."""
-        return None if self._input is None else tuple(self._input.shape[2:])
+        return None if self._image is None else tuple(self._image.shape[2:])
 
     @property
     def clicks(self) -> tuple[Click, ...]:
@@ -182,10 +197,10 @@ class Predictor:
         mask on *every* click with ``index_offset=1`` and predicts the first click twice; do the
         same to reproduce it. The ZoomIn ROI always follows the previous prediction.
         """
-        if self._input is None:
+        if self._image is None:
             raise RuntimeError("call set_image() before predict()")
         clicks = tuple(clicks)
-        h, w = self._input.shape[2:]
+        h, w = self._image.shape[2:]
         for click in clicks:
             if not (0 <= click.y < h and 0 <= click.x < w):
                 raise ValueError(
@@ -212,35 +227,37 @@ class Predictor:
         roi_probs: np.ndarray | None,
         index_offset: int,
     ) -> np.ndarray:
-        """One network pass. ``prev_mask`` fills the mask channel (None: zeros); ``roi_probs`` is
+        """One network pass. ``prev_mask`` feeds the mask input (None: zeros); ``roi_probs`` is
         the map ZoomIn derives its ROI from. Returns (H, W) float32 probabilities."""
-        x = self._input
+        x = self._image
         image_hw = (x.shape[2], x.shape[3])
+        mask = None
         if self._with_prev_mask:
-            if prev_mask is None:
-                x[0, 3].zero_()
-            else:
-                x[0, 3].copy_(torch.from_numpy(prev_mask))
+            mask = (torch.zeros((1, 1, *image_hw), device=self._device) if prev_mask is None
+                    else torch.from_numpy(prev_mask).to(self._device)[None, None])
         coords = np.array([(c.y, c.x) for c in clicks], dtype=np.float64).reshape(-1, 2)
 
         roi = self.zoom.select_roi(roi_probs, clicks, image_hw) if self.zoom is not None else None
         if roi is not None:
             size = self.zoom.crop_size(roi)
             x, coords = crop_resize(x, roi, size), map_coords(coords, roi, size)
+            mask = crop_resize(mask, roi, size) if mask is not None else None
         zoomed_hw = (x.shape[2], x.shape[3])
         limited = self.limit.size_for(*zoomed_hw) if self.limit is not None else None
         if limited is not None:
             full = (0, zoomed_hw[0] - 1, 0, zoomed_hw[1] - 1)
             x, coords = resize(x, limited), map_coords(coords, full, limited)
+            mask = resize(mask, limited) if mask is not None else None
 
         if self.flip:
-            x, coords = flip_batch(x), flip_coords(coords, x.shape[3])
+            coords = flip_coords(coords, x.shape[3])
+            x, mask = flip_batch(x), flip_batch(mask) if mask is not None else None
         else:
             coords = coords[None]
         points = encode_points(coords, [c.positive for c in clicks], index_offset=index_offset)
         points = torch.from_numpy(points).to(self._device)
-        prev = x[:, 3:] if self._with_prev_mask else None
-        logits = self.model(x[:, :3], points, prev)["instances"]
+        # (contiguous: the un-zoomed first click would otherwise pass the HWC view of the image)
+        logits = self.model(x.contiguous(), points, mask)["instances"]
         if logits.shape[2:] != x.shape[2:]:
             logits = resize(logits, (x.shape[2], x.shape[3]))
         if self.flip:

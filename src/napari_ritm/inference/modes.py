@@ -1,0 +1,62 @@
+"""The predictor's two speed modes and the interactive settings, in one place.
+
+- ``exact``: the paper's evaluation predictor (ZoomIn to 400 px, horizontal-flip averaging); the
+  network runs as an inference copy that only drops the OCR attention that cannot act with one
+  class, so the probabilities stay within 1e-4 of the official NoBRS predictor.
+- ``fast``: ZoomIn to :data:`FAST_TARGET_SIZE` px, no flip, BatchNorms folded and channels_last
+  (about 5x less work per click; float rounding moves like a different thread count would).
+
+``interactive=True`` adds what the official demo and the napari widget use on top:
+ZoomIn from the first click (``skip_clicks=-1``) and at most 800 px through the network
+(``max_size=800``), so no click ever runs the network on the full image.
+
+Usage: ``Predictor(net, **predictor_kwargs("fast", interactive=True))``. With ONNX Runtime as
+the backend pass the :class:`~napari_ritm.model.onnx_backend.OnnxRITM` as the model; it is
+already fused, and ``optimize`` is ignored for it.
+"""
+from __future__ import annotations
+
+__all__ = [
+    "FAST_TARGET_SIZE",
+    "INTERACTIVE",
+    "INTERACTIVE_THREADS",
+    "MODES",
+    "PREDICTOR_MODES",
+    "predictor_kwargs",
+    "set_interactive_threads",
+]
+
+#: ZoomIn target (long side, px) of the fast mode.
+FAST_TARGET_SIZE = 256
+
+#: Predictor keyword arguments per mode (without the interactive additions).
+PREDICTOR_MODES: dict[str, dict] = {
+    "exact": {"zoom_in": True, "target_size": 400, "flip": True, "optimize": "exact"},
+    "fast": {"zoom_in": True, "target_size": FAST_TARGET_SIZE, "flip": False, "optimize": "fused"},
+}
+MODES = tuple(PREDICTOR_MODES)
+
+#: Added for interactive use (the official demo's settings).
+INTERACTIVE: dict = {"skip_clicks": -1, "max_size": 800}
+
+#: torch intra-op threads for the interactive path (see benchmarks/click_latency.py: with a busy
+#: second core, e.g. napari drawing, two threads stall on each other by up to ~25x).
+INTERACTIVE_THREADS = 1
+
+
+def predictor_kwargs(mode: str, *, interactive: bool = False) -> dict:
+    """Keyword arguments for :class:`~napari_ritm.inference.predictor.Predictor` in ``mode``
+    (``"exact"`` or ``"fast"``); ``interactive`` adds :data:`INTERACTIVE`. Returns a new dict."""
+    if mode not in PREDICTOR_MODES:
+        raise ValueError(f"unknown predictor mode {mode!r}; choose from {', '.join(MODES)}")
+    kwargs = dict(PREDICTOR_MODES[mode])
+    if interactive:
+        kwargs.update(INTERACTIVE)
+    return kwargs
+
+
+def set_interactive_threads(threads: int = INTERACTIVE_THREADS) -> None:
+    """Set torch's intra-op thread count for interactive prediction (a process-wide setting)."""
+    import torch
+
+    torch.set_num_threads(int(threads))
