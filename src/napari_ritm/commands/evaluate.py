@@ -1,0 +1,155 @@
+"""``napari-ritm evaluate``: NoC of a model (or a classic baseline) on instance-label datasets."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from napari_ritm.commands import UsageError
+
+DESCRIPTION = """\
+Simulate a user clicking each object of each dataset (RITM's NoC protocol: next click at the
+centre of the largest error, up to --clicks clicks, stop at IoU 0.90, prediction = prob > 0.49)
+and report NoC@85/90 (mean clicks to reach that IoU), NoF@90 (objects never reaching it) and
+seconds per click. A dataset folder holds images/<name>.<png|jpg|tif> and labels/<name>.tif
+(uint16 instance ids); every instance is one object, 3D stacks give one object per slice.
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``evaluate`` subcommand."""
+    p = subparsers.add_parser(
+        "evaluate", help="NoC evaluation of a model or baseline on labelled images",
+        description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--model", required=True, metavar="NAME_OR_PATH",
+                   help="registered model name, checkpoint path, or baseline:random_walker / "
+                        "baseline:watershed")
+    p.add_argument("--data", required=True, action="append", type=Path, metavar="DIR",
+                   help="dataset folder (repeat for several); its name labels the results")
+    p.add_argument("--clicks", type=int, default=20, help="maximum clicks per object (20)")
+    p.add_argument("--all-clicks", action="store_true",
+                   help="do not stop at IoU 0.90: run every click (for IoU-vs-clicks curves)")
+    p.add_argument("--json", type=Path, metavar="OUT", help="write per-object IoUs and metrics")
+    p.add_argument("--plot", type=Path, metavar="OUT.png", help="write an IoU-vs-clicks plot")
+    p.add_argument("--mode", choices=("exact", "fast"), default="exact",
+                   help="exact: the paper's predictor (zoom-in 400 px, flip); fast: smaller "
+                        "zoom-in, no flip, fused network (model only)")
+    p.add_argument("--max-objects-per-image", type=int, metavar="K",
+                   help="at most K objects per image file, spread evenly over the ids")
+    p.add_argument("--min-area", type=int, default=1, metavar="A",
+                   help="skip objects smaller than A pixels (1)")
+    p.add_argument("--limit", type=int, metavar="N", help="at most N objects per dataset")
+    p.set_defaults(handler=run)
+
+
+def make_predictor(model: str, mode: str = "exact"):
+    """A click predictor for ``model``: ``baseline:<name>`` or a model name/path for ``load_model``
+    wrapped in the RITM Predictor with the settings of ``mode``. Raises UsageError."""
+    if model.startswith("baseline:"):
+        from napari_ritm.evaluation.baselines import BASELINES
+
+        name = model.split(":", 1)[1]
+        if name not in BASELINES:
+            raise UsageError(f"unknown baseline {name!r}; choose from {', '.join(BASELINES)}")
+        return BASELINES[name]()
+    from napari_ritm import load_model
+    from napari_ritm.inference.modes import predictor_kwargs
+    from napari_ritm.inference.predictor import Predictor
+
+    try:
+        net = load_model(model)
+    except (OSError, ValueError, RuntimeError, KeyError) as err:
+        raise UsageError(f"cannot load model {model!r}: {err}") from err
+    return Predictor(net, **predictor_kwargs(mode))
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    for name, low in (("clicks", 1), ("min_area", 1), ("limit", 1), ("max_objects_per_image", 1)):
+        value = getattr(args, name)
+        if value is not None and value < low:
+            raise UsageError(f"--{name.replace('_', '-')} must be >= {low}, got {value}")
+    names = [d.resolve().name for d in args.data]
+    if len(set(names)) != len(names):
+        raise UsageError(f"two --data folders share a name: {names}")
+    for out in (args.json, args.plot):
+        if out is not None and out.exists() and out.is_dir():
+            raise UsageError(f"{out} is a folder, expected a file name")
+
+
+def format_table(report: dict) -> str:
+    """The results table: dataset, #objects, NoC@85, NoC@90, NoF@90, s/click."""
+    lines = [f"model: {report['model']}",
+             f"{'dataset':<22}{'objects':>8}{'NoC@85':>8}{'NoC@90':>8}{'NoF@90':>8}{'s/click':>9}"]
+    for name, d in report["datasets"].items():
+        lines.append(f"{name:<22}{d['objects']:>8}{d['NoC@85']:>8.2f}{d['NoC@90']:>8.2f}"
+                     f"{d['NoF@90']:>8}{d['s_per_click']:>9.3f}")
+    return "\n".join(lines)
+
+
+def write_json(report: dict, path: Path) -> None:
+    """Write the report atomically (a partial run never leaves a half-written file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(report, indent=1, allow_nan=False))
+    tmp.replace(path)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Evaluate, print the table, write JSON/plot; returns 130 after Ctrl-C (partial results kept)."""
+    from tqdm import tqdm
+
+    from napari_ritm.evaluation.datasets import DatasetError, InstanceDataset
+    from napari_ritm.evaluation.noc import DatasetResult, evaluate_dataset
+
+    _check_args(args)
+    datasets = []
+    for folder in args.data:
+        try:
+            ds = InstanceDataset(folder, max_objects_per_image=args.max_objects_per_image,
+                                 min_area=args.min_area, limit=args.limit)
+        except (OSError, DatasetError) as err:
+            raise UsageError(str(err)) from err
+        if not len(ds):
+            raise UsageError(f"{folder}: no object with at least {args.min_area} pixels")
+        datasets.append(ds)
+    predictor = make_predictor(args.model, args.mode)
+
+    results: list[DatasetResult] = []
+    interrupted, bad_file = False, None
+    try:
+        for ds in datasets:
+            result = DatasetResult(ds.name, max_clicks=args.clicks)
+            results.append(result)
+            with tqdm(total=len(ds), desc=ds.name, unit="obj", file=sys.stderr) as bar:
+                evaluate_dataset(predictor, ds, result,
+                                 stop_iou=None if args.all_clicks else 0.90,
+                                 on_sample=lambda sample, out: bar.update())
+            if args.json:
+                write_json(_report(args.model, results), args.json)
+    except KeyboardInterrupt:
+        interrupted = True
+    except DatasetError as err:
+        bad_file = err
+    report = _report(args.model, results)
+    if args.json:
+        write_json(report, args.json)
+    if bad_file is not None:
+        kept = f" (results so far in {args.json})" if args.json and report["datasets"] else ""
+        raise UsageError(f"{bad_file}{kept}")
+    print(format_table(report))
+    if args.plot and report["datasets"]:
+        from napari_ritm.evaluation.plots import plot_iou_curves
+
+        curves = {n: [s["ious"] for s in d["samples"]] for n, d in report["datasets"].items()}
+        plot_iou_curves(curves, args.plot, max_clicks=args.clicks, title=args.model)
+    if interrupted:
+        where = f"; partial results in {args.json}" if args.json else ""
+        print(f"napari-ritm evaluate: interrupted{where}", file=sys.stderr)
+        return 130
+    return 0
+
+
+def _report(model: str, results: list) -> dict:
+    return {"model": model, "datasets": {r.name: r.to_json() for r in results if r.samples}}
