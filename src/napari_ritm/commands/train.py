@@ -1,0 +1,306 @@
+"""``napari-ritm train`` and ``napari-ritm finetune``: the RITM training recipe as commands.
+
+Both accept folders in the ``<set>/images`` + ``<set>/labels`` layout. ``train`` starts from
+scratch (or ``--init``) with the recipe's Adam lr 5e-4 and 320x480 crops; ``finetune`` adapts an
+existing model (a registered name or a checkpoint) with fewer steps, lr 1e-4 and 256x256 crops.
+Run either under ``torchrun --nproc_per_node N`` to train with DDP.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+from napari_ritm.commands import UsageError
+
+#: RITMNet constructor arguments of the released HRNet variants (see shared/ref/config_*.json).
+MODEL_VARIANTS = {
+    "h18s": {"width": 18, "ocr_width": 48, "small": True},
+    "h18": {"width": 18, "ocr_width": 64, "small": False},
+    "h32": {"width": 32, "ocr_width": 128, "small": False},
+}
+
+
+def register(subparsers) -> None:
+    """Add the ``train`` and ``finetune`` subcommands."""
+    p = subparsers.add_parser(
+        "train",
+        help="train a RITM model on labelled image folders",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--model",
+        choices=sorted(MODEL_VARIANTS),
+        default=None,
+        help="architecture (default h18s, or that of --init)",
+    )
+    p.add_argument("--init", metavar="CKPT", help="start from this checkpoint or registered model")
+    _add_common(p, steps=None, lr=5e-4, crop=(320, 480), batch=8, save_every=500, val_fraction=None)
+    p.set_defaults(handler=lambda args: run(args, finetune=False))
+
+    f = subparsers.add_parser(
+        "finetune",
+        help="adapt a trained model to your own labelled images",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    f.add_argument(
+        "--init",
+        metavar="NAME_OR_PATH",
+        required=True,
+        help="model to start from: a registered name (e.g. default) or a checkpoint",
+    )
+    _add_common(f, steps=300, lr=1e-4, crop=(256, 256), batch=4, save_every=100, val_fraction=None)
+    f.set_defaults(handler=lambda args: run(args, finetune=True), model=None)
+
+
+def _add_common(p, *, steps, lr, crop, batch, save_every, val_fraction) -> None:
+    p.add_argument(
+        "--data",
+        action="append",
+        required=True,
+        type=Path,
+        metavar="DIR",
+        help="folder with images/ and labels/ (repeat for several sets)",
+    )
+    p.add_argument(
+        "--out",
+        required=True,
+        type=Path,
+        metavar="CKPT",
+        help="output checkpoint (.pth, official format); metrics and trainer state go next to it",
+    )
+    length = p.add_mutually_exclusive_group(required=steps is None)
+    length.add_argument(
+        "--steps", type=int, default=steps, help=f"optimizer steps (default {steps})"
+    )
+    length.add_argument("--epochs", type=int, help="epochs of --epoch-len samples")
+    p.add_argument(
+        "--epoch-len",
+        type=int,
+        metavar="N",
+        help="samples per epoch (default: number of training images, at least one batch)",
+    )
+    p.add_argument(
+        "--batch-size", type=int, default=batch, help=f"global batch size (default {batch})"
+    )
+    p.add_argument(
+        "--crop",
+        type=int,
+        nargs=2,
+        default=list(crop),
+        metavar=("H", "W"),
+        help=f"training crop (default {crop[0]} {crop[1]})",
+    )
+    p.add_argument(
+        "--lr", type=float, default=lr, help=f"Adam learning rate of the head (default {lr:g})"
+    )
+    p.add_argument(
+        "--backbone-lr-mult", type=float, default=0.1, help="backbone lr factor (default 0.1)"
+    )
+    p.add_argument(
+        "--device",
+        choices=("cpu", "cuda"),
+        default=None,
+        help="default: cuda when available, else cpu",
+    )
+    p.add_argument("--threads", type=int, help="torch CPU threads per process")
+    p.add_argument("--workers", type=int, default=0, help="data loader processes (default 0)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--save-every",
+        type=int,
+        default=save_every,
+        metavar="STEPS",
+        help=f"checkpoint interval in steps (default {save_every}; 0: only at the end)",
+    )
+    p.add_argument(
+        "--resume", action="store_true", help="continue from the trainer state next to --out"
+    )
+    p.add_argument(
+        "--val-split",
+        type=Path,
+        metavar="FILE",
+        help="JSON split file; created from --val-fraction when it does not exist",
+    )
+    p.add_argument(
+        "--val-fraction",
+        type=float,
+        default=val_fraction,
+        help="validation fraction of the images of each set (0.2 with a new --val-split)",
+    )
+    p.add_argument(
+        "--val-every", type=int, default=1, metavar="EPOCHS", help="validate every N epochs"
+    )
+    p.add_argument("--val-objects", type=int, default=8, help="validation objects for NoC (0: off)")
+    p.add_argument(
+        "--val-max-clicks", type=int, default=20, help="clicks per validation object (20)"
+    )
+    p.add_argument("--val-samples", type=int, default=32, help="validation crops for the loss")
+    p.add_argument(
+        "--max-next-clicks", type=int, default=3, help="iterative clicks per batch, 0..N (3)"
+    )
+    p.add_argument(
+        "--min-object-area", type=int, default=20, help="ignore objects smaller in a crop (20)"
+    )
+    p.add_argument("--balance-sets", action="store_true", help="draw each set equally often")
+    p.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _load_images(dirs: list[Path]):
+    from napari_ritm.training.data import read_folder
+
+    samples, seen = [], set()
+    for d in dirs:
+        if not d.is_dir():
+            raise UsageError(f"--data {d}: not a folder")
+        try:
+            found = read_folder(d)
+        except ValueError as err:
+            raise UsageError(str(err)) from None
+        if found[0].set_name in seen:
+            raise UsageError(
+                f"two --data folders are named {found[0].set_name!r}; set names must differ"
+            )
+        seen.add(found[0].set_name)
+        samples.extend(found)
+    return samples
+
+
+def _split(args, samples, rank: int):
+    from napari_ritm.training.data import apply_split, load_split, make_split, save_split
+
+    if args.val_fraction is not None and not 0 <= args.val_fraction < 1:
+        raise UsageError(f"--val-fraction must be in [0, 1), got {args.val_fraction}")
+    if args.val_split is not None and args.val_split.exists():
+        try:
+            split = load_split(args.val_split)
+        except ValueError as err:
+            raise UsageError(str(err)) from None
+    elif args.val_split is not None or args.val_fraction is not None:
+        fraction = 0.2 if args.val_fraction is None else args.val_fraction
+        split = make_split(samples, fraction, seed=args.seed)
+        path = args.val_split or args.out.with_name(args.out.stem + ".split.json")
+        if rank == 0:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            save_split(split, path)
+            print(f"wrote split file {path}")
+    else:
+        return samples, []
+    train, val, unlisted = apply_split(samples, split)
+    if unlisted and rank == 0:
+        print(
+            f"note: {len(unlisted)} images not in the split file are trained on, e.g. {unlisted[0]}"
+        )
+    return train, val
+
+
+def _build_net(args):
+    import torch
+
+    if args.init:
+        from napari_ritm.model.zoo import load_model
+
+        try:
+            net = load_model(args.init)
+        except (OSError, KeyError, ValueError, RuntimeError) as err:
+            raise UsageError(f"--init {args.init}: {err}") from None
+        if args.model is not None:
+            want = MODEL_VARIANTS[args.model]
+            v = net.variant
+            if (v.width, v.ocr_width, v.small) != (want["width"], want["ocr_width"], want["small"]):
+                raise UsageError(f"--init {args.init} is not a {args.model} model ({v})")
+        return net.float().train()
+    from napari_ritm.model.ritm_net import RITMNet
+    from napari_ritm.training.trainer import init_weights
+
+    torch.manual_seed(args.seed)
+    return init_weights(
+        RITMNet(**MODEL_VARIANTS[args.model or "h18s"], with_prev_mask=True, norm_radius=5.0)
+    )
+
+
+def run(args, *, finetune: bool) -> int:
+    """Handler of both subcommands."""
+    import torch
+
+    from napari_ritm.training.trainer import (
+        TrainOptions,
+        resolve_epoch_len,
+        state_path,
+        steps_per_epoch,
+        train,
+    )
+
+    rank = int(os.environ.get("RANK", "0"))
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda: no CUDA device is available")
+    for name in (
+        "batch_size",
+        "steps",
+        "epochs",
+        "epoch_len",
+        "threads",
+        "val_every",
+        "val_max_clicks",
+    ):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+    if min(args.crop) < 32:
+        raise UsageError(f"--crop must be at least 32 x 32, got {args.crop[0]} x {args.crop[1]}")
+    if args.batch_size % world or args.batch_size // world < 2:
+        raise UsageError(
+            f"--batch-size {args.batch_size} must be a multiple of {world} process(es) with at "
+            "least 2 images each (BatchNorm needs 2 in training mode)"
+        )
+    if args.resume and not state_path(args.out).exists():
+        raise UsageError(f"--resume: no trainer state {state_path(args.out)}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    train_samples, val_samples = _split(args, _load_images(args.data), rank)
+    if not train_samples:
+        raise UsageError("no training images left after the validation split")
+    epoch_len = resolve_epoch_len(args.epoch_len, len(train_samples), args.batch_size)
+    steps = args.steps or args.epochs * steps_per_epoch(epoch_len, args.batch_size, world)
+    net = _build_net(args)
+    options = TrainOptions(
+        out=args.out,
+        steps=steps,
+        batch_size=args.batch_size,
+        crop_size=tuple(args.crop),
+        lr=args.lr,
+        backbone_lr_mult=args.backbone_lr_mult,
+        epoch_len=epoch_len,
+        max_num_next_clicks=args.max_next_clicks,
+        min_object_area=args.min_object_area,
+        balance_sets=args.balance_sets,
+        seed=args.seed,
+        save_every=args.save_every,
+        val_every=args.val_every,
+        val_samples=args.val_samples,
+        val_objects=args.val_objects,
+        val_max_clicks=args.val_max_clicks,
+        workers=args.workers,
+        device=device,
+        amp=not args.no_amp,
+        resume=args.resume,
+        progress=not args.no_progress,
+    )
+    if rank == 0:
+        print(
+            f"{'fine-tuning' if finetune else 'training'} {net.variant} on {len(train_samples)} "
+            f"images ({len(val_samples)} for validation): {steps} steps of {args.batch_size}, "
+            f"device {device}, "
+            f"{world} process(es)"
+        )
+    summary = train(net, train_samples, val_samples, options)
+    if rank == 0:
+        print(json.dumps(summary))
+    return 0

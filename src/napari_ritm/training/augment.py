@@ -1,0 +1,121 @@
+"""Training augmentations for (image, instance labels) pairs, with numpy and scikit-image.
+
+The RITM recipe (random resize ×0.75–1.40, horizontal flip, zero padding to the crop, random
+crop, brightness/contrast and RGB shift with p = 0.75) plus what suits microscopy: vertical
+flip and 90° rotations (the dihedral group: cells have no "up"), and an intensity gamma.
+albumentations would pull opencv-python-headless, pydantic and albucore into the package for a
+handful of transforms; these few lines need nothing beyond scikit-image.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from skimage.transform import resize
+
+
+def pad_and_crop(
+    image: np.ndarray,
+    labels: np.ndarray,
+    crop_size: tuple[int, int],
+    rng: np.random.Generator | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Zero-pad (centred) to at least ``crop_size``, then crop: randomly with ``rng``, else centred.
+
+    image (H, W, C) any dtype, labels (H, W); returns arrays of shape crop_size (+ channels).
+    """
+    ch, cw = crop_size
+    h, w = labels.shape
+    pad_h, pad_w = max(ch - h, 0), max(cw - w, 0)
+    if pad_h or pad_w:
+        pads = ((pad_h // 2, pad_h - pad_h // 2), (pad_w // 2, pad_w - pad_w // 2))
+        image = np.pad(image, pads + ((0, 0),) * (image.ndim - 2))
+        labels = np.pad(labels, pads)
+        h, w = labels.shape
+    if rng is None:
+        top, left = (h - ch) // 2, (w - cw) // 2
+    else:
+        top, left = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+    return image[top : top + ch, left : left + cw], labels[top : top + ch, left : left + cw]
+
+
+class Augmenter:
+    """Random geometric and intensity augmentation to a fixed crop.
+
+    ``augmenter(image, labels, rng)``: image (H, W, 3) uint8 RGB, labels (H, W) integer ids;
+    returns (image (ch, cw, 3) float32 in [0, 1], labels (ch, cw) int32). Set ``scale_range``,
+    ``gamma_range`` to None or the flags/probabilities to False/0 to switch a step off.
+    """
+
+    def __init__(
+        self,
+        crop_size: tuple[int, int],
+        *,
+        scale_range: tuple[float, float] | None = (0.75, 1.40),
+        hflip: bool = True,
+        vflip: bool = True,
+        rot90: bool = True,
+        brightness_limit: tuple[float, float] = (-0.25, 0.25),
+        contrast_limit: tuple[float, float] = (-0.15, 0.4),
+        brightness_contrast_prob: float = 0.75,
+        rgb_shift: float = 10.0,
+        rgb_shift_prob: float = 0.75,
+        gamma_range: tuple[float, float] | None = (0.7, 1.5),
+        gamma_prob: float = 0.5,
+    ) -> None:
+        self.crop_size = (int(crop_size[0]), int(crop_size[1]))
+        self.scale_range = scale_range
+        self.hflip, self.vflip, self.rot90 = hflip, vflip, rot90
+        self.brightness_limit, self.contrast_limit = brightness_limit, contrast_limit
+        self.brightness_contrast_prob = brightness_contrast_prob
+        self.rgb_shift, self.rgb_shift_prob = rgb_shift, rgb_shift_prob
+        self.gamma_range, self.gamma_prob = gamma_range, gamma_prob
+
+    def __call__(self, image: np.ndarray, labels: np.ndarray, rng: np.random.Generator):
+        image, labels = self.geometric(image, labels, rng)
+        return self.intensity(image, rng), labels.astype(np.int32, copy=False)
+
+    def geometric(self, image: np.ndarray, labels: np.ndarray, rng: np.random.Generator):
+        """Resize, flips, rotation, pad and crop; image stays uint8."""
+        if self.scale_range is not None:
+            scale = rng.uniform(*self.scale_range)
+            shape = (max(1, round(labels.shape[0] * scale)), max(1, round(labels.shape[1] * scale)))
+            if shape != labels.shape:
+                image = (
+                    resize(
+                        image,
+                        shape + image.shape[2:],
+                        order=1,
+                        preserve_range=True,
+                        anti_aliasing=False,
+                    )
+                    .round()
+                    .astype(np.uint8)
+                )
+                labels = resize(
+                    labels, shape, order=0, preserve_range=True, anti_aliasing=False
+                ).astype(labels.dtype)
+        if self.hflip and rng.random() < 0.5:
+            image, labels = image[:, ::-1], labels[:, ::-1]
+        if self.vflip and rng.random() < 0.5:
+            image, labels = image[::-1], labels[::-1]
+        if self.rot90:
+            k = int(rng.integers(4))
+            image, labels = np.rot90(image, k), np.rot90(labels, k)
+        image, labels = pad_and_crop(image, labels, self.crop_size, rng)
+        return np.ascontiguousarray(image), np.ascontiguousarray(labels)
+
+    def intensity(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Brightness/contrast, RGB shift and gamma on a uint8 image; returns float32 in [0, 1]."""
+        out = image.astype(np.float32) / np.float32(255)
+        if rng.random() < self.brightness_contrast_prob:
+            alpha = 1.0 + rng.uniform(*self.contrast_limit)
+            beta = rng.uniform(*self.brightness_limit)
+            out = np.clip(out * np.float32(alpha) + np.float32(beta), 0.0, 1.0)
+        if self.rgb_shift > 0 and rng.random() < self.rgb_shift_prob:
+            shift = rng.uniform(-self.rgb_shift, self.rgb_shift, size=3).astype(
+                np.float32
+            ) / np.float32(255)
+            out = np.clip(out + shift, 0.0, 1.0)
+        if self.gamma_range is not None and rng.random() < self.gamma_prob:
+            out = out ** np.float32(rng.uniform(*self.gamma_range))
+        return out.astype(np.float32, copy=False)

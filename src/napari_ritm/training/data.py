@@ -1,0 +1,284 @@
+"""Training data: labelled images from folders or arrays, train/val splits, and the torch Dataset.
+
+Folder layout (the one of ``shared/data``; user folders follow it too)::
+
+    <set>/images/<name>.<png|jpg|jpeg|tif|tiff>
+    <set>/labels/<name>.tif        instance ids (uint8/16/32), 0 = background
+
+Images are read with the evaluation reader (uint8 as is, other dtypes through
+``normalize_image``) and kept as uint8 RGB. 3D stacks are split into labelled 2D slices.
+A split file is JSON ``{"format": "napari-ritm-split/1", "seed", "val_fraction",
+"sets": {<set>: {"train": [names], "val": [names]}}}``; names are image file stems (with
+``@z<k>`` for slice k of a stack).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from napari_ritm.evaluation.datasets import IMAGE_SUFFIXES, read_array, to_rgb01
+from napari_ritm.training.augment import Augmenter, pad_and_crop
+from napari_ritm.training.sampler import MultiPointSampler
+
+SPLIT_FORMAT = "napari-ritm-split/1"
+
+
+@dataclass(frozen=True)
+class LabeledImage:
+    """One 2D training image: ``image`` (H, W, 3) uint8 RGB, ``labels`` (H, W) int32 instance ids
+    (0 = background), ``name`` (file stem, ``@z<k>`` for a stack slice) and ``set_name``."""
+
+    image: np.ndarray
+    labels: np.ndarray
+    name: str
+    set_name: str
+
+
+def _to_rgb_u8(image: np.ndarray, contrast_limits: tuple[float, float] | None = None) -> np.ndarray:
+    if (
+        image.dtype == np.uint8
+        and image.ndim == 3
+        and image.shape[-1] == 3
+        and contrast_limits is None
+    ):
+        return image
+    if contrast_limits is not None:
+        from napari_ritm.inference.normalize import normalize_image
+
+        rgb = normalize_image(
+            image, channel_axis=-1 if image.ndim == 3 else None, contrast_limits=contrast_limits
+        )
+    elif (
+        np.issubdtype(image.dtype, np.floating)
+        and image.size
+        and 0 <= image.min()
+        and image.max() <= 1
+    ):
+        rgb = np.repeat(image[..., None], 3, axis=-1) if image.ndim == 2 else image[..., :3]
+    else:
+        rgb = to_rgb01(image)
+    return np.clip(np.rint(np.asarray(rgb, dtype=np.float32) * 255), 0, 255).astype(np.uint8)
+
+
+def samples_from_arrays(
+    image: np.ndarray,
+    labels: np.ndarray,
+    *,
+    name: str = "layer",
+    set_name: str = "layer",
+    contrast_limits: tuple[float, float] | None = None,
+) -> list[LabeledImage]:
+    """Training images from in-memory arrays, e.g. a napari Image layer and its Labels layer.
+
+    image: (H, W), (H, W, 3|4), or a stack (Z, H, W[, 3|4]); labels: (H, W) or (Z, H, W) integer
+    ids with the same leading shape. uint8 is used as is, float already in [0, 1] as is, anything
+    else is normalised (``contrast_limits`` forces the napari-style window). Stack slices without
+    any label are skipped. Raises ValueError on mismatched shapes.
+    """
+    labels = np.asarray(labels)
+    image = np.asarray(image)
+    if labels.ndim not in (2, 3) or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(
+            f"labels must be a 2D or 3D integer array, got {labels.dtype} {labels.shape}"
+        )
+    if image.shape[: labels.ndim] != labels.shape:
+        raise ValueError(f"image shape {image.shape} does not match labels shape {labels.shape}")
+    if labels.ndim == 2:
+        return [
+            LabeledImage(
+                _to_rgb_u8(image, contrast_limits), labels.astype(np.int32), name, set_name
+            )
+        ]
+    out = []
+    for z, plane in enumerate(labels):
+        if plane.max() > 0:
+            out.append(
+                LabeledImage(
+                    _to_rgb_u8(image[z], contrast_limits),
+                    plane.astype(np.int32),
+                    f"{name}@z{z}",
+                    set_name,
+                )
+            )
+    return out
+
+
+def read_folder(root: str | Path) -> list[LabeledImage]:
+    """All labelled images of one ``<set>`` folder, in file-name order; set name = folder name.
+
+    Raises ValueError when the folder does not follow the layout or shapes do not match.
+    """
+    root = Path(root)
+    images_dir, labels_dir = root / "images", root / "labels"
+    if not images_dir.is_dir() or not labels_dir.is_dir():
+        raise ValueError(f"{root} must contain images/ and labels/ folders")
+    set_name = root.resolve().name
+    out: list[LabeledImage] = []
+    for path in sorted(images_dir.iterdir()):
+        if path.suffix.lower() not in IMAGE_SUFFIXES:
+            continue
+        label_path = labels_dir / f"{path.stem}.tif"
+        if not label_path.exists():
+            raise ValueError(f"no label file {label_path} for image {path.name}")
+        image, labels = read_array(path), read_array(label_path)
+        if (
+            labels.ndim == 2
+            and image.ndim == 3
+            and image.shape[0] in (3, 4)
+            and image.shape[1:] == labels.shape
+        ):
+            image = np.moveaxis(image, 0, -1)
+        try:
+            out.extend(samples_from_arrays(image, labels, name=path.stem, set_name=set_name))
+        except ValueError as err:
+            raise ValueError(f"{path}: {err}") from None
+    if not out:
+        raise ValueError(f"no labelled images ({', '.join(IMAGE_SUFFIXES)}) in {images_dir}")
+    return out
+
+
+def make_split(samples: list[LabeledImage], val_fraction: float, seed: int = 0) -> dict:
+    """A random split by image, per set: ceil(val_fraction * n) validation images (at most n - 1;
+    none for a set of one image). Returns the split dict (see the module docstring)."""
+    if not 0 <= val_fraction < 1:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    sets: dict[str, list[str]] = {}
+    for s in samples:
+        sets.setdefault(s.set_name, []).append(s.name)
+    rng = np.random.default_rng(seed)
+    out = {}
+    for set_name in sorted(sets):
+        names = sorted(sets[set_name])
+        n_val = min(math.ceil(val_fraction * len(names)), len(names) - 1)
+        chosen = set(rng.permutation(names)[:n_val].tolist())
+        out[set_name] = {"train": [n for n in names if n not in chosen], "val": sorted(chosen)}
+    return {"format": SPLIT_FORMAT, "seed": seed, "val_fraction": val_fraction, "sets": out}
+
+
+def save_split(split: dict, path: str | Path) -> None:
+    """Write a split dict as indented JSON."""
+    Path(path).write_text(json.dumps(split, indent=1) + "\n")
+
+
+def load_split(path: str | Path) -> dict:
+    """Read and check a split file; raises ValueError naming the file when it is not one."""
+    try:
+        split = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ValueError(f"cannot read split file {path}: {err}") from None
+    if (
+        not isinstance(split, dict)
+        or split.get("format") != SPLIT_FORMAT
+        or not isinstance(split.get("sets"), dict)
+    ):
+        raise ValueError(f"{path} is not a napari-ritm split file (format {SPLIT_FORMAT})")
+    return split
+
+
+def apply_split(
+    samples: list[LabeledImage], split: dict
+) -> tuple[list[LabeledImage], list[LabeledImage], list[str]]:
+    """(train, val, unlisted): images listed as val go to val, all others to train; ``unlisted``
+    names the "set/name" of images the split does not mention (they are trained on)."""
+    train, val, unlisted = [], [], []
+    for s in samples:
+        entry = split["sets"].get(s.set_name, {})
+        if s.name in entry.get("val", ()):
+            val.append(s)
+        else:
+            train.append(s)
+            if s.name not in entry.get("train", ()):
+                unlisted.append(f"{s.set_name}/{s.name}")
+    return train, val, unlisted
+
+
+class ClickDataset(torch.utils.data.Dataset):
+    """Random training samples: an augmented crop, its target object and sampled clicks.
+
+    Item ``i`` of epoch ``e`` is a pure function of (seed, e, i), whatever the worker or process.
+    Returns ``{"image": (3, h, w) float32 in [0, 1], "points": (2N, 3) float32, "gt": (1, h, w)
+    float32 in {0, 1, -1}}``. ``augmenter=None`` means validation: a seeded pad-and-random-crop
+    without other changes, and the same items every epoch. Crops without any object of at least
+    ``min_object_area`` pixels are redrawn (kept with probability ``keep_background_prob``, as in
+    the recipe). ``balance_sets``: pick the set uniformly first, then an image in it.
+    """
+
+    def __init__(
+        self,
+        samples: list[LabeledImage],
+        sampler: MultiPointSampler,
+        *,
+        crop_size: tuple[int, int],
+        augmenter: Augmenter | None,
+        epoch_len: int,
+        seed: int = 0,
+        min_object_area: int = 20,
+        keep_background_prob: float = 0.05,
+        balance_sets: bool = False,
+        max_tries: int = 20,
+    ) -> None:
+        if not samples:
+            raise ValueError("no training images")
+        self.samples = samples
+        self.sampler = sampler
+        self.crop_size = (int(crop_size[0]), int(crop_size[1]))
+        self.augmenter = augmenter
+        self.epoch_len = int(epoch_len)
+        self.seed = seed
+        self.min_object_area = min_object_area
+        self.keep_background_prob = keep_background_prob
+        self.max_tries = max_tries
+        self.epoch = 0
+        self._by_set: list[list[int]] = []
+        if balance_sets:
+            groups: dict[str, list[int]] = {}
+            for i, s in enumerate(samples):
+                groups.setdefault(s.set_name, []).append(i)
+            self._by_set = [groups[k] for k in sorted(groups)]
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch (call before creating the DataLoader iterator)."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.epoch_len
+
+    def __getitem__(self, index: int) -> dict[str, np.ndarray]:
+        epoch = self.epoch if self.augmenter is not None else 0
+        rng = np.random.default_rng([self.seed, epoch, index])
+        if self._by_set:
+            group = self._by_set[int(rng.integers(len(self._by_set)))]
+            sample = self.samples[group[int(rng.integers(len(group)))]]
+        else:
+            sample = self.samples[index % len(self.samples)]
+        for _ in range(self.max_tries):
+            image, labels = self._crop(sample, rng)
+            if labels.max() > 0 or rng.random() < self.keep_background_prob:
+                break
+        gt, points = self.sampler.sample(labels, rng)
+        return {
+            "image": np.ascontiguousarray(image.transpose(2, 0, 1)),
+            "points": points,
+            "gt": gt[None],
+        }
+
+    def _crop(
+        self, sample: LabeledImage, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray]:
+        if self.augmenter is None:
+            image, labels = pad_and_crop(sample.image, sample.labels, self.crop_size, rng)
+            image = image.astype(np.float32) / np.float32(255)
+        else:
+            image, labels = self.augmenter(sample.image, sample.labels, rng)
+        labels = np.array(labels, dtype=np.int32)
+        if self.min_object_area > 1 and labels.max() > 0:
+            areas = np.bincount(labels[labels > 0])
+            small = np.flatnonzero(areas < self.min_object_area)
+            labels[np.isin(labels, small[small > 0])] = 0
+        return image, labels

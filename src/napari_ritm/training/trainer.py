@@ -1,0 +1,455 @@
+"""The RITM training loop: Adam with a slower backbone, MultiStep schedule, iterative clicks.
+
+One function, :func:`train`, serves one CPU, one GPU and many processes: started under
+``torchrun`` (environment variables RANK, WORLD_SIZE, LOCAL_RANK) it runs PyTorch DDP (gloo on
+CPU, nccl on CUDA) with a DistributedSampler; rank 0 logs, validates and saves.
+
+Outputs next to ``options.out`` (e.g. ``model.pth``):
+- ``model.pth``: official checkpoint format {"state_dict", "config"}, every ``save_every`` steps
+  and at the end (loadable by :func:`napari_ritm.model.checkpoint.load_checkpoint`);
+- ``model.pth.train-state``: weights, optimizer, scheduler, scaler and step, for ``resume``;
+- ``model.metrics.csv``: one row per epoch (losses, lr, samples/s, validation loss and NoC).
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import csv
+import math
+import os
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader, DistributedSampler
+from tqdm import tqdm
+
+from napari_ritm.training.augment import Augmenter
+from napari_ritm.training.data import ClickDataset, LabeledImage
+from napari_ritm.training.iterative import simulate_previous_clicks
+from napari_ritm.training.losses import RITMLoss
+from napari_ritm.training.sampler import MultiPointSampler
+from napari_ritm.training.validate import validate
+
+#: The official schedule: MultiStepLR milestones at epochs 200 and 220 of 230, here as fractions
+#: of the run so that they scale with its length.
+OFFICIAL_MILESTONES = (200 / 230, 220 / 230)
+METRIC_FIELDS = (
+    "epoch",
+    "step",
+    "lr",
+    "loss",
+    "nfl",
+    "bce",
+    "iter_clicks",
+    "samples_per_s",
+    "elapsed_s",
+    "val_loss",
+    "val_noc85",
+    "val_noc90",
+    "val_objects",
+)
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """Everything a training run needs besides the network and the images.
+
+    ``steps``: optimizer steps in total; ``batch_size``: global batch (split over DDP processes);
+    ``epoch_len``: samples per epoch (None: the number of training images, at least one batch);
+    ``milestones``: fractions of ``steps`` where the lr is multiplied by ``lr_gamma``;
+    ``save_every``: steps between checkpoints (0: only at the end); ``val_every``: epochs between
+    validations; ``val_samples``: crops for the validation loss; ``val_objects``: objects of the
+    validation images for NoC (0: none), clicked at most ``val_max_clicks`` times; ``amp``: mixed
+    precision on CUDA (ignored on CPU).
+    """
+
+    out: Path
+    steps: int
+    batch_size: int = 8
+    crop_size: tuple[int, int] = (320, 480)
+    lr: float = 5e-4
+    backbone_lr_mult: float = 0.1
+    milestones: tuple[float, ...] = OFFICIAL_MILESTONES
+    lr_gamma: float = 0.1
+    epoch_len: int | None = None
+    max_num_points: int = 24
+    max_num_next_clicks: int = 3
+    min_object_area: int = 20
+    balance_sets: bool = False
+    seed: int = 0
+    save_every: int = 500
+    val_every: int = 1
+    val_samples: int = 32
+    val_objects: int = 8
+    val_max_clicks: int = 20
+    workers: int = 0
+    device: str = "cpu"
+    amp: bool = True
+    resume: bool = False
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class _Dist:
+    rank: int
+    world: int
+    device: torch.device
+    owns_group: bool
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def _setup_distributed(device: str) -> _Dist:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if device.startswith("cuda"):
+        torch.cuda.set_device(local_rank if world > 1 else torch.device(device).index or 0)
+        dev = torch.device("cuda", torch.cuda.current_device())
+    else:
+        dev = torch.device(device)
+    owns = False
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
+        owns = True
+    return _Dist(rank, world, dev, owns)
+
+
+def state_path(out: Path) -> Path:
+    """Where the resumable trainer state of checkpoint ``out`` lives."""
+    return out.with_name(out.name + ".train-state")
+
+
+def metrics_path(out: Path) -> Path:
+    """The per-epoch metrics CSV next to checkpoint ``out``."""
+    return out.with_name(out.stem + ".metrics.csv")
+
+
+def resolve_epoch_len(epoch_len: int | None, num_images: int, batch_size: int) -> int:
+    """Samples per epoch: ``epoch_len`` or the number of training images, at least one batch."""
+    return max(epoch_len or num_images, batch_size)
+
+
+def steps_per_epoch(epoch_len: int, batch_size: int, world_size: int = 1) -> int:
+    """Optimizer steps per epoch: each process drops its incomplete last batch."""
+    return (epoch_len // world_size) // (batch_size // world_size)
+
+
+def init_weights(net: torch.nn.Module, magnitude: float = 2.0) -> torch.nn.Module:
+    """The official from-scratch initialisation (``XavierGluon(rnd_type="gaussian", magnitude=2)``):
+    conv/linear weights ~ N(0, magnitude / ((fan_in + fan_out) / 2)), biases 0, norm layers
+    weight 1 and bias 0. Returns ``net``, changed in place."""
+    for module in net.modules():
+        if isinstance(module, (torch.nn.modules.batchnorm._NormBase, torch.nn.GroupNorm)):
+            if module.weight is not None:
+                torch.nn.init.ones_(module.weight)
+                torch.nn.init.zeros_(module.bias)
+        elif isinstance(module, (torch.nn.Conv2d, torch.nn.Linear)):
+            fan_in, fan_out = torch.nn.init._calculate_fan_in_and_fan_out(module.weight)
+            torch.nn.init.normal_(
+                module.weight, 0.0, math.sqrt(magnitude / ((fan_in + fan_out) / 2.0))
+            )
+            if module.bias is not None:
+                torch.nn.init.zeros_(module.bias)
+    return net
+
+
+def build_optimizer(net: torch.nn.Module, lr: float, backbone_lr_mult: float) -> torch.optim.Adam:
+    """Adam (betas 0.9/0.999, eps 1e-8) with the backbone at ``lr * backbone_lr_mult``."""
+    groups = [
+        {"params": list(net.backbone_parameters()), "lr": lr * backbone_lr_mult},
+        {"params": list(net.head_parameters()), "lr": lr},
+    ]
+    return torch.optim.Adam(groups, lr=lr, betas=(0.9, 0.999), eps=1e-8)
+
+
+def _atomic_save(write: Callable[[Path], None], path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+class Trainer:
+    """One training run: network, data, optimizer, schedule, checkpoints.
+
+    ``Trainer(net, train_samples, val_samples, options)`` moves ``net`` (an ``RITMNet``) to the
+    device, joins the process group when started by torchrun, and loads the trainer state when
+    ``options.resume``. ``fit()`` trains to ``options.steps`` and returns a summary dict;
+    ``train_step(batch, rng)`` is one optimizer step on a collated batch of
+    :class:`~napari_ritm.training.data.ClickDataset` items; ``close()`` leaves the process group.
+    """
+
+    def __init__(
+        self,
+        net: torch.nn.Module,
+        train_samples: list[LabeledImage],
+        val_samples: list[LabeledImage],
+        options: TrainOptions,
+    ) -> None:
+        if options.steps < 1:
+            raise ValueError("steps must be at least 1")
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if options.batch_size % world or options.batch_size // world < 2:
+            raise ValueError(
+                f"batch size {options.batch_size} must be a multiple of {world} process(es) "
+                "with at least 2 images each (BatchNorm needs 2 in training mode)"
+            )
+        self.o = options
+        self.ctx = ctx = _setup_distributed(options.device)
+        self.local_batch = options.batch_size // ctx.world
+        self.net = net.to(ctx.device).train()
+        self.model = self.net
+        if ctx.world > 1:
+            ids = [ctx.device.index] if ctx.device.type == "cuda" else None
+            self.model = torch.nn.parallel.DistributedDataParallel(self.net, device_ids=ids)
+        sampler = MultiPointSampler(options.max_num_points)
+        epoch_len = resolve_epoch_len(options.epoch_len, len(train_samples), options.batch_size)
+        self.train_set = ClickDataset(
+            train_samples,
+            sampler,
+            crop_size=options.crop_size,
+            augmenter=Augmenter(options.crop_size),
+            epoch_len=epoch_len,
+            seed=options.seed,
+            min_object_area=options.min_object_area,
+            balance_sets=options.balance_sets,
+        )
+        self.val_samples = val_samples
+        self.val_set = None
+        if val_samples and options.val_samples > 0:
+            self.val_set = ClickDataset(
+                val_samples,
+                sampler,
+                crop_size=options.crop_size,
+                augmenter=None,
+                epoch_len=options.val_samples,
+                seed=options.seed + 1,
+                min_object_area=options.min_object_area,
+            )
+        self.dist_sampler = DistributedSampler(
+            self.train_set,
+            num_replicas=ctx.world,
+            rank=ctx.rank,
+            shuffle=True,
+            seed=options.seed,
+            drop_last=True,
+        )
+        self.steps_per_epoch = len(self.dist_sampler) // self.local_batch
+        self.optimizer = build_optimizer(self.net, options.lr, options.backbone_lr_mult)
+        self.scheduler = torch.optim.lr_scheduler.MultiStepLR(
+            self.optimizer, self._milestones(), options.lr_gamma
+        )
+        cuda = ctx.device.type == "cuda"
+        self.amp_dtype = None
+        if cuda and options.amp:
+            self.amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+        self.loss_fn = RITMLoss()
+        self.step = 0
+        if options.resume and state_path(options.out).exists():
+            self._load_state()
+
+    def autocast(self):
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast("cuda", dtype=self.amp_dtype)
+
+    def loader(self, epoch: int, skip_batches: int = 0) -> DataLoader:
+        self.train_set.set_epoch(epoch)
+        self.dist_sampler.set_epoch(epoch)
+        indices = list(self.dist_sampler)[skip_batches * self.local_batch :]
+        return DataLoader(
+            self.train_set,
+            batch_size=self.local_batch,
+            sampler=indices,
+            drop_last=True,
+            num_workers=self.o.workers,
+            pin_memory=self.ctx.device.type == "cuda",
+        )
+
+    def train_step(self, batch: dict, rng: np.random.Generator) -> dict[str, float]:
+        """One optimizer step on a collated batch; returns loss, nfl, bce and iter_clicks (the
+        number of no-grad iterative clicks this step drew)."""
+        dev = self.ctx.device
+        image = batch["image"].to(dev, non_blocking=True)
+        points = batch["points"].to(dev, non_blocking=True)
+        gt = batch["gt"].to(dev, non_blocking=True)
+        with_prev = self.net.variant.with_prev_mask
+        with self.autocast():
+            prev, points, clicks = simulate_previous_clicks(
+                self.net,
+                image,
+                points,
+                gt,
+                max_num_next_clicks=self.o.max_num_next_clicks,
+                rng=rng,
+                with_prev_mask=with_prev,
+            )
+            output = self.model(image, points, prev if with_prev else None)
+            loss, parts = self.loss_fn(output, gt)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        self.step += 1
+        parts = {k: v.item() for k, v in parts.items()}
+        return {"loss": loss.item(), **parts, "iter_clicks": float(clicks)}
+
+    def save(self) -> None:
+        out = self.o.out
+        out.parent.mkdir(parents=True, exist_ok=True)
+        state = {
+            "step": self.step,
+            "state_dict": self.net.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "options": {**asdict(self.o), "out": str(out)},
+        }
+        _atomic_save(lambda p: torch.save(state, p), state_path(out))
+        _atomic_save(lambda p: self.net.save(p), out)
+
+    def _load_state(self) -> None:
+        state = torch.load(state_path(self.o.out), map_location=self.ctx.device, weights_only=True)
+        self.net.load_state_dict(state["state_dict"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.step = int(state["step"])
+        # a resumed run may have a new length: its milestones are fractions of the new --steps
+        milestones = self._milestones()
+        self.scheduler.milestones = Counter(milestones)
+        for group in self.optimizer.param_groups:
+            group["lr"] = group["initial_lr"] * self.o.lr_gamma ** bisect.bisect_right(
+                milestones, self.step
+            )
+
+    def _milestones(self) -> list[int]:
+        return sorted({max(1, round(f * self.o.steps)) for f in self.o.milestones})
+
+    def reduce_mean(self, sums: dict[str, float], count: int) -> dict[str, float]:
+        keys = sorted(sums)
+        values = torch.tensor(
+            [sums[k] for k in keys] + [count], dtype=torch.float64, device=self.ctx.device
+        )
+        if self.ctx.world > 1:
+            dist.all_reduce(values)
+        n = max(values[-1].item(), 1.0)
+        return {k: values[i].item() / n for i, k in enumerate(keys)}
+
+    def fit(self, on_step: Callable[[int, int, float], None] | None = None) -> dict:
+        """Train to ``options.steps``; ``on_step(step, total, loss)`` is called on rank 0 after each
+        step. Writes the metrics row of each epoch, validates, saves; returns the last row plus
+        steps, epochs, seconds, validation, checkpoint, metrics and world_size."""
+        o, ctx = self.o, self.ctx
+        csv_path = metrics_path(o.out)
+        if ctx.main:
+            o.out.parent.mkdir(parents=True, exist_ok=True)
+            if not (o.resume and csv_path.exists()):
+                with open(csv_path, "w", newline="") as f:
+                    csv.DictWriter(f, METRIC_FIELDS).writeheader()
+        bar = tqdm(
+            total=o.steps,
+            initial=self.step,
+            disable=not (ctx.main and o.progress),
+            unit="step",
+            dynamic_ncols=True,
+        )
+        start, row, last_val = time.perf_counter(), {}, {}
+        epoch = self.step // self.steps_per_epoch
+        while self.step < o.steps:
+            sums: dict[str, float] = {}
+            count, t0 = 0, time.perf_counter()
+            for batch in self.loader(epoch, self.step - epoch * self.steps_per_epoch):
+                parts = self.train_step(
+                    batch, np.random.default_rng([o.seed, 7, self.step, ctx.rank])
+                )
+                for k, v in parts.items():
+                    sums[k] = sums.get(k, 0.0) + v
+                count += 1
+                speed = count * o.batch_size / (time.perf_counter() - t0)
+                bar.set_postfix(
+                    epoch=epoch, loss=f"{sums['loss'] / count:.4f}", samples_s=f"{speed:.2f}"
+                )
+                bar.update(1)
+                if ctx.main and on_step is not None:
+                    on_step(self.step, o.steps, parts["loss"])
+                if (
+                    ctx.main
+                    and o.save_every
+                    and self.step % o.save_every == 0
+                    and self.step < o.steps
+                ):
+                    self.save()
+                if self.step >= o.steps:
+                    break
+            elapsed = time.perf_counter() - t0
+            row = {
+                "epoch": epoch,
+                "step": self.step,
+                "lr": self.optimizer.param_groups[-1]["lr"],
+                **{k: round(v, 6) for k, v in self.reduce_mean(sums, count).items()},
+                "samples_per_s": round(count * o.batch_size / max(elapsed, 1e-9), 3),
+                "elapsed_s": round(time.perf_counter() - start, 1),
+            }
+            last = self.step >= o.steps
+            if ctx.main and self.val_samples and (last or (epoch + 1) % o.val_every == 0):
+                last_val = validate(self, np.random.default_rng([o.seed, 11]))
+                row.update(last_val)
+            if ctx.main:
+                with open(csv_path, "a", newline="") as f:
+                    csv.DictWriter(f, METRIC_FIELDS).writerow(row)
+                bar.write(" ".join(f"{k}={v}" for k, v in row.items()))
+            if ctx.world > 1:
+                dist.barrier()
+            epoch += 1
+        bar.close()
+        if ctx.main:
+            self.save()
+        if ctx.world > 1:
+            dist.barrier()
+        return {
+            **row,
+            "steps": self.step,
+            "epochs": epoch,
+            "seconds": round(time.perf_counter() - start, 1),
+            "validation": last_val,
+            "checkpoint": str(o.out),
+            "metrics": str(csv_path),
+            "world_size": ctx.world,
+        }
+
+    def close(self) -> None:
+        """Leave the process group if this trainer joined it."""
+        if self.ctx.owns_group and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def train(
+    net: torch.nn.Module,
+    train_samples: list[LabeledImage],
+    val_samples: list[LabeledImage],
+    options: TrainOptions,
+    *,
+    on_step: Callable[[int, int, float], None] | None = None,
+) -> dict:
+    """Train ``net`` (an ``RITMNet``, modified in place) on labelled images; see :class:`Trainer`.
+
+    ``val_samples`` may be empty (no validation). Returns the summary dict of ``Trainer.fit``.
+    Raises ValueError for inconsistent options.
+    """
+    trainer = Trainer(net, train_samples, val_samples, options)
+    try:
+        return trainer.fit(on_step)
+    finally:
+        trainer.close()

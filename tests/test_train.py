@@ -1,0 +1,292 @@
+"""Training end to end on tiny crops: the loss goes down, the CLI writes a loadable checkpoint,
+resume and fine-tuning work, and the same command runs under torchrun with DDP (gloo, 2 CPUs)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+tifffile = pytest.importorskip("tifffile")
+
+from napari_ritm.cli import main  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One torch thread: on a busy 2-core machine two threads can be many times slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def tiny_set(data_dir, tmp_path_factory) -> Path:
+    """Four 96x96 crops of the blobs image as a set folder (one goes to validation)."""
+    image = tifffile.imread(data_dir / "blobs" / "images" / "blobs.tif")
+    labels = tifffile.imread(data_dir / "blobs" / "labels" / "blobs.tif")
+    root = tmp_path_factory.mktemp("sets") / "tinyblobs"
+    (root / "images").mkdir(parents=True)
+    (root / "labels").mkdir()
+    for i, (y, x) in enumerate([(0, 0), (0, 150), (150, 0), (150, 150)]):
+        tifffile.imwrite(root / "images" / f"crop{i}.tif", image[y : y + 96, x : x + 96])
+        tifffile.imwrite(root / "labels" / f"crop{i}.tif", labels[y : y + 96, x : x + 96])
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_set, tmp_path_factory):
+    """Two CLI training steps with a validation split; returns the output checkpoint path."""
+    out = tmp_path_factory.mktemp("run") / "tiny.pth"
+    code = main(
+        [
+            "train",
+            "--data",
+            str(tiny_set),
+            "--model",
+            "h18s",
+            "--out",
+            str(out),
+            "--steps",
+            "2",
+            "--batch-size",
+            "2",
+            "--crop",
+            "64",
+            "64",
+            "--device",
+            "cpu",
+            "--val-split",
+            str(out.parent / "split.json"),
+            "--val-fraction",
+            "0.25",
+            "--val-objects",
+            "1",
+            "--val-max-clicks",
+            "3",
+            "--val-samples",
+            "2",
+            "--save-every",
+            "1",
+            "--no-progress",
+        ]
+    )
+    assert code == 0
+    return out
+
+
+def test_a_fixed_batch_is_fitted(data_dir):
+    from torch.utils.data import default_collate
+
+    from napari_ritm.model.ritm_net import RITMNet
+    from napari_ritm.training.augment import Augmenter
+    from napari_ritm.training.data import ClickDataset, read_folder
+    from napari_ritm.training.sampler import MultiPointSampler
+    from napari_ritm.training.trainer import Trainer, TrainOptions, init_weights
+
+    samples = read_folder(data_dir / "blobs")
+    data = ClickDataset(
+        samples,
+        MultiPointSampler(24),
+        crop_size=(64, 64),
+        augmenter=Augmenter((64, 64)),
+        epoch_len=4,
+        seed=2,
+    )
+    batch = default_collate([data[i] for i in range(4)])
+    options = TrainOptions(
+        out=Path("unused.pth"),
+        steps=100,
+        batch_size=4,
+        crop_size=(64, 64),
+        milestones=(),
+        max_num_next_clicks=0,
+        progress=False,
+    )
+    torch.manual_seed(2)
+    trainer = Trainer(init_weights(RITMNet(18, 48, small=True)), samples, [], options)
+    losses = [trainer.train_step(batch, np.random.default_rng(0))["loss"] for _ in range(12)]
+    assert trainer.step == 12
+    # seeded and single-threaded: the mean of the last three is about 0.55 x the first three
+    assert np.mean(losses[-3:]) < 0.8 * np.mean(losses[:3]), losses
+
+
+def test_cli_train_writes_official_checkpoint_metrics_and_split(trained):
+    from napari_ritm.model.checkpoint import load_checkpoint
+    from napari_ritm.training.trainer import metrics_path, state_path
+
+    raw = torch.load(trained, map_location="cpu", weights_only=True)
+    assert set(raw) == {"state_dict", "config"}
+    net = load_checkpoint(trained)
+    assert net.variant.small and net.variant.ocr_width == 48 and net.variant.with_prev_mask
+    state = torch.load(state_path(trained), map_location="cpu", weights_only=True)
+    assert state["step"] == 2 and {"optimizer", "scheduler", "state_dict"} <= set(state)
+    rows = list(csv.DictReader(open(metrics_path(trained))))
+    assert rows and rows[-1]["step"] == "2" and float(rows[-1]["loss"]) > 0
+    assert rows[-1]["val_loss"] and rows[-1]["val_noc90"] and rows[-1]["val_objects"] == "1"
+    split = json.loads((trained.parent / "split.json").read_text())
+    assert (
+        len(split["sets"]["tinyblobs"]["val"]) == 1
+        and len(split["sets"]["tinyblobs"]["train"]) == 3
+    )
+
+
+def test_trained_checkpoint_runs_in_the_predictor(trained, tiny_set):
+    import napari_ritm
+    from napari_ritm.inference.clicks import Click
+    from napari_ritm.inference.predictor import Predictor
+
+    net = napari_ritm.load_model(trained)
+    image = tifffile.imread(tiny_set / "images" / "crop0.tif")
+    predictor = Predictor(net, flip=False)
+    predictor.set_image(image)
+    probs = predictor.predict([Click(40.0, 40.0, True)])
+    assert probs.shape == image.shape and probs.dtype == np.float32
+    assert np.isfinite(probs).all() and 0 <= probs.min() and probs.max() <= 1
+
+
+def test_resume_and_finetune(trained, tiny_set):
+    from napari_ritm.training.trainer import metrics_path, state_path
+
+    args = [
+        "--data",
+        str(tiny_set),
+        "--out",
+        str(trained),
+        "--batch-size",
+        "2",
+        "--crop",
+        "64",
+        "64",
+        "--device",
+        "cpu",
+        "--no-progress",
+        "--val-objects",
+        "0",
+    ]
+    assert main(["train", *args, "--steps", "3", "--resume"]) == 0
+    assert torch.load(state_path(trained), weights_only=True)["step"] == 3
+    assert [r["step"] for r in csv.DictReader(open(metrics_path(trained)))][-1] == "3"
+    tuned = trained.with_name("tuned.pth")
+    assert (
+        main(
+            [
+                "finetune",
+                "--init",
+                str(trained),
+                "--data",
+                str(tiny_set),
+                "--out",
+                str(tuned),
+                "--steps",
+                "1",
+                "--batch-size",
+                "2",
+                "--crop",
+                "64",
+                "64",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    from napari_ritm.model.checkpoint import load_checkpoint
+
+    before, after = load_checkpoint(trained).state_dict(), load_checkpoint(tuned).state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--steps", "0"], "--steps"),
+        (["--steps", "1", "--crop", "16", "16"], "--crop"),
+        (["--steps", "1", "--val-fraction", "1.5"], "--val-fraction"),
+        (["--steps", "1", "--resume"], "--resume"),
+        (["--steps", "1", "--batch-size", "1"], "--batch-size"),
+    ],
+)
+def test_bad_input_is_a_usage_error(tiny_set, tmp_path, capsys, extra, message):
+    code = main(["train", "--data", str(tiny_set), "--out", str(tmp_path / "m.pth"), *extra])
+    assert code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_missing_data_folder_is_a_usage_error(tmp_path, capsys):
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(tmp_path / "nope"),
+                "--out",
+                str(tmp_path / "m.pth"),
+                "--steps",
+                "1",
+            ]
+        )
+        == 2
+    )
+    assert "not a folder" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert (
+        main(
+            [
+                "finetune",
+                "--init",
+                str(tmp_path / "none.pth"),
+                "--data",
+                str(tmp_path / "empty"),
+                "--out",
+                str(tmp_path / "m.pth"),
+            ]
+        )
+        == 2
+    )
+
+
+def test_ddp_gloo_two_processes(tiny_set, tmp_path):
+    out = tmp_path / "ddp.pth"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO / "src")}
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "napari_ritm.cli",
+        "train",
+        "--data",
+        str(tiny_set),
+        "--out",
+        str(out),
+        "--steps",
+        "2",
+        "--batch-size",
+        "4",
+        "--crop",
+        "48",
+        "48",
+        "--device",
+        "cpu",
+        "--no-progress",
+    ]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    summary = json.loads([line for line in proc.stdout.splitlines() if line.startswith("{")][-1])
+    assert summary["world_size"] == 2 and summary["steps"] == 2
+    from napari_ritm.model.checkpoint import load_checkpoint
+
+    assert load_checkpoint(out).variant.small
