@@ -220,13 +220,16 @@ class RITMWidget(QWidget):
     def _build_predictor(self) -> None:
         if self.net is None:
             return
+        from napari_ritm.inference.modes import predictor_kwargs, set_interactive_threads
         from napari_ritm.inference.predictor import Predictor
 
-        # The official RITM demo's settings: the whole image at 400 px for the first click, then
-        # zoomed in on the object; never more than 800 px on the longest side.
-        self.set_predictor(Predictor(self.net, zoom_in=self.zoom_check.isChecked(),
-                                     flip=self.flip_check.isChecked(), target_size=400,
-                                     skip_clicks=-1, max_size=800))
+        # Exact mode with the official demo's additions: zoomed in from the first click, never
+        # more than 800 px through the network. Fast mode stays opt-in until its NoC cost has
+        # been measured on a trained model (benchmarks/click_latency.py, issue 9).
+        kwargs = predictor_kwargs("exact", interactive=True)
+        kwargs.update(zoom_in=self.zoom_check.isChecked(), flip=self.flip_check.isChecked())
+        set_interactive_threads()
+        self.set_predictor(Predictor(self.net, **kwargs))
 
     def set_predictor(self, predictor: Any) -> None:
         """Predict with ``predictor`` (a ``Predictor`` or anything with its interface)."""
