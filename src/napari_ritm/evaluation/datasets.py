@@ -52,6 +52,29 @@ class _Entry:
     label: int
 
 
+def image_label_pairs(root: str | Path) -> list[tuple[Path, Path]]:
+    """(image, label) file pairs of one ``<set>`` folder, in file-name order.
+
+    Raises :class:`DatasetError` when ``images/`` or ``labels/`` is missing, an image has no
+    label file, or there is no image at all.
+    """
+    root = Path(root)
+    images_dir, labels_dir = root / "images", root / "labels"
+    if not images_dir.is_dir() or not labels_dir.is_dir():
+        raise DatasetError(f"{root} must contain images/ and labels/ folders")
+    pairs = []
+    for image_path in sorted(images_dir.iterdir()):
+        if image_path.suffix.lower() not in IMAGE_SUFFIXES:
+            continue
+        label_path = labels_dir / f"{image_path.stem}.tif"
+        if not label_path.exists():
+            raise DatasetError(f"no label file {label_path} for image {image_path.name}")
+        pairs.append((image_path, label_path))
+    if not pairs:
+        raise DatasetError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {images_dir}")
+    return pairs
+
+
 def read_array(path: Path) -> np.ndarray:
     """Read an image file as an array (tifffile for TIFF, imageio otherwise)."""
     if path.suffix.lower() in (".tif", ".tiff"):
@@ -115,21 +138,8 @@ class InstanceDataset:
     ) -> None:
         self.root = Path(root)
         self.name = self.root.resolve().name
-        images_dir, labels_dir = self.root / "images", self.root / "labels"
-        if not images_dir.is_dir() or not labels_dir.is_dir():
-            raise DatasetError(f"{self.root} must contain images/ and labels/ folders")
-        pairs = []
-        for image_path in sorted(images_dir.iterdir()):
-            if image_path.suffix.lower() not in IMAGE_SUFFIXES:
-                continue
-            label_path = labels_dir / f"{image_path.stem}.tif"
-            if not label_path.exists():
-                raise DatasetError(f"no label file {label_path} for image {image_path.name}")
-            pairs.append((image_path, label_path))
-        if not pairs:
-            raise DatasetError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {images_dir}")
         self._entries: list[_Entry] = []
-        for image_path, label_path in pairs:
+        for image_path, label_path in image_label_pairs(self.root):
             self._entries.extend(
                 self._scan(image_path, label_path, max_objects_per_image, min_area)
             )

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from napari_ritm.evaluation.datasets import IMAGE_SUFFIXES, read_array, to_rgb01
+from napari_ritm.evaluation.datasets import image_label_pairs, read_array, to_rgb01
 from napari_ritm.training.augment import Augmenter, pad_and_crop
 from napari_ritm.training.sampler import MultiPointSampler
 
@@ -114,18 +114,9 @@ def read_folder(root: str | Path) -> list[LabeledImage]:
 
     Raises ValueError when the folder does not follow the layout or shapes do not match.
     """
-    root = Path(root)
-    images_dir, labels_dir = root / "images", root / "labels"
-    if not images_dir.is_dir() or not labels_dir.is_dir():
-        raise ValueError(f"{root} must contain images/ and labels/ folders")
-    set_name = root.resolve().name
+    set_name = Path(root).resolve().name
     out: list[LabeledImage] = []
-    for path in sorted(images_dir.iterdir()):
-        if path.suffix.lower() not in IMAGE_SUFFIXES:
-            continue
-        label_path = labels_dir / f"{path.stem}.tif"
-        if not label_path.exists():
-            raise ValueError(f"no label file {label_path} for image {path.name}")
+    for path, label_path in image_label_pairs(root):
         image, labels = read_array(path), read_array(label_path)
         if (
             labels.ndim == 2
@@ -139,7 +130,7 @@ def read_folder(root: str | Path) -> list[LabeledImage]:
         except ValueError as err:
             raise ValueError(f"{path}: {err}") from None
     if not out:
-        raise ValueError(f"no labelled images ({', '.join(IMAGE_SUFFIXES)}) in {images_dir}")
+        raise ValueError(f"no labelled objects in {root}")
     return out
 
 
