@@ -1,15 +1,17 @@
-"""Dev-set NoC of the classic baselines and, when it loads, the default model.
+"""Dev-set NoC on the held-out (val) images: classic baselines and the default model.
 
 Runs the ``napari-ritm evaluate`` protocol (20 clicks, stop at IoU 0.90, threshold 0.49) on the
-shared dev sets and writes ``benchmarks/results/eval_dev.json`` (one ``runs`` entry per model, each
-in the ``evaluate --json`` shape) and an IoU-vs-clicks plot ``eval_dev.png``; prints the NoC table.
+val images of the committed split (``training/recipes/shared_split.json``: the images the default
+model never saw in training) and writes ``benchmarks/results/eval_dev.json`` (one ``runs`` entry
+per model and mode, each in the ``evaluate --json`` shape) and an IoU-vs-clicks plot
+``eval_dev.png``; prints the NoC table. Runs already in the file for the same protocol and sets
+are kept unless re-run, so models can be evaluated one at a time.
 
-Sizes (defaults, chosen to run in ~15 minutes for both baselines on 2 busy CPU cores): at most
-``--objects`` (30) objects per set with at least ``--min-area`` (30) pixels; dsb2018 and
-weizmann_horse take 1 object per image (so 30 different images), isbi2012_em 2 per slice,
-stardist_nuclei2d (one image) 30 nuclei spread over its ids.
+Objects (objects of at least ``--min-area`` = 30 pixels, spread evenly over each image's ids):
+dsb2018 5 per val image (9 images), isbi2012_em 10 per val slice (4 slices), weizmann_horse the
+horse of every val image (66), stardist_nuclei2d 30 nuclei of its one (held-out) image.
 
-    python benchmarks/eval_dev.py [--objects 30] [--models baseline:random_walker ...] [--mode exact]
+    python benchmarks/eval_dev.py [--models baseline:watershed default ...] [--modes exact fast]
 """
 from __future__ import annotations
 
@@ -24,16 +26,18 @@ from pathlib import Path
 from tqdm import tqdm
 
 from napari_ritm.commands import UsageError
-from napari_ritm.commands.evaluate import format_table, make_predictor
+from napari_ritm.commands.evaluate import format_table, make_predictor, split_names
 from napari_ritm.evaluation.datasets import InstanceDataset
 from napari_ritm.evaluation.noc import DatasetResult, evaluate_dataset
 from napari_ritm.evaluation.plots import plot_iou_curves
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("NAPARI_RITM_SHARED", REPO.parent / "shared")) / "data"
+SPLIT = REPO / "src" / "napari_ritm" / "training" / "recipes" / "shared_split.json"
 RESULTS = REPO / "benchmarks" / "results"
-#: dev set -> objects per image (None: as many as --objects allows, spread over the ids)
-SETS = {"dsb2018": 1, "isbi2012_em": 2, "weizmann_horse": 1, "stardist_nuclei2d": None}
+#: dev set -> (objects per val image, at most this many objects in the set)
+SETS = {"dsb2018": (5, 45), "isbi2012_em": (10, 40), "weizmann_horse": (1, 66),
+        "stardist_nuclei2d": (30, 30)}
 MODELS = ("baseline:watershed", "baseline:random_walker", "default")
 
 
@@ -44,57 +48,76 @@ def _save(path: Path, payload: dict) -> None:
     tmp.replace(path)
 
 
+def _previous_runs(path: Path, payload: dict) -> list[dict]:
+    """Runs of an earlier call with the same protocol and sets (kept), else none."""
+    if not path.is_file():
+        return []
+    old = json.loads(path.read_text())
+    same = all(old.get(k) == payload[k] for k in ("protocol", "sets"))
+    return old.get("runs", []) if same else []
+
+
+def _run_name(model: str, mode: str) -> str:
+    return model if model.startswith("baseline:") or mode == "exact" else f"{model} ({mode})"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--objects", type=int, default=30, help="objects per set (30)")
     parser.add_argument("--min-area", type=int, default=30, help="smallest object, pixels (30)")
     parser.add_argument("--clicks", type=int, default=20)
     parser.add_argument("--models", nargs="+", default=list(MODELS))
-    parser.add_argument("--mode", choices=("exact", "fast"), default="exact")
+    parser.add_argument("--modes", nargs="+", choices=("exact", "fast"), default=["exact"],
+                        help="predictor modes for models (baselines have none)")
     parser.add_argument("--out", type=Path, default=RESULTS / "eval_dev.json")
     args = parser.parse_args(argv)
     if not DATA.is_dir():
         print(f"dev sets not found at {DATA} (set NAPARI_RITM_SHARED)", file=sys.stderr)
         return 1
 
-    datasets = [InstanceDataset(DATA / name, max_objects_per_image=k or args.objects,
-                                min_area=args.min_area, limit=args.objects)
-                for name, k in SETS.items()]
+    folders = [DATA / name for name in SETS]
+    datasets = [InstanceDataset(folder, max_objects_per_image=per_image, min_area=args.min_area,
+                                limit=limit, names=names)
+                for folder, (per_image, limit), names
+                in zip(folders, SETS.values(), split_names(SPLIT, "val", folders))]
     payload = {
         "benchmark": "eval_dev",
         "protocol": {"max_clicks": args.clicks, "stop_iou": 0.90, "pred_thresh": 0.49,
-                     "mode": args.mode, "min_area": args.min_area},
-        "sets": {ds.name: {"objects": len(ds), "max_objects_per_image": k or args.objects}
-                 for ds, k in zip(datasets, SETS.values())},
+                     "min_area": args.min_area, "images": "val images of shared_split.json"},
+        "sets": {ds.name: {"objects": len(ds), "max_objects_per_image": per_image}
+                 for ds, (per_image, _) in zip(datasets, SETS.values())},
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
                     "python": platform.python_version()},
         "runs": [],
         "skipped": {},
     }
-    curves = {}
-    for model in args.models:
+    todo = {(_run_name(m, mode), m, mode) for m in args.models for mode in args.modes}
+    payload["runs"] = [r for r in _previous_runs(args.out, payload)
+                       if r["model"] not in {name for name, _, _ in todo}]
+    for name, model, mode in sorted(todo):
         try:
-            predictor = make_predictor(model, args.mode)
+            predictor = make_predictor(model, mode)
         except UsageError as err:
             print(f"skipping {model}: {err}", file=sys.stderr)
-            payload["skipped"][model] = str(err).splitlines()[0]
+            payload["skipped"][name] = str(err).splitlines()[0]
             continue
-        run = {"model": model, "datasets": {}, "wall_s": 0.0}
+        run = {"model": name, "mode": None if model.startswith("baseline:") else mode,
+               "datasets": {}, "wall_s": 0.0}
         payload["runs"].append(run)
         start = time.perf_counter()
         for ds in datasets:
             result = DatasetResult(ds.name, max_clicks=args.clicks)
-            with tqdm(total=len(ds), desc=f"{model} {ds.name}", unit="obj") as bar:
+            with tqdm(total=len(ds), desc=f"{name} {ds.name}", unit="obj") as bar:
                 evaluate_dataset(predictor, ds, result, on_sample=lambda s, r: bar.update())
             run["datasets"][ds.name] = result.to_json()
             run["wall_s"] = round(time.perf_counter() - start, 1)
-            curves[f"{model} / {ds.name}"] = [s["ious"] for s in result.samples]
             _save(args.out, payload)
         print(format_table(run))
     _save(args.out, payload)
+    curves = {f"{run['model']} / {name}": [s["ious"] for s in d["samples"]]
+              for run in payload["runs"] for name, d in run["datasets"].items()}
     if curves:
         plot_iou_curves(curves, args.out.with_suffix(".png"), max_clicks=args.clicks,
-                        title="dev sets (stop at IoU 0.90; stopped objects keep their IoU)")
+                        title="val images (stop at IoU 0.90; stopped objects keep their IoU)")
     print(f"wrote {args.out}")
     return 0
 

@@ -86,6 +86,23 @@ def test_bad_input_is_a_usage_error(toy_set, argv, message, capsys):
     assert message in capsys.readouterr().err
 
 
+def test_split_file_selects_the_listed_images(toy_set, tmp_path, capsys):
+    split = tmp_path / "split.json"
+    split.write_text(json.dumps({"format": "napari-ritm-split/1", "seed": 0, "val_fraction": 0.5,
+                                 "sets": {"toy": {"train": ["a"], "val": ["b"]}}}))
+    out = tmp_path / "val.json"
+    base = ["evaluate", "--model", "baseline:watershed", "--data", str(toy_set), "--split",
+            str(split)]
+    assert main([*base, "--json", str(out)]) == 0
+    assert [s["image"] for s in json.loads(out.read_text())["datasets"]["toy"]["samples"]] == [
+        "b.tif"]
+    assert main([*base, "--subset", "train", "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["datasets"]["toy"]["objects"] == 2
+    split.write_text(json.dumps({"format": "napari-ritm-split/1", "sets": {"other": {}}}))
+    assert main(base) == 2
+    assert "no set named 'toy'" in capsys.readouterr().err
+
+
 def test_missing_data_folder_is_a_usage_error(tmp_path, capsys):
     rc = main(["evaluate", "--model", "baseline:watershed", "--data", str(tmp_path / "none")])
     assert rc == 2 and "images/ and labels/" in capsys.readouterr().err

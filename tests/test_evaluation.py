@@ -231,6 +231,9 @@ def test_dataset_reader_volumes_give_per_slice_objects(tmp_path):
     assert [(s.slice, s.label) for s in samples] == [(0, 5), (1, 5), (1, 6)]
     assert samples[2].image.shape == (24, 24, 3)
     assert 0.0 <= samples[2].image.min() and samples[2].image.max() <= 1.0
+    only_z1 = InstanceDataset(tmp_path / "vol", names={"a@z1"})  # a split's slice names
+    assert [(s.slice, s.label) for s in only_z1] == [(1, 5), (1, 6)]
+    assert len(InstanceDataset(tmp_path / "vol", names={"other"})) == 0
 
 
 def test_dataset_reader_rejects_bad_layouts(tmp_path):

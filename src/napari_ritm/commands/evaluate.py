@@ -41,7 +41,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--min-area", type=int, default=1, metavar="A",
                    help="skip objects smaller than A pixels (1)")
     p.add_argument("--limit", type=int, metavar="N", help="at most N objects per dataset")
+    p.add_argument("--split", type=Path, metavar="FILE",
+                   help="split file of `napari-ritm train` (e.g. training/recipes/"
+                        "shared_split.json): evaluate only the images it lists for each set")
+    p.add_argument("--subset", choices=("val", "train"), default="val",
+                   help="which images of --split to evaluate (val)")
     p.set_defaults(handler=run)
+
+
+def split_names(split_file: Path | None, subset: str, folders: list[Path]) -> list:
+    """Per ``--data`` folder, the image names ``subset`` of the split file lists (None without a
+    split file). Raises UsageError for an unreadable file or a set it does not mention."""
+    if split_file is None:
+        return [None] * len(folders)
+    from napari_ritm.training.data import load_split
+
+    try:
+        sets = load_split(split_file)["sets"]
+    except ValueError as err:
+        raise UsageError(str(err)) from err
+    names = []
+    for folder in folders:
+        name = folder.resolve().name
+        if name not in sets:
+            raise UsageError(f"{split_file} has no set named {name!r} (it has {', '.join(sets)})")
+        names.append(set(sets[name].get(subset, ())))
+    return names
 
 
 def make_predictor(model: str, mode: str = "exact"):
@@ -105,14 +130,15 @@ def run(args: argparse.Namespace) -> int:
 
     _check_args(args)
     datasets = []
-    for folder in args.data:
+    for folder, names in zip(args.data, split_names(args.split, args.subset, args.data)):
         try:
             ds = InstanceDataset(folder, max_objects_per_image=args.max_objects_per_image,
-                                 min_area=args.min_area, limit=args.limit)
+                                 min_area=args.min_area, limit=args.limit, names=names)
         except (OSError, DatasetError) as err:
             raise UsageError(str(err)) from err
         if not len(ds):
-            raise UsageError(f"{folder}: no object with at least {args.min_area} pixels")
+            where = f" among the {args.subset} images of {args.split}" if args.split else ""
+            raise UsageError(f"{folder}: no object with at least {args.min_area} pixels{where}")
         datasets.append(ds)
     predictor = make_predictor(args.model, args.mode)
 

@@ -14,7 +14,7 @@ one file in memory at a time.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,6 +110,19 @@ def to_rgb01(image: np.ndarray) -> np.ndarray:
     return normalize_image(image, channel_axis=-1 if image.ndim == 3 else None)
 
 
+def _wanted_slices(stem: str, names: Collection[str] | None) -> set | None:
+    """Which slices of image ``stem`` the ``names`` filter keeps: None (no filter), a set with
+    "all" (the whole image is listed), slice indices (``stem@z<k>`` entries), or an empty set."""
+    if names is None:
+        return None
+    wanted: set = {"all"} if stem in names else set()
+    prefix = f"{stem}@z"
+    for name in names:
+        if name.startswith(prefix) and name[len(prefix):].isdigit():
+            wanted.add(int(name[len(prefix):]))
+    return wanted
+
+
 def _pick(ids: np.ndarray, k: int | None) -> np.ndarray:
     """``k`` ids spread evenly over the sorted ids (all of them when k is None or large)."""
     if k is None or len(ids) <= k:
@@ -123,7 +136,9 @@ class InstanceDataset:
     ``root``: the set folder (with ``images/`` and ``labels/``). ``max_objects_per_image``: keep at
     most this many instances per image file, spread evenly over the sorted ids (not the largest,
     which would favour easy objects). ``min_area``: skip instances with fewer pixels (per slice for
-    stacks). ``limit``: stop after this many samples. Iterating yields :class:`Sample` objects;
+    stacks). ``limit``: stop after this many samples. ``names``: keep only these images, by file
+    stem (``name`` for ``images/name.png``; ``name@z<k>`` keeps slice k of a stack), as a split
+    file lists them. Iterating yields :class:`Sample` objects;
     ``len()`` is the number of samples. Raises :class:`DatasetError` for a folder that does not follow
     the layout, and iteration raises it for an image that cannot be used (shape, channels).
     """
@@ -135,26 +150,34 @@ class InstanceDataset:
         max_objects_per_image: int | None = None,
         min_area: int = 1,
         limit: int | None = None,
+        names: Collection[str] | None = None,
     ) -> None:
         self.root = Path(root)
         self.name = self.root.resolve().name
         self._entries: list[_Entry] = []
         for image_path, label_path in image_label_pairs(self.root):
+            wanted = _wanted_slices(image_path.stem, names)
+            if wanted is not None and not wanted:
+                continue
             self._entries.extend(
-                self._scan(image_path, label_path, max_objects_per_image, min_area)
+                self._scan(image_path, label_path, max_objects_per_image, min_area, wanted)
             )
             if limit is not None and len(self._entries) >= limit:
                 del self._entries[limit:]
                 break
 
     @staticmethod
-    def _scan(image_path: Path, label_path: Path, k: int | None, min_area: int) -> list[_Entry]:
+    def _scan(
+        image_path: Path, label_path: Path, k: int | None, min_area: int, wanted: set | None
+    ) -> list[_Entry]:
         labels = read_array(label_path)
         if labels.ndim not in (2, 3):
             raise DatasetError(f"{label_path}: labels must be 2D or a 3D stack, got {labels.shape}")
         stack = labels[None] if labels.ndim == 2 else labels
         found = []
         for z, plane in enumerate(stack):
+            if wanted is not None and "all" not in wanted and z not in wanted:
+                continue
             ids, areas = np.unique(plane[plane > 0], return_counts=True)
             for label in ids[areas >= min_area]:
                 found.append((None if labels.ndim == 2 else z, int(label)))
