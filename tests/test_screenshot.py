@@ -1,17 +1,16 @@
 """Writes docs/screenshot.png: the widget in use (image + clicks + mask), under Xvfb.
 
-The model is the shipped ``default`` one when it is bundled; otherwise the reference checkpoint
-with random weights stands in (its masks are arbitrary), and the screenshot shows the workflow
-rather than segmentation quality. Re-run this test once the default model ships.
+The model is the shipped ``default`` one; in a checkout without it the reference checkpoint with
+random weights stands in (its masks are arbitrary).
 """
 from __future__ import annotations
 
 import numpy as np
 from PIL import Image as PILImage
 from skimage import filters, measure
-from test_widget import FAKE_CHECKPOINT, WIDGET, mouse_click, wait_idle
 
 from conftest import REPO
+from test_widget import FAKE_CHECKPOINT, WIDGET, mouse_click, wait_idle
 
 SCREENSHOT = REPO / "docs" / "screenshot.png"
 
@@ -19,8 +18,7 @@ SCREENSHOT = REPO / "docs" / "screenshot.png"
 def model_source(ref_dir) -> str:
     from napari_ritm.model.zoo import local_path
 
-    default = local_path("default")
-    return str(default if default.is_file() else ref_dir / FAKE_CHECKPOINT)
+    return "default" if local_path("default").is_file() else str(ref_dir / FAKE_CHECKPOINT)
 
 
 def nucleus_centres(image, count):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _fakes import DiskPredictor
 from napari.layers import Labels
 
+from _fakes import DiskPredictor
 from napari_ritm.editing import LabelDtypeError, check_label_fits, check_layers_match, plan_commit
 from napari_ritm.propagation import interior_point
 from napari_ritm.session import ImageSource, Session

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _fakes import DiskPredictor
 from napari.utils._test_utils import read_only_mouse_event
 from napari.utils.interactions import mouse_press_callbacks, mouse_release_callbacks
 
+from _fakes import DiskPredictor
 from napari_ritm._widget import RITMWidget
 
 WIDGET = "RITM interactive segmentation"
@@ -187,6 +187,12 @@ def test_real_predictor_on_the_fake_checkpoint(make_napari_viewer, qtbot, ref_di
     wait_idle(widget, qtbot, timeout=60000)
     assert widget.session.probs is not None and widget.session.probs.shape == (64, 80)
     widget.flip_check.setChecked(False)  # a new predictor, same model
+    assert widget.predictor.flip is False and widget.predictor.zoom.target_size == 400
+    widget.mode_combo.setCurrentText("fast")
+    assert widget.predictor.zoom.target_size == 256 and not widget.flip_check.isChecked()
+    widget.mode_combo.setCurrentText("exact")  # the mode's flip default comes back
+    assert widget.flip_check.isChecked() and widget.predictor.flip is True
+    widget.flip_check.setChecked(False)
     mouse_click(widget.clicks_layer, (20, 30), button=2)
     wait_idle(widget, qtbot, timeout=60000)
     preview = widget.session.preview

@@ -14,24 +14,29 @@ import numpy as np
 from napari.layers import Image, Labels, Points
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_warning
-from qtpy.QtCore import Qt
-from qtpy.QtWidgets import (
-    QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGridLayout, QHBoxLayout,
-    QLabel, QProgressBar, QPushButton, QSlider, QVBoxLayout, QWidget,
-)
+from qtpy.QtCore import QSignalBlocker, Qt
+from qtpy.QtWidgets import QFileDialog
 
+from napari_ritm._controls import CHOOSE_FILE, RITMControls
 from napari_ritm._layers import (
-    OWN, add_clicks_layer, add_preview_layer, bind_keys, click_callback, draw_clicks, draw_preview,
-    image_source, plane_coords,
+    OWN,
+    add_clicks_layer,
+    add_preview_layer,
+    bind_keys,
+    click_callback,
+    draw_clicks,
+    draw_preview,
+    image_source,
+    plane_coords,
 )
 from napari_ritm.editing import check_layers_match
+from napari_ritm.inference.modes import PREDICTOR_MODES
 from napari_ritm.session import Session
 
 if TYPE_CHECKING:
     import napari
 
 NEW_LABELS = "<new labels layer>"
-CHOOSE_FILE = "Choose a .pth file..."
 
 
 def _load_net(source: str) -> Any:
@@ -40,19 +45,7 @@ def _load_net(source: str) -> Any:
     return load_model(source)
 
 
-def _button(text: str, slot: Any) -> QPushButton:
-    button = QPushButton(text)
-    button.clicked.connect(slot)
-    return button
-
-
-def _check(text: str, checked: bool) -> QCheckBox:
-    check = QCheckBox(text)
-    check.setChecked(checked)
-    return check
-
-
-class RITMWidget(QWidget):
+class RITMWidget(RITMControls):
     """Click-based segmentation dock: pick an image and a Labels layer, click, finish.
 
     In: ``napari_viewer``; the image layer (2D/3D/time, gray/RGB, any dtype, numpy or dask) and
@@ -78,7 +71,7 @@ class RITMWidget(QWidget):
         self._filling = False  # combos being filled: ignore their change signals
         self._rebuilding = False
         self._selected: int | None = None
-        self._build_ui()
+        self._connect()
         self.viewer.layers.events.inserted.connect(self._on_layer_inserted)
         self.viewer.layers.events.removed.connect(self._on_layer_removed)
         self.viewer.dims.events.point.connect(self._on_dims)
@@ -86,66 +79,19 @@ class RITMWidget(QWidget):
         self._rebuild_session()
         self.load_model("default")
 
-    # -- UI ----------------------------------------------------------------------------------
-
-    def _build_ui(self) -> None:
-        from napari_ritm.model.zoo import REGISTRY
-
-        self.image_combo, self.labels_combo = QComboBox(), QComboBox()
-        self.model_combo = QComboBox()
-        for name, entry in REGISTRY.items():
-            self.model_combo.addItem(name)
-            self.model_combo.setItemData(self.model_combo.count() - 1, entry.description,
-                                         Qt.ItemDataRole.ToolTipRole)
-        self.model_combo.addItem(CHOOSE_FILE)
-        self.zoom_check, self.flip_check = _check("Zoom-in", True), _check("Flip TTA", True)
-        self.overwrite_check = _check("Overwrite other labels", False)
-        self.threshold_slider = QSlider(Qt.Orientation.Horizontal)
-        self.threshold_slider.setRange(1, 99)
-        self.threshold_slider.setValue(49)
-        self.threshold_label = QLabel("0.49")
-        self.radius_spin = QDoubleSpinBox()
-        self.radius_spin.setRange(1, 100)
-        self.radius_spin.setValue(5)
-        self.finish_button = _button("Finish object [Space]", self.finish)
-        self.undo_button = _button("Undo click [Ctrl+Z]", self.undo)
-        self.reset_button = _button("Reset object [Esc]", self.reset)
-        self.refine_cursor_button = _button("Refine label under cursor [R]",
-                                            self.refine_under_cursor)
-        self.refine_selected_button = _button("Refine selected label", self.refine_selected)
-        self.up_button = _button("Propagate ↑", lambda: self.propagate(1))
-        self.down_button = _button("Propagate ↓", lambda: self.propagate(-1))
-        self.stop_button = _button("Stop", self.stop_propagation)
-        self.stop_button.setEnabled(False)
-        self.progress = QProgressBar()
-        self.progress.setVisible(False)
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
-
-        form = QFormLayout()
-        for label, *widgets in (("Image", self.image_combo), ("Labels", self.labels_combo),
-                                ("Model", self.model_combo), ("", self.zoom_check, self.flip_check),
-                                ("Threshold", self.threshold_slider, self.threshold_label),
-                                ("Click radius", self.radius_spin), ("", self.overwrite_check)):
-            row = QHBoxLayout()
-            for widget in widgets:
-                row.addWidget(widget)
-            form.addRow(label, row)
-        buttons = QGridLayout()
-        for i, button in enumerate((self.finish_button, self.undo_button, self.reset_button,
-                                    self.refine_cursor_button, self.refine_selected_button,
-                                    self.up_button, self.down_button, self.stop_button)):
-            buttons.addWidget(button, i // 2, i % 2)
-        layout = QVBoxLayout(self)
-        for part in (form, buttons):
-            layout.addLayout(part)
-        layout.addWidget(self.progress)
-        layout.addWidget(self.status)
-        layout.addStretch(1)
-
+    def _connect(self) -> None:
+        self.finish_button.clicked.connect(self.finish)
+        self.undo_button.clicked.connect(self.undo)
+        self.reset_button.clicked.connect(self.reset)
+        self.refine_cursor_button.clicked.connect(self.refine_under_cursor)
+        self.refine_selected_button.clicked.connect(self.refine_selected)
+        self.up_button.clicked.connect(lambda: self.propagate(1))
+        self.down_button.clicked.connect(lambda: self.propagate(-1))
+        self.stop_button.clicked.connect(self.stop_propagation)
         self.image_combo.currentTextChanged.connect(lambda _: self._rebuild_session())
         self.labels_combo.currentTextChanged.connect(lambda _: self._rebuild_session())
         self.model_combo.activated.connect(self._on_model_chosen)
+        self.mode_combo.currentTextChanged.connect(self._on_mode)
         self.zoom_check.toggled.connect(lambda _: self._build_predictor())
         self.flip_check.toggled.connect(lambda _: self._build_predictor())
         self.threshold_slider.valueChanged.connect(self._on_threshold)
@@ -217,16 +163,21 @@ class RITMWidget(QWidget):
             self._show_busy(False)
             self._pump()
 
+    def _on_mode(self, mode: str) -> None:
+        """A speed mode brings its own flip default; one new predictor for both changes."""
+        with QSignalBlocker(self.flip_check):
+            self.flip_check.setChecked(PREDICTOR_MODES[mode]["flip"])
+        self._build_predictor()
+
     def _build_predictor(self) -> None:
         if self.net is None:
             return
         from napari_ritm.inference.modes import predictor_kwargs, set_interactive_threads
         from napari_ritm.inference.predictor import Predictor
 
-        # Exact mode with the official demo's additions: zoomed in from the first click, never
-        # more than 800 px through the network. Fast mode stays opt-in until its NoC cost has
-        # been measured on a trained model (benchmarks/click_latency.py, issue 9).
-        kwargs = predictor_kwargs("exact", interactive=True)
+        # The chosen mode with the official demo's additions: zoomed in from the first click,
+        # never more than 800 px through the network; the checkboxes override zoom-in and flip.
+        kwargs = predictor_kwargs(self.mode_combo.currentText(), interactive=True)
         kwargs.update(zoom_in=self.zoom_check.isChecked(), flip=self.flip_check.isChecked())
         set_interactive_threads()
         self.set_predictor(Predictor(self.net, **kwargs))

@@ -11,8 +11,7 @@ import pkgutil
 import sys
 from collections.abc import Sequence
 
-from napari_ritm import __version__
-from napari_ritm import commands
+from napari_ritm import __version__, commands
 from napari_ritm.commands import UsageError
 
 

@@ -19,8 +19,8 @@ colour models and iterations would have to be hand-written.
 """
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
 import warnings
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
 import numpy as np

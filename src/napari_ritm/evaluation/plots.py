@@ -20,8 +20,8 @@ def plot_iou_curves(
     IoU lists of the evaluation JSON; samples that stopped early keep their last IoU. Returns the
     path written.
     """
-    from matplotlib.figure import Figure
     from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     fig = Figure(figsize=(6.4, 4.4), dpi=120)
     FigureCanvasAgg(fig)

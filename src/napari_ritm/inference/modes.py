@@ -22,6 +22,7 @@ __all__ = [
     "INTERACTIVE_THREADS",
     "MODES",
     "PREDICTOR_MODES",
+    "WIDGET_MODE",
     "predictor_kwargs",
     "set_interactive_threads",
 ]
@@ -35,6 +36,10 @@ PREDICTOR_MODES: dict[str, dict] = {
     "fast": {"zoom_in": True, "target_size": FAST_TARGET_SIZE, "flip": False, "optimize": "fused"},
 }
 MODES = tuple(PREDICTOR_MODES)
+
+#: The widget's default mode: fast only if it meets the bar of issue 9 (at most +0.2 NoC@90 over
+#: exact on the dev sets, measured with the default model by benchmarks/eval_dev.py).
+WIDGET_MODE = "exact"
 
 #: Added for interactive use (the official demo's settings).
 INTERACTIVE: dict = {"skip_clicks": -1, "max_size": 800}
