@@ -214,6 +214,7 @@ def test_resume_and_finetune(trained, tiny_set):
         (["--steps", "1", "--val-fraction", "1.5"], "--val-fraction"),
         (["--steps", "1", "--resume"], "--resume"),
         (["--steps", "1", "--batch-size", "1"], "--batch-size"),
+        (["--steps", "1", "--scale-range", "2", "1"], "--scale-range"),
     ],
 )
 def test_bad_input_is_a_usage_error(tiny_set, tmp_path, capsys, extra, message):
@@ -290,3 +291,20 @@ def test_ddp_gloo_two_processes(tiny_set, tmp_path):
     from napari_ritm.model.checkpoint import load_checkpoint
 
     assert load_checkpoint(out).variant.small
+
+
+def test_scale_range_reaches_the_augmenter(tiny_set, tmp_path, monkeypatch):
+    from napari_ritm.training import trainer
+
+    seen = []
+
+    class Recording(trainer.Augmenter):
+        def __init__(self, crop_size, **kwargs):
+            seen.append(kwargs["scale_range"])
+            super().__init__(crop_size, **kwargs)
+
+    monkeypatch.setattr(trainer, "Augmenter", Recording)
+    code = main(["train", "--data", str(tiny_set), "--out", str(tmp_path / "m.pth"), "--steps", "1",
+                 "--batch-size", "2", "--crop", "64", "64", "--scale-range", "1.5", "2.25",
+                 "--device", "cpu", "--no-progress", "--val-objects", "0"])
+    assert code == 0 and seen == [(1.5, 2.25)]

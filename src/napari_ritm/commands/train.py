@@ -96,6 +96,15 @@ def _add_common(p, *, steps, lr, crop, batch, save_every, val_fraction) -> None:
         help=f"training crop (default {crop[0]} {crop[1]})",
     )
     p.add_argument(
+        "--scale-range",
+        type=float,
+        nargs=2,
+        default=[0.75, 1.40],
+        metavar=("LOW", "HIGH"),
+        help="random resize factors of the images (default 0.75 1.40, the RITM recipe; "
+        "zoom-in shows small objects up to 2x larger at prediction time)",
+    )
+    p.add_argument(
         "--lr", type=float, default=lr, help=f"Adam learning rate of the head (default {lr:g})"
     )
     p.add_argument(
@@ -253,6 +262,8 @@ def run(args, *, finetune: bool) -> int:
         value = getattr(args, name)
         if value is not None and value < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+    if not 0 < args.scale_range[0] <= args.scale_range[1]:
+        raise UsageError(f"--scale-range needs 0 < LOW <= HIGH, got {args.scale_range}")
     if min(args.crop) < 32:
         raise UsageError(f"--crop must be at least 32 x 32, got {args.crop[0]} x {args.crop[1]}")
     if args.batch_size % world or args.batch_size // world < 2:
@@ -275,6 +286,7 @@ def run(args, *, finetune: bool) -> int:
         steps=steps,
         batch_size=args.batch_size,
         crop_size=tuple(args.crop),
+        scale_range=tuple(args.scale_range),
         lr=args.lr,
         backbone_lr_mult=args.backbone_lr_mult,
         epoch_len=epoch_len,

@@ -62,6 +62,7 @@ class TrainOptions:
     """Everything a training run needs besides the network and the images.
 
     ``steps``: optimizer steps in total; ``batch_size``: global batch (split over DDP processes);
+    ``scale_range``: random resize factors of the training images (the recipe's 0.75-1.40);
     ``epoch_len``: samples per epoch (None: the number of training images, at least one batch);
     ``milestones``: fractions of ``steps`` where the lr is multiplied by ``lr_gamma``;
     ``save_every``: steps between checkpoints (0: only at the end); ``val_every``: epochs between
@@ -74,6 +75,7 @@ class TrainOptions:
     steps: int
     batch_size: int = 8
     crop_size: tuple[int, int] = (320, 480)
+    scale_range: tuple[float, float] = (0.75, 1.40)
     lr: float = 5e-4
     backbone_lr_mult: float = 0.1
     milestones: tuple[float, ...] = OFFICIAL_MILESTONES
@@ -217,7 +219,7 @@ class Trainer:
             train_samples,
             sampler,
             crop_size=options.crop_size,
-            augmenter=Augmenter(options.crop_size),
+            augmenter=Augmenter(options.crop_size, scale_range=options.scale_range),
             epoch_len=epoch_len,
             seed=options.seed,
             min_object_area=options.min_object_area,

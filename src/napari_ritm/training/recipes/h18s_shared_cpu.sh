@@ -1,16 +1,24 @@
 #!/usr/bin/env bash
-# Default-model recipe, reduced for a 2-core CPU: h18s from scratch, 192x192 crops, batch 8,
-# 10 epochs x 200 samples = 250 steps (2,000 samples), lr 5e-4 everywhere, x0.1 at 87 % and 96 %.
-# benchmarks/train_speed.py measured 0.11-0.3 samples/s at 256x256 on the shared 2-core machine,
-# so this takes roughly 2-4 hours; it is a stop-gap, the GPU recipe is the real one.
-# Resumable: re-run with --resume appended after an interruption; extend with a larger --epochs.
+# The recipe of the shipped default model, reduced for a 2-core CPU: h18s from scratch, 192x192
+# crops, batch 8, 60 epochs x 400 samples = 3,000 steps (24,000 samples), Adam lr 5e-4 everywhere,
+# x0.1 at 87 % and 96 % of the steps. About 80 min on an idle 2-core machine (1.5-1.7 s per step);
+# nothing else may run meanwhile: two torch threads next to another busy process slow down ~10x.
+#
+# Two phases, as the shipped model was trained:
+#   bash h18s_shared_cpu.sh            # phase 1: the RITM resize range 0.75-1.40; press Ctrl-C
+#                                      # between steps 1,000 and 1,099 (state saved every 100)
+#   bash h18s_shared_cpu.sh --resume --scale-range 0.75 2.25    # phase 2: steps 1,000-3,000
+# Phase 2 widens the resize range because zoom-in shows small objects (nuclei, EM cells) up to 2x
+# larger at prediction time than the phase-1 crops did; at step 900 the exact mode (zoom-in 400)
+# lost IoU after the second click where the fast mode (zoom-in 256) did not.
+# Then ship it: cp runs/default_h18s_cpu/model.pth src/napari_ritm/weights/default.pth
 set -euo pipefail
 SHARED="${NAPARI_RITM_SHARED:-../shared}"
 napari-ritm train \
   --data "$SHARED/data/dsb2018" --data "$SHARED/data/isbi2012_em" --data "$SHARED/data/weizmann_horse" \
   --val-split src/napari_ritm/training/recipes/shared_split.json --balance-sets \
   --model h18s --out runs/default_h18s_cpu/model.pth \
-  --crop 192 192 --batch-size 8 --epoch-len 200 --epochs 10 \
+  --crop 192 192 --batch-size 8 --epoch-len 400 --epochs 60 \
   --lr 5e-4 --backbone-lr-mult 1.0 --seed 0 \
   --device cpu --threads 2 --workers 0 \
-  --save-every 25 --val-every 5 --val-objects 8 --val-samples 16 "$@"
+  --save-every 100 --val-every 12 --val-objects 8 --val-samples 16 "$@"
