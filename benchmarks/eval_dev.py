@@ -1,13 +1,14 @@
 """Dev-set NoC on the held-out (val) images: classic baselines and the default model.
 
-Runs the ``napari-ritm evaluate`` protocol (20 clicks, stop at IoU 0.90, threshold 0.49) on the
-val images of the committed split (``training/recipes/shared_split.json``: the images the default
-model never saw in training) and writes ``benchmarks/results/eval_dev.json`` (one ``runs`` entry
-per model and mode, each in the ``evaluate --json`` shape) and an IoU-vs-clicks plot
-``eval_dev.png``; prints the NoC table. Runs already in the file for the same protocol and sets
+Runs ``napari-ritm evaluate`` (20 clicks, stop at IoU 0.90, threshold 0.49) once per model, mode
+and set on the val images of the committed split (``training/recipes/shared_split.json``: images
+the default model never saw in training) and collects its JSON reports in
+``benchmarks/results/eval_dev.json`` (one ``runs`` entry per model and mode, each in the
+``evaluate --json`` shape, with the command lines it ran) and an IoU-vs-clicks plot
+``eval_dev.png``; prints the NoC tables. Runs already in the file for the same protocol and sets
 are kept unless re-run, so models can be evaluated one at a time.
 
-Objects (objects of at least ``--min-area`` = 30 pixels, spread evenly over each image's ids):
+Objects (at least ``--min-area`` = 30 pixels, spread evenly over each image's ids):
 dsb2018 5 per val image (9 images), isbi2012_em 10 per val slice (4 slices), weizmann_horse the
 horse of every val image (66), stardist_nuclei2d 30 nuclei of its one (held-out) image.
 
@@ -20,15 +21,10 @@ import json
 import os
 import platform
 import sys
-import time
+import tempfile
 from pathlib import Path
 
-from tqdm import tqdm
-
-from napari_ritm.commands import UsageError
-from napari_ritm.commands.evaluate import format_table, make_predictor, split_names
-from napari_ritm.evaluation.datasets import InstanceDataset
-from napari_ritm.evaluation.noc import DatasetResult, evaluate_dataset
+from napari_ritm.cli import main as cli
 from napari_ritm.evaluation.plots import plot_iou_curves
 
 REPO = Path(__file__).resolve().parents[1]
@@ -61,6 +57,14 @@ def _run_name(model: str, mode: str) -> str:
     return model if model.startswith("baseline:") or mode == "exact" else f"{model} ({mode})"
 
 
+def evaluate_argv(model: str, mode: str, name: str, min_area: int, clicks: int) -> list[str]:
+    """The ``napari-ritm evaluate`` arguments for one set (without ``--json``)."""
+    per_image, limit = SETS[name]
+    return ["evaluate", "--model", model, "--mode", mode, "--data", str(DATA / name),
+            "--split", str(SPLIT), "--subset", "val", "--max-objects-per-image", str(per_image),
+            "--limit", str(limit), "--min-area", str(min_area), "--clicks", str(clicks)]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--min-area", type=int, default=30, help="smallest object, pixels (30)")
@@ -74,44 +78,37 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dev sets not found at {DATA} (set NAPARI_RITM_SHARED)", file=sys.stderr)
         return 1
 
-    folders = [DATA / name for name in SETS]
-    datasets = [InstanceDataset(folder, max_objects_per_image=per_image, min_area=args.min_area,
-                                limit=limit, names=names)
-                for folder, (per_image, limit), names
-                in zip(folders, SETS.values(), split_names(SPLIT, "val", folders))]
     payload = {
         "benchmark": "eval_dev",
         "protocol": {"max_clicks": args.clicks, "stop_iou": 0.90, "pred_thresh": 0.49,
                      "min_area": args.min_area, "images": "val images of shared_split.json"},
-        "sets": {ds.name: {"objects": len(ds), "max_objects_per_image": per_image}
-                 for ds, (per_image, _) in zip(datasets, SETS.values())},
+        "sets": {name: {"max_objects_per_image": k, "limit": n} for name, (k, n) in SETS.items()},
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
                     "python": platform.python_version()},
         "runs": [],
         "skipped": {},
     }
-    todo = {(_run_name(m, mode), m, mode) for m in args.models for mode in args.modes}
+    todo = sorted({(_run_name(m, mode), m, mode) for m in args.models
+                   for mode in (["exact"] if m.startswith("baseline:") else args.modes)})
     payload["runs"] = [r for r in _previous_runs(args.out, payload)
                        if r["model"] not in {name for name, _, _ in todo}]
-    for name, model, mode in sorted(todo):
-        try:
-            predictor = make_predictor(model, mode)
-        except UsageError as err:
-            print(f"skipping {model}: {err}", file=sys.stderr)
-            payload["skipped"][name] = str(err).splitlines()[0]
-            continue
-        run = {"model": name, "mode": None if model.startswith("baseline:") else mode,
-               "datasets": {}, "wall_s": 0.0}
-        payload["runs"].append(run)
-        start = time.perf_counter()
-        for ds in datasets:
-            result = DatasetResult(ds.name, max_clicks=args.clicks)
-            with tqdm(total=len(ds), desc=f"{name} {ds.name}", unit="obj") as bar:
-                evaluate_dataset(predictor, ds, result, on_sample=lambda s, r: bar.update())
-            run["datasets"][ds.name] = result.to_json()
-            run["wall_s"] = round(time.perf_counter() - start, 1)
-            _save(args.out, payload)
-        print(format_table(run))
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, model, mode in todo:
+            run = {"model": name, "mode": None if model.startswith("baseline:") else mode,
+                   "datasets": {}, "commands": []}
+            for set_name in SETS:
+                report = Path(tmp) / f"{set_name}.json"
+                cli_args = evaluate_argv(model, mode, set_name, args.min_area, args.clicks)
+                rc = cli([*cli_args, "--json", str(report)])
+                if rc != 0:
+                    payload["skipped"][name] = f"napari-ritm evaluate exited with {rc}"
+                    break
+                run["commands"].append("napari-ritm " + " ".join(cli_args))
+                run["datasets"].update(json.loads(report.read_text())["datasets"])
+            else:
+                payload["runs"].append(run)
+                payload["skipped"].pop(name, None)
+                _save(args.out, payload)
     _save(args.out, payload)
     curves = {f"{run['model']} / {name}": [s["ious"] for s in d["samples"]]
               for run in payload["runs"] for name, d in run["datasets"].items()}
