@@ -6,7 +6,7 @@ the default model never saw in training) and collects its JSON reports in
 ``benchmarks/results/eval_dev.json`` (one ``runs`` entry per model and mode, each in the
 ``evaluate --json`` shape, with the command lines it ran) and an IoU-vs-clicks plot
 ``eval_dev.png``; prints the NoC tables. Runs already in the file for the same protocol and sets
-are kept unless re-run, so models can be evaluated one at a time.
+are kept unless re-run, so models can be evaluated one at a time (or by two processes at once).
 
 Objects (at least ``--min-area`` = 30 pixels, spread evenly over each image's ids):
 dsb2018 5 per val image (9 images), isbi2012_em 10 per val slice (4 slices), weizmann_horse the
@@ -44,13 +44,26 @@ def _save(path: Path, payload: dict) -> None:
     tmp.replace(path)
 
 
-def _previous_runs(path: Path, payload: dict) -> list[dict]:
-    """Runs of an earlier call with the same protocol and sets (kept), else none."""
-    if not path.is_file():
-        return []
-    old = json.loads(path.read_text())
-    same = all(old.get(k) == payload[k] for k in ("protocol", "sets"))
-    return old.get("runs", []) if same else []
+def _record(path: Path, payload: dict, name: str = "", run: dict | None = None,
+            skip: str = "") -> dict:
+    """Merge into the file and return its content: runs (and skip reasons) of the same protocol
+    and sets stay; ``name`` gets ``run`` or the reason ``skip`` instead of what it had (another
+    eval_dev.py may be writing other models to the same file)."""
+    runs, skipped = [], {}
+    if path.is_file():
+        old = json.loads(path.read_text())
+        if all(old.get(k) == payload[k] for k in ("protocol", "sets")):
+            runs, skipped = old.get("runs", []), old.get("skipped", {})
+    runs = [r for r in runs if r["model"] != name] + ([run] if run else [])
+    skipped = {k: v for k, v in skipped.items() if k != name} | ({name: skip} if skip else {})
+    merged = {**payload, "runs": runs, "skipped": skipped}
+    _save(path, merged)
+    return merged
+
+
+def _readable(command: str) -> str:
+    """The command with paths relative to the repository (as the README runs it)."""
+    return command.replace(f"{REPO}/", "").replace(f"{REPO.parent}/", "../")
 
 
 def _run_name(model: str, mode: str) -> str:
@@ -85,13 +98,10 @@ def main(argv: list[str] | None = None) -> int:
         "sets": {name: {"max_objects_per_image": k, "limit": n} for name, (k, n) in SETS.items()},
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
                     "python": platform.python_version()},
-        "runs": [],
-        "skipped": {},
     }
     todo = sorted({(_run_name(m, mode), m, mode) for m in args.models
                    for mode in (["exact"] if m.startswith("baseline:") else args.modes)})
-    payload["runs"] = [r for r in _previous_runs(args.out, payload)
-                       if r["model"] not in {name for name, _, _ in todo}]
+    merged = _record(args.out, payload)
     with tempfile.TemporaryDirectory() as tmp:
         for name, model, mode in todo:
             run = {"model": name, "mode": None if model.startswith("baseline:") else mode,
@@ -101,17 +111,14 @@ def main(argv: list[str] | None = None) -> int:
                 cli_args = evaluate_argv(model, mode, set_name, args.min_area, args.clicks)
                 rc = cli([*cli_args, "--json", str(report)])
                 if rc != 0:
-                    payload["skipped"][name] = f"napari-ritm evaluate exited with {rc}"
+                    merged = _record(args.out, payload, name, skip=f"evaluate exited with {rc}")
                     break
-                run["commands"].append("napari-ritm " + " ".join(cli_args))
+                run["commands"].append(_readable("napari-ritm " + " ".join(cli_args)))
                 run["datasets"].update(json.loads(report.read_text())["datasets"])
             else:
-                payload["runs"].append(run)
-                payload["skipped"].pop(name, None)
-                _save(args.out, payload)
-    _save(args.out, payload)
+                merged = _record(args.out, payload, name, run)
     curves = {f"{run['model']} / {name}": [s["ious"] for s in d["samples"]]
-              for run in payload["runs"] for name, d in run["datasets"].items()}
+              for run in merged["runs"] for name, d in run["datasets"].items()}
     if curves:
         plot_iou_curves(curves, args.out.with_suffix(".png"), max_clicks=args.clicks,
                         title="val images (stop at IoU 0.90; stopped objects keep their IoU)")
