@@ -27,8 +27,9 @@ from torch.utils.data import default_collate
 from napari_ritm.model.ritm_net import RITMNet
 from napari_ritm.training.augment import Augmenter
 from napari_ritm.training.data import ClickDataset, read_folder
+from napari_ritm.training.optim import init_weights
 from napari_ritm.training.sampler import MultiPointSampler
-from napari_ritm.training.trainer import Trainer, TrainOptions, init_weights
+from napari_ritm.training.trainer import Trainer, TrainOptions
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("NAPARI_RITM_SHARED", REPO.parent / "shared"))

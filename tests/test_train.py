@@ -91,8 +91,9 @@ def test_a_fixed_batch_is_fitted(data_dir):
     from napari_ritm.model.ritm_net import RITMNet
     from napari_ritm.training.augment import Augmenter
     from napari_ritm.training.data import ClickDataset, read_folder
+    from napari_ritm.training.optim import init_weights
     from napari_ritm.training.sampler import MultiPointSampler
-    from napari_ritm.training.trainer import Trainer, TrainOptions, init_weights
+    from napari_ritm.training.trainer import Trainer, TrainOptions
 
     samples = read_folder(data_dir / "blobs")
     data = ClickDataset(

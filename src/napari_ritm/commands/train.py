@@ -225,7 +225,7 @@ def _build_net(args):
                 raise UsageError(f"--init {args.init} is not a {args.model} model ({v})")
         return net.float().train()
     from napari_ritm.model.ritm_net import RITMNet
-    from napari_ritm.training.trainer import init_weights
+    from napari_ritm.training.optim import init_weights
 
     torch.manual_seed(args.seed)
     return init_weights(

@@ -16,7 +16,6 @@ from __future__ import annotations
 import bisect
 import contextlib
 import csv
-import math
 import os
 import time
 from collections import Counter
@@ -32,8 +31,10 @@ from tqdm import tqdm
 
 from napari_ritm.training.augment import Augmenter
 from napari_ritm.training.data import ClickDataset, LabeledImage
+from napari_ritm.training.distributed import setup_distributed
 from napari_ritm.training.iterative import simulate_previous_clicks
 from napari_ritm.training.losses import RITMLoss
+from napari_ritm.training.optim import build_optimizer
 from napari_ritm.training.sampler import MultiPointSampler
 from napari_ritm.training.validate import validate
 
@@ -98,34 +99,6 @@ class TrainOptions:
     progress: bool = True
 
 
-@dataclass(frozen=True)
-class _Dist:
-    rank: int
-    world: int
-    device: torch.device
-    owns_group: bool
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def _setup_distributed(device: str) -> _Dist:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if device.startswith("cuda"):
-        torch.cuda.set_device(local_rank if world > 1 else torch.device(device).index or 0)
-        dev = torch.device("cuda", torch.cuda.current_device())
-    else:
-        dev = torch.device(device)
-    owns = False
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
-        owns = True
-    return _Dist(rank, world, dev, owns)
-
-
 def state_path(out: Path) -> Path:
     """Where the resumable trainer state of checkpoint ``out`` lives."""
     return out.with_name(out.name + ".train-state")
@@ -144,34 +117,6 @@ def resolve_epoch_len(epoch_len: int | None, num_images: int, batch_size: int) -
 def steps_per_epoch(epoch_len: int, batch_size: int, world_size: int = 1) -> int:
     """Optimizer steps per epoch: each process drops its incomplete last batch."""
     return (epoch_len // world_size) // (batch_size // world_size)
-
-
-def init_weights(net: torch.nn.Module, magnitude: float = 2.0) -> torch.nn.Module:
-    """The official from-scratch initialisation (``XavierGluon(rnd_type="gaussian", magnitude=2)``):
-    conv/linear weights ~ N(0, magnitude / ((fan_in + fan_out) / 2)), biases 0, norm layers
-    weight 1 and bias 0. Returns ``net``, changed in place."""
-    for module in net.modules():
-        if isinstance(module, (torch.nn.modules.batchnorm._NormBase, torch.nn.GroupNorm)):
-            if module.weight is not None:
-                torch.nn.init.ones_(module.weight)
-                torch.nn.init.zeros_(module.bias)
-        elif isinstance(module, (torch.nn.Conv2d, torch.nn.Linear)):
-            fan_in, fan_out = torch.nn.init._calculate_fan_in_and_fan_out(module.weight)
-            torch.nn.init.normal_(
-                module.weight, 0.0, math.sqrt(magnitude / ((fan_in + fan_out) / 2.0))
-            )
-            if module.bias is not None:
-                torch.nn.init.zeros_(module.bias)
-    return net
-
-
-def build_optimizer(net: torch.nn.Module, lr: float, backbone_lr_mult: float) -> torch.optim.Adam:
-    """Adam (betas 0.9/0.999, eps 1e-8) with the backbone at ``lr * backbone_lr_mult``."""
-    groups = [
-        {"params": list(net.backbone_parameters()), "lr": lr * backbone_lr_mult},
-        {"params": list(net.head_parameters()), "lr": lr},
-    ]
-    return torch.optim.Adam(groups, lr=lr, betas=(0.9, 0.999), eps=1e-8)
 
 
 def _atomic_save(write: Callable[[Path], None], path: Path) -> None:
@@ -206,7 +151,7 @@ class Trainer:
                 "with at least 2 images each (BatchNorm needs 2 in training mode)"
             )
         self.o = options
-        self.ctx = ctx = _setup_distributed(options.device)
+        self.ctx = ctx = setup_distributed(options.device)
         self.local_batch = options.batch_size // ctx.world
         self.net = net.to(ctx.device).train()
         self.model = self.net
