@@ -17,6 +17,7 @@ horse of every val image (66), stardist_nuclei2d 30 nuclei of its one (held-out)
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import platform
@@ -39,7 +40,7 @@ MODELS = ("baseline:watershed", "baseline:random_walker", "default")
 
 def _save(path: Path, payload: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(payload, indent=1))
     tmp.replace(path)
 
@@ -48,16 +49,19 @@ def _record(path: Path, payload: dict, name: str = "", run: dict | None = None,
             skip: str = "") -> dict:
     """Merge into the file and return its content: runs (and skip reasons) of the same protocol
     and sets stay; ``name`` gets ``run`` or the reason ``skip`` instead of what it had (another
-    eval_dev.py may be writing other models to the same file)."""
-    runs, skipped = [], {}
-    if path.is_file():
-        old = json.loads(path.read_text())
-        if all(old.get(k) == payload[k] for k in ("protocol", "sets")):
-            runs, skipped = old.get("runs", []), old.get("skipped", {})
-    runs = [r for r in runs if r["model"] != name] + ([run] if run else [])
-    skipped = {k: v for k, v in skipped.items() if k != name} | ({name: skip} if skip else {})
-    merged = {**payload, "runs": runs, "skipped": skipped}
-    _save(path, merged)
+    eval_dev.py may be writing other models to the same file: a lock file serialises them)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        runs, skipped = [], {}
+        if path.is_file():
+            old = json.loads(path.read_text())
+            if all(old.get(k) == payload[k] for k in ("protocol", "sets")):
+                runs, skipped = old.get("runs", []), old.get("skipped", {})
+        runs = [r for r in runs if r["model"] != name] + ([run] if run else [])
+        skipped = {k: v for k, v in skipped.items() if k != name} | ({name: skip} if skip else {})
+        merged = {**payload, "runs": runs, "skipped": skipped}
+        _save(path, merged)
     return merged
 
 
