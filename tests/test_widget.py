@@ -180,7 +180,7 @@ def test_real_predictor_on_the_fake_checkpoint(make_napari_viewer, qtbot, ref_di
     viewer = make_napari_viewer()
     viewer.add_image(blob_image((64, 80), (16, 48, 20, 60)), name="img")
     widget = open_widget(viewer, qtbot)
-    assert "not bundled" in widget.status.text()  # the default model is not shipped yet
+    assert widget.net is not None and "Model default loaded" in widget.status.text()  # shipped
     widget.load_model(ref_dir / FAKE_CHECKPOINT)
     qtbot.waitUntil(lambda: widget.predictor is not None, timeout=60000)
     mouse_click(widget.clicks_layer, (32, 40))

@@ -219,9 +219,9 @@ def _manual_hint(url: str, target: Path) -> str:
 def _not_bundled_message(target: Path) -> str:
     names = ", ".join(n for n, e in REGISTRY.items() if e.url is not None)
     return (
-        "the default model is not bundled with this version of napari-ritm yet "
-        f"(no file at {target}). "
-        "Use an official RITM model instead: run `napari-ritm download coco_lvis_h18s_itermask` "
+        "the default model is not bundled with this installation of napari-ritm "
+        f"(no file at {target}); reinstall napari-ritm to get it back. "
+        "Or use an official RITM model: run `napari-ritm download coco_lvis_h18s_itermask` "
         "(about 16.5 MiB, needs the internet once), then use the name coco_lvis_h18s_itermask "
         "(load_model('coco_lvis_h18s_itermask'), or --model coco_lvis_h18s_itermask); "
         f"or pass the path of an official-format .pth file. Downloadable models: {names}."

@@ -1,0 +1,68 @@
+"""The model shipped inside the package: it loads offline, is small, and segments nuclei.
+
+The acceptance image is ``stardist_nuclei2d``: its one image is held out of training entirely
+(see ``training/recipes/shared_split.json``). The CPU-trained model reaches IoU 0.8 within three
+clicks on 15 of the 30 nuclei of ``benchmarks/eval_dev.py`` (3 of the 5 here); the test asks for
+a majority of the 5, which random weights never reach.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from napari_ritm.model.zoo import local_path
+
+NUCLEI = 5
+#: nuclei of the 5 that must reach IoU 0.8 within 3 clicks
+MUST_REACH = 3
+
+
+def test_shipped_file_is_small_and_in_the_official_format():
+    import torch
+
+    path = local_path("default")
+    assert path.is_file(), f"the default model is not shipped at {path}"
+    assert path.stat().st_size <= 20 * 2**20
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    assert set(checkpoint) == {"state_dict", "config"}
+    assert checkpoint["config"]["class"] == "isegm.model.is_hrnet_model.HRNetModel"
+
+
+def test_default_loads_as_float32_h18s_without_network(monkeypatch):
+    import torch
+
+    from napari_ritm import load_model
+    from napari_ritm.model import zoo
+
+    monkeypatch.setenv(zoo.BASE_URL_ENV, "http://127.0.0.1:9")  # nothing listens: no download
+    net = load_model("default")
+    assert net.variant.name == "hrnet18s_itermask"
+    dtypes = {t.dtype for t in net.state_dict().values() if t.is_floating_point()}
+    assert dtypes == {torch.float32} and not net.training
+
+
+def test_segments_stardist_nuclei_within_three_clicks(data_dir):
+    from napari_ritm import load_model
+    from napari_ritm.evaluation.datasets import InstanceDataset
+    from napari_ritm.evaluation.noc import evaluate_sample
+    from napari_ritm.inference.modes import predictor_kwargs
+    from napari_ritm.inference.predictor import Predictor
+
+    predictor = Predictor(load_model("default"), **predictor_kwargs("exact"))
+    nuclei = InstanceDataset(data_dir / "stardist_nuclei2d", max_objects_per_image=NUCLEI,
+                             min_area=30)
+    best = []
+    for i, sample in enumerate(nuclei):
+        result = evaluate_sample(predictor, sample.image, sample.gt, max_clicks=3, stop_iou=0.8,
+                                 new_image=i == 0)
+        best.append(max(result.ious))
+    assert len(best) == NUCLEI
+    reached = sum(iou >= 0.8 for iou in best)
+    assert reached >= MUST_REACH, f"best IoU within 3 clicks per nucleus: {np.round(best, 3)}"
+
+
+def test_download_command_reports_the_default_as_bundled(capsys):
+    from napari_ritm.cli import main
+
+    assert main(["download", "--list"]) == 0
+    line = next(li for li in capsys.readouterr().out.splitlines() if li.split()[:1] == ["default"])
+    assert "not bundled" not in line and "bundled" in line
