@@ -37,8 +37,8 @@ PREDICTOR_MODES: dict[str, dict] = {
 }
 MODES = tuple(PREDICTOR_MODES)
 
-#: The widget's default mode: fast only if it meets the bar of issue 9 (at most +0.2 NoC@90 over
-#: exact on the dev sets, measured with the default model by benchmarks/eval_dev.py).
+#: The widget's default mode. Fast would need at most +0.2 NoC@90 over exact on the dev sets; with
+#: the default model (benchmarks/eval_dev.py, val images) it costs +0.47 to +1.74, so exact.
 WIDGET_MODE = "exact"
 
 #: Added for interactive use (the official demo's settings).
