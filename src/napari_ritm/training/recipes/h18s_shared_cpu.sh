@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # The recipe of the shipped default model, reduced for a 2-core CPU: h18s from scratch, 192x192
 # crops, batch 8, 60 epochs x 400 samples = 3,000 steps (24,000 samples), Adam lr 5e-4 everywhere,
-# x0.1 at 87 % and 96 % of the steps. About 80 min on an idle 2-core machine (1.5-1.7 s per step);
+# x0.1 at 87 % and 96 % of the steps. About 95 min on an idle 2-core machine (1.5-2.0 s per step;
+# the shipped model took 96 min of compute);
 # nothing else may run meanwhile: two torch threads next to another busy process slow down ~10x.
 #
 # Two phases, as the shipped model was trained:
 #   bash h18s_shared_cpu.sh            # phase 1: the RITM resize range 0.75-1.40; press Ctrl-C
 #                                      # between steps 1,000 and 1,099 (state saved every 100)
 #   bash h18s_shared_cpu.sh --resume --scale-range 0.75 2.25    # phase 2: steps 1,000-3,000
+# (the shipped run was also stopped once in phase 2, at step 1,517, and resumed the same way
+# from the step-1,500 state).
 # Phase 2 widens the resize range because zoom-in shows small objects (nuclei, EM cells) up to 2x
 # larger at prediction time than the phase-1 crops did; at step 900 the exact mode (zoom-in 400)
 # lost IoU after the second click where the fast mode (zoom-in 256) did not.
