@@ -110,13 +110,22 @@ def to_rgb01(image: np.ndarray) -> np.ndarray:
     return normalize_image(image, channel_axis=-1 if image.ndim == 3 else None)
 
 
+#: Between a stack's file stem and its slice index in sample and split-file names (``cells@z3``).
+SLICE_MARK = "@z"
+
+
+def slice_name(stem: str, z: int) -> str:
+    """The name of slice ``z`` of the stack ``stem``, as training samples and split files use it."""
+    return f"{stem}{SLICE_MARK}{z}"
+
+
 def _wanted_slices(stem: str, names: Collection[str] | None) -> set | None:
     """Which slices of image ``stem`` the ``names`` filter keeps: None (no filter), a set with
     "all" (the whole image is listed), slice indices (``stem@z<k>`` entries), or an empty set."""
     if names is None:
         return None
     wanted: set = {"all"} if stem in names else set()
-    prefix = f"{stem}@z"
+    prefix = f"{stem}{SLICE_MARK}"
     for name in names:
         if name.startswith(prefix) and name[len(prefix):].isdigit():
             wanted.add(int(name[len(prefix):]))
@@ -138,9 +147,9 @@ class InstanceDataset:
     which would favour easy objects). ``min_area``: skip instances with fewer pixels (per slice for
     stacks). ``limit``: stop after this many samples. ``names``: keep only these images, by file
     stem (``name`` for ``images/name.png``; ``name@z<k>`` keeps slice k of a stack), as a split
-    file lists them. Iterating yields :class:`Sample` objects;
-    ``len()`` is the number of samples. Raises :class:`DatasetError` for a folder that does not follow
-    the layout, and iteration raises it for an image that cannot be used (shape, channels).
+    file lists them. Iterating yields :class:`Sample` objects; ``len()`` is the number of
+    samples. Raises :class:`DatasetError` for a folder that does not follow the layout, and
+    iteration raises it for an image that cannot be used (shape, channels).
     """
 
     def __init__(

@@ -22,7 +22,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from napari_ritm.evaluation.datasets import image_label_pairs, read_array, to_rgb01
+from napari_ritm.evaluation.datasets import (
+    image_label_pairs,
+    read_array,
+    slice_name,
+    to_rgb01,
+)
 from napari_ritm.training.augment import Augmenter, pad_and_crop
 from napari_ritm.training.sampler import MultiPointSampler
 
@@ -102,7 +107,7 @@ def samples_from_arrays(
                 LabeledImage(
                     _to_rgb_u8(image[z], contrast_limits),
                     plane.astype(np.int32),
-                    f"{name}@z{z}",
+                    slice_name(name, z),
                     set_name,
                 )
             )
