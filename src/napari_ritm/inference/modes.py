@@ -38,7 +38,7 @@ PREDICTOR_MODES: dict[str, dict] = {
 MODES = tuple(PREDICTOR_MODES)
 
 #: The widget's default mode. Fast would need at most +0.2 NoC@90 over exact on the dev sets; with
-#: the default model (benchmarks/eval_dev.py, val images) it costs +0.47 to +1.74, so exact.
+#: the default model (benchmarks/eval_dev.py, val images) it costs +0.33 to +2.56, so exact.
 WIDGET_MODE = "exact"
 
 #: Added for interactive use (the official demo's settings).
