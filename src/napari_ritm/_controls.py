@@ -53,8 +53,10 @@ class RITMControls(QWidget):
         self.mode_combo = QComboBox()
         self.mode_combo.addItems(MODES)
         self.mode_combo.setCurrentText(WIDGET_MODE)
-        self.mode_combo.setToolTip("exact: the paper's predictor (zoom-in 400 px, flip); "
-                                   "fast: zoom-in 256 px, no flip, folded network")
+        self.mode_combo.setToolTip("; ".join(
+            f"{mode}: zoom-in {kw['target_size']} px, {'flip' if kw['flip'] else 'no flip'}, "
+            f"{'folded' if kw['optimize'] == 'fused' else 'exact'} network"
+            for mode, kw in PREDICTOR_MODES.items()))
         self.zoom_check = _check("Zoom-in", True)
         self.flip_check = _check("Flip TTA", PREDICTOR_MODES[WIDGET_MODE]["flip"])
         self.overwrite_check = _check("Overwrite other labels", False)
