@@ -2,19 +2,22 @@
 reference predictor, the SAM-based peers, memory and thread settings, all in one run.
 
     python benchmarks/click_latency.py            # full run (about 20-30 min on 2 busy cores)
-    python benchmarks/click_latency.py --quick    # smoke run (h18s, 1024 px, ~1.5 min),
+    python benchmarks/click_latency.py --quick    # smoke run (default model, 1024 px, ~1.5 min),
                                                   # written to click_latency_quick.json
 
-What is timed, for h18s / h18 / h32 with random weights (timing does not depend on their values;
-BatchNorm statistics are calibrated like the fake release checkpoints so that the parity check
-means something) on synthetic 1024^2 and 2048^2 RGB images, five clicks per image, interactive
-settings (the official demo's and the widget's: ZoomIn from the first click, <= 800 px):
+What is timed, for the shipped default model (h18s, trained) and for h18s / h18 / h32 with
+random weights (timing does not depend on their values; BatchNorm statistics are calibrated like
+the fake release checkpoints so that the parity check means something) on synthetic 1024^2 and
+2048^2 RGB images, five clicks per image, interactive settings (the official demo's and the
+widget's: ZoomIn from the first click, <= 800 px):
 
 - ``reference``: ``reference_port`` - the official NoBRS predictor ported plainly, running the
   package's RITMNet the plain way (float32, BatchNorm unfused, full OCR attention, both outputs
   upsampled) under torch.no_grad(), ZoomIn 400 + flip;
 - ``exact``: ``Predictor(net, **predictor_kwargs("exact", interactive=True))``: same settings,
-  outputs checked against the reference (max |dp| per click, previous masks re-synchronised);
+  outputs checked against the reference (max |dp| per click, previous masks re-synchronised).
+  Its network is the folded channels_last copy only where optimize_exact's probe passes (trained
+  weights, random h18s), else the unfolded copy (random h18 / h32); ``exact_network`` says which;
 - ``fast``: ``predictor_kwargs("fast", interactive=True)`` (ZoomIn 256, no flip, fused network);
 - ``fast_onnx``: the fast mode with ONNX Runtime as the backend (when onnxruntime + onnxscript
   are installed).
@@ -46,11 +49,14 @@ from napari_ritm.inference.clicks import Click
 from napari_ritm.inference.modes import INTERACTIVE, predictor_kwargs
 from napari_ritm.inference.predictor import Predictor
 from napari_ritm.model.ritm_net import RITMNet
+from napari_ritm.model.zoo import load_model
 from napari_ritm.planes import ImageSource
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "click_latency.json"
 VARIANTS = {"h18s": (18, 48, True), "h18": (18, 64, False), "h32": (32, 128, False)}
+#: the trained model that ships in the package (h18s); every other variant has random weights
+TRAINED = "default"
 REFERENCE_SETTINGS = {"zoom_in": True, "target_size": 400, "flip": True, **INTERACTIVE}
 
 
@@ -170,7 +176,7 @@ def parity(net: RITMNet, image: np.ndarray, clicks) -> dict:
 def measure_ours(args, onnx_dir: Path) -> dict:
     results = {}
     for variant in args.variants:
-        net = random_network(variant)
+        net = load_model(TRAINED) if variant == TRAINED else random_network(variant)
         onnx_model = None
         if args.onnx:
             onnx_model = latency_extras.onnx_model(net, onnx_dir / f"{variant}.onnx")
@@ -192,19 +198,24 @@ def measure_ours(args, onnx_dir: Path) -> dict:
                 r["ratio_click_vs_reference"] = r["click_median_s"] / ref["click_median_s"]
                 r["ratio_cpu_vs_reference"] = r["click_cpu_median_s"] / ref["click_cpu_median_s"]
             res["parity_exact_vs_reference"] = parity(net, images[0], clicks)
+            res["exact_network"] = {"fused": contenders["exact"].fused,
+                                    "probe_change": contenders["exact"].exact_probe_change}
             results[f"{variant}_{size}"] = res
             timed = [(n, r) for n, r in res.items() if "click_median_s" in r]
+            fused = "fused" if res["exact_network"]["fused"] else "unfused"
             print(f"{variant} {size}px: " + " | ".join(
                 f"{n} {1000 * r['click_median_s']:.0f} ms (p90 {1000 * r['click_p90_s']:.0f}, "
                 f"x{r['ratio_click_vs_reference']:.2f})" for n, r in timed)
-                + f" | parity {res['parity_exact_vs_reference']['max']:.1e}", flush=True)
+                + f" | parity {res['parity_exact_vs_reference']['max']:.1e} (exact {fused}, "
+                f"probe {res['exact_network']['probe_change']:.1e})", flush=True)
     return results
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].replace("\n", " "))
-    parser.add_argument("--quick", action="store_true", help="smoke run: h18s, 1024 px, 1 repeat")
-    parser.add_argument("--variants", default="h18s,h18,h32")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke run: the default model, 1024 px, 1 repeat")
+    parser.add_argument("--variants", default=f"{TRAINED},h18s,h18,h32")
     parser.add_argument("--sizes", default="1024,2048")
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats (5 clicks each)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads for every contender")
@@ -219,7 +230,7 @@ def main(argv=None) -> int:
     if args.out is None:
         args.out = RESULTS.with_name("click_latency_quick.json") if args.quick else RESULTS
     if args.quick:
-        args.variants, args.sizes, args.repeats = "h18s", "1024", 1
+        args.variants, args.sizes, args.repeats = TRAINED, "1024", 1
     args.variants = args.variants.split(",")
     args.sizes = [int(s) for s in args.sizes.split(",")]
     skip = set(filter(None, args.skip.split(",")))

@@ -67,3 +67,35 @@ def test_download_command_reports_the_default_as_bundled(capsys):
     assert main(["download", "--list"]) == 0
     line = next(li for li in capsys.readouterr().out.splitlines() if li.split()[:1] == ["default"])
     assert "not bundled" not in line and "bundled" in line
+
+
+def test_exact_mode_runs_fused_within_1e4_of_the_plain_network(data_dir):
+    """With trained weights the exact mode passes optimize_exact's probe and runs the folded
+    channels_last copy; click by click (the plain run's clicker clicks, previous masks kept in
+    step) its probabilities stay within 1e-4 of the plain network under the same settings."""
+    from dataclasses import replace
+
+    from napari_ritm import load_model
+    from napari_ritm.evaluation.clicker import Clicker
+    from napari_ritm.evaluation.datasets import InstanceDataset
+    from napari_ritm.inference.modes import predictor_kwargs
+    from napari_ritm.inference.predictor import Predictor
+    from napari_ritm.model.fuse import EXACT_TOLERANCE
+
+    net = load_model("default")
+    kwargs = predictor_kwargs("exact", interactive=True)
+    exact = Predictor(net, **kwargs)
+    plain = Predictor(net, **{**kwargs, "optimize": None})
+    assert exact.fused and exact.exact_probe_change <= EXACT_TOLERANCE
+    sample = next(iter(InstanceDataset(data_dir / "stardist_nuclei2d", max_objects_per_image=1,
+                                       min_area=30)))
+    exact.set_image(sample.image)
+    plain.set_image(sample.image)
+    clicker, probs, diffs = Clicker(sample.gt), None, []
+    for _ in range(5):
+        pred = np.zeros(sample.gt.shape, bool) if probs is None else plain.mask(probs)
+        clicker.add_click(clicker.next_click(pred))
+        probs = plain.predict(clicker.clicks)
+        diffs.append(float(np.abs(exact.predict(clicker.clicks) - probs).max()))
+        exact.set_state(replace(exact.get_state(), prev_probs=probs))
+    assert max(diffs) <= 1e-4, diffs

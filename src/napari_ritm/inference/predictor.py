@@ -27,7 +27,7 @@ from napari_ritm.inference.transforms import (
     paste,
     resize,
 )
-from napari_ritm.model.fuse import optimize_for_inference
+from napari_ritm.model.fuse import optimize_exact, optimize_for_inference
 from napari_ritm.model.ritm_net import RITMNet
 
 __all__ = ["Predictor", "PredictorState"]
@@ -52,9 +52,11 @@ class Predictor:
     ``model``: an ``RITMNet`` (eval mode), or anything called like it with a ``variant`` (e.g.
     :class:`~napari_ritm.model.onnx_backend.OnnxRITM`); it gets the previous probabilities as
     ``prev_mask`` when ``model.variant.with_prev_mask``. ``optimize`` (RITMNet only): None runs
-    ``model`` as given; ``"exact"`` runs an inference copy without the OCR attention that cannot
-    act with one class (same arithmetic otherwise); ``"fused"`` also folds the BatchNorms and uses
-    channels_last (faster; rounding moves as with another thread count). Defaults are the official
+    ``model`` as given; ``"exact"`` runs :func:`~napari_ritm.model.fuse.optimize_exact`'s copy:
+    folded and channels_last if a probe shows that this moves the network's probabilities by at
+    most 1e-5, else only without the OCR attention that cannot act with one class (same
+    arithmetic otherwise); ``"fused"`` always folds the BatchNorms and uses channels_last (faster;
+    rounding moves as with another thread count). Defaults are the official
     evaluation settings; the official demo uses ``target_size=(400, 400), skip_clicks=-1,
     max_size=800``. :func:`napari_ritm.inference.modes.predictor_kwargs` has the exact / fast modes.
 
@@ -82,9 +84,15 @@ class Predictor:
     ) -> None:
         if optimize not in (None, "exact", "fused"):
             raise ValueError(f"optimize must be None, 'exact' or 'fused', got {optimize!r}")
-        if optimize is not None and isinstance(model, RITMNet):
-            model = optimize_for_inference(model, fold_batchnorms=optimize == "fused",
-                                           channels_last=optimize == "fused")
+        #: Whether an RITMNet runs as its folded channels_last copy; for ``optimize="exact"``,
+        #: ``exact_probe_change`` is how far that copy moved the probe (optimize_exact).
+        self.fused = False
+        self.exact_probe_change: float | None = None
+        if optimize == "exact" and isinstance(model, RITMNet):
+            model, self.fused, self.exact_probe_change = optimize_exact(model)
+        elif optimize == "fused" and isinstance(model, RITMNet):
+            model = optimize_for_inference(model, fold_batchnorms=True, channels_last=True)
+            self.fused = True
         self.model = model
         self.flip = flip
         self.prob_thresh = prob_thresh
