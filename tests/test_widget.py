@@ -181,15 +181,20 @@ def test_real_predictor_on_the_fake_checkpoint(make_napari_viewer, qtbot, ref_di
     viewer.add_image(blob_image((64, 80), (16, 48, 20, 60)), name="img")
     widget = open_widget(viewer, qtbot)
     assert widget.net is not None and "Model default loaded" in widget.status.text()  # shipped
+    assert widget.predictor.model.channels_last  # trained weights pass the exact-mode probe
     widget.load_model(ref_dir / FAKE_CHECKPOINT)
-    qtbot.waitUntil(lambda: widget.predictor is not None, timeout=60000)
+    qtbot.waitUntil(lambda: f"{FAKE_CHECKPOINT} loaded" in widget.status.text(), timeout=60000)
+    exact_network = widget.predictor.model
+    assert not exact_network.channels_last  # random weights fail it: the arithmetic is kept
     mouse_click(widget.clicks_layer, (32, 40))
     wait_idle(widget, qtbot, timeout=60000)
     assert widget.session.probs is not None and widget.session.probs.shape == (64, 80)
-    widget.flip_check.setChecked(False)  # a new predictor, same model
+    widget.flip_check.setChecked(False)  # a new predictor, same model and inference copy
     assert widget.predictor.flip is False and widget.predictor.zoom.target_size == 400
+    assert widget.predictor.model is exact_network
     widget.mode_combo.setCurrentText("fast")
     assert widget.predictor.zoom.target_size == 256 and not widget.flip_check.isChecked()
+    assert widget.predictor.model.channels_last
     widget.mode_combo.setCurrentText("exact")  # the mode's flip default comes back
     assert widget.flip_check.isChecked() and widget.predictor.flip is True
     widget.flip_check.setChecked(False)

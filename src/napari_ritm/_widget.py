@@ -39,10 +39,15 @@ if TYPE_CHECKING:
 NEW_LABELS = "<new labels layer>"
 
 
-def _load_net(source: str) -> Any:
+def _load_net(source: str) -> tuple[Any, dict[str, Any]]:
+    """The network and its inference copy for each speed mode, built here in the background
+    (exact mode's copy runs a probe), so that switching mode, flip or zoom-in is instant."""
+    from napari_ritm.inference.modes import PREDICTOR_MODES
+    from napari_ritm.model.fuse import optimize
     from napari_ritm.model.zoo import load_model
 
-    return load_model(source)
+    net = load_model(source)
+    return net, {mode: optimize(net, kw["optimize"]).model for mode, kw in PREDICTOR_MODES.items()}
 
 
 class RITMWidget(RITMControls):
@@ -63,6 +68,7 @@ class RITMWidget(RITMControls):
         self.clicks_layer: Points | None = None
         self.preview_layer: Labels | None = None
         self.net: Any = None
+        self._networks: dict[str, Any] = {}  # speed mode -> inference copy of self.net
         self.predictor: Any = None
         self._worker: Any = None  # the one prediction/propagation worker
         self._model_worker: Any = None
@@ -141,15 +147,15 @@ class RITMWidget(RITMControls):
         self.say(f"Loading model {source}...")
         self._show_busy(True)
         worker = create_worker(_load_net, source, _ignore_errors=True)
-        worker.returned.connect(lambda net: self._model_loaded(worker, source, net))
+        worker.returned.connect(lambda loaded: self._model_loaded(worker, source, *loaded))
         worker.errored.connect(lambda error: self._model_failed(worker, source, error))
         worker.finished.connect(lambda: self._model_worker_finished(worker))
         self._model_worker = worker
         worker.start()
 
-    def _model_loaded(self, worker: Any, source: str, net: Any) -> None:
+    def _model_loaded(self, worker: Any, source: str, net: Any, networks: dict) -> None:
         if worker is self._model_worker:  # the user may have chosen another model meanwhile
-            self.net = net
+            self.net, self._networks = net, networks
             self._build_predictor()
             self.say(f"Model {source} loaded: left click adds, right click (or Ctrl+click) removes")
 
@@ -180,7 +186,7 @@ class RITMWidget(RITMControls):
         kwargs = predictor_kwargs(self.mode_combo.currentText(), interactive=True)
         kwargs.update(zoom_in=self.zoom_check.isChecked(), flip=self.flip_check.isChecked())
         set_interactive_threads()
-        self.set_predictor(Predictor(self.net, **kwargs))
+        self.set_predictor(Predictor(self._networks[self.mode_combo.currentText()], **kwargs))
 
     def set_predictor(self, predictor: Any) -> None:
         """Predict with ``predictor`` (a ``Predictor`` or anything with its interface)."""

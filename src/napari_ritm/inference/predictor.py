@@ -27,7 +27,7 @@ from napari_ritm.inference.transforms import (
     paste,
     resize,
 )
-from napari_ritm.model.fuse import optimize_exact, optimize_for_inference
+from napari_ritm.model.fuse import optimize as optimize_network
 from napari_ritm.model.ritm_net import RITMNet
 
 __all__ = ["Predictor", "PredictorState"]
@@ -56,7 +56,8 @@ class Predictor:
     folded and channels_last if a probe shows that this moves the network's probabilities by at
     most 1e-5, else only without the OCR attention that cannot act with one class (same
     arithmetic otherwise); ``"fused"`` always folds the BatchNorms and uses channels_last (faster;
-    rounding moves as with another thread count). Defaults are the official
+    rounding moves as with another thread count). A copy built beforehand with
+    :func:`napari_ritm.model.fuse.optimize` runs as given. Defaults are the official
     evaluation settings; the official demo uses ``target_size=(400, 400), skip_clicks=-1,
     max_size=800``. :func:`napari_ritm.inference.modes.predictor_kwargs` has the exact / fast modes.
 
@@ -88,11 +89,8 @@ class Predictor:
         #: ``exact_probe_change`` is how far that copy moved the probe (optimize_exact).
         self.fused = False
         self.exact_probe_change: float | None = None
-        if optimize == "exact" and isinstance(model, RITMNet):
-            model, self.fused, self.exact_probe_change = optimize_exact(model)
-        elif optimize == "fused" and isinstance(model, RITMNet):
-            model = optimize_for_inference(model, fold_batchnorms=True, channels_last=True)
-            self.fused = True
+        if optimize is not None and isinstance(model, RITMNet):
+            model, self.fused, self.exact_probe_change = optimize_network(model, optimize)
         self.model = model
         self.flip = flip
         self.prob_thresh = prob_thresh

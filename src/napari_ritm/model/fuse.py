@@ -44,10 +44,11 @@ from napari_ritm.model.ritm_net import (
 
 __all__ = [
     "EXACT_TOLERANCE",
-    "ExactCopy",
+    "InferenceCopy",
     "InferenceRITM",
     "SingleClassOCR",
     "fold_batchnorm",
+    "optimize",
     "optimize_exact",
     "optimize_for_inference",
     "probe_batch",
@@ -264,16 +265,17 @@ def probe_batch(size: int = 160, seed: int = 0) -> tuple[torch.Tensor, torch.Ten
     return torch.cat([image, image.flip(3)]), points, torch.cat([prev, prev.flip(3)])
 
 
-class ExactCopy(NamedTuple):
-    """What :func:`optimize_exact` chose: the ``model`` to run, whether it is the ``fused``
-    (folded, channels_last) copy, and the ``probe_change`` the fused copy showed (max |dp|)."""
+class InferenceCopy(NamedTuple):
+    """An inference copy: the ``model`` to run, whether it is the ``fused`` (folded,
+    channels_last) one, and for :func:`optimize_exact` the ``probe_change`` (max |dp|) the fused
+    copy showed on the probe (None where no probe ran)."""
 
     model: InferenceRITM
     fused: bool
-    probe_change: float
+    probe_change: float | None
 
 
-def optimize_exact(net: RITMNet, tolerance: float = EXACT_TOLERANCE) -> ExactCopy:
+def optimize_exact(net: RITMNet, tolerance: float = EXACT_TOLERANCE) -> InferenceCopy:
     """The fastest inference copy of ``net`` whose probabilities stay within ``tolerance`` of the
     plain network's on :func:`probe_batch`, at the current torch thread count.
 
@@ -292,5 +294,15 @@ def optimize_exact(net: RITMNet, tolerance: float = EXACT_TOLERANCE) -> ExactCop
         got = torch.sigmoid(fused(image, points, prev_mask)["instances"])
     change = float((got - want).abs().max())
     if change <= tolerance:
-        return ExactCopy(fused, True, change)
-    return ExactCopy(optimize_for_inference(net, fold_batchnorms=False), False, change)
+        return InferenceCopy(fused, True, change)
+    return InferenceCopy(optimize_for_inference(net, fold_batchnorms=False), False, change)
+
+
+def optimize(net: RITMNet, how: str) -> InferenceCopy:
+    """The inference copy of ``net`` for a predictor's ``optimize`` setting: ``"exact"``
+    (:func:`optimize_exact`) or ``"fused"`` (always folded and channels_last)."""
+    if how == "exact":
+        return optimize_exact(net)
+    if how == "fused":
+        return InferenceCopy(optimize_for_inference(net, channels_last=True), True, None)
+    raise ValueError(f"optimize must be 'exact' or 'fused', got {how!r}")
