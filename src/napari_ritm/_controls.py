@@ -55,7 +55,7 @@ class RITMControls(QWidget):
         self.mode_combo.setCurrentText(WIDGET_MODE)
         self.mode_combo.setToolTip("; ".join(
             f"{mode}: zoom-in {kw['target_size']} px, {'flip' if kw['flip'] else 'no flip'}, "
-            f"{'folded' if kw['optimize'] == 'fused' else 'exact'} network"
+            f"{'folded network' if kw['optimize'] == 'fused' else 'within 1e-4 of the paper'}"
             for mode, kw in PREDICTOR_MODES.items()))
         self.zoom_check = _check("Zoom-in", True)
         self.flip_check = _check("Flip TTA", PREDICTOR_MODES[WIDGET_MODE]["flip"])
