@@ -58,3 +58,40 @@ class DiskPredictor:
                 probs[disk] = 0.1
         self._prev = probs
         return probs.copy()
+
+
+class FloodNet:
+    """A stand-in for ``RITMNet`` with the same call: the object is the connected bright region
+    (red channel > 0.5) under the positive clicks, in whatever window the network is shown.
+
+    ``net(image (B, 3, h, w), points (B, 2N, 3), prev_mask)`` -> {"instances": logits (B, 1, h, w)},
+    +8 on the object, -8 elsewhere. Records the input sizes it was called with in ``calls``.
+    """
+
+    class _Variant:
+        with_prev_mask = True
+
+    variant = _Variant()
+    device = "cpu"
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[int, int]] = []
+
+    def __call__(self, image, points, prev_mask=None):
+        import torch
+        from scipy import ndimage
+
+        self.calls.append(tuple(image.shape[2:]))
+        bright = (image[:, 0] > 0.5).numpy()
+        half = points.shape[1] // 2
+        out = np.full((image.shape[0], 1, *image.shape[2:]), -8.0, dtype=np.float32)
+        for b in range(image.shape[0]):
+            regions, _ = ndimage.label(bright[b])
+            for y, x, index in points[b, :half].tolist():
+                if index < 0:
+                    continue
+                r = min(max(int(round(y)), 0), bright.shape[1] - 1)
+                c = min(max(int(round(x)), 0), bright.shape[2] - 1)
+                if regions[r, c]:
+                    out[b, 0][regions == regions[r, c]] = 8.0
+        return {"instances": torch.from_numpy(out)}

@@ -156,7 +156,25 @@ def _add_common(p, *, steps, lr, crop, batch, save_every, val_fraction) -> None:
         "--min-object-area", type=int, default=20, help="ignore objects smaller in a crop (20)"
     )
     p.add_argument("--balance-sets", action="store_true", help="draw each set equally often")
-    p.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
+    p.add_argument(
+        "--object-crops",
+        action="store_true",
+        help="crop around one object at a scale the window predictor would show it "
+        "(replaces --scale-range)",
+    )
+    p.add_argument(
+        "--single-click-prob",
+        type=float,
+        default=0.0,
+        help="share of samples with exactly one positive click, as a first click (0)",
+    )
+    p.add_argument(
+        "--val-mode",
+        choices=("window", "exact", "fast"),
+        default="window",
+        help="predictor mode of the validation NoC (window)",
+    )
+    p.add_argument("--no-amp", action="store_true", help="train in float32 (default: bfloat16 autocast on GPUs and on CPUs with native bfloat16)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -293,6 +311,9 @@ def run(args, *, finetune: bool) -> int:
         max_num_next_clicks=args.max_next_clicks,
         min_object_area=args.min_object_area,
         balance_sets=args.balance_sets,
+        object_crops=args.object_crops,
+        single_click_prob=args.single_click_prob,
+        val_mode=args.val_mode,
         seed=args.seed,
         save_every=args.save_every,
         val_every=args.val_every,

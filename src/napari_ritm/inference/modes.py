@@ -1,4 +1,9 @@
-"""The predictor's two speed modes and the interactive settings, in one place.
+"""The predictor modes and the interactive settings, in one place.
+
+- ``window`` (the default of the widget and the CLI): :class:`~napari_ritm.inference.window.
+  WindowPredictor`, whose cost and quality do not depend on the image size: the first click
+  predicts in a window around the click at the image's own resolution (growing it while the
+  mask reaches its border), later clicks zoom in on the object; :data:`WINDOW_SETTINGS`.
 
 - ``exact``: the paper's evaluation predictor (ZoomIn to 400 px, horizontal-flip averaging), with
   probabilities within 1e-4 of the official NoBRS predictor. The network runs folded and
@@ -19,12 +24,15 @@ already fused, and ``optimize`` is ignored for it.
 from __future__ import annotations
 
 __all__ = [
+    "DEFAULT_MODE",
     "FAST_TARGET_SIZE",
     "INTERACTIVE",
     "INTERACTIVE_THREADS",
     "MODES",
     "PREDICTOR_MODES",
     "WIDGET_MODE",
+    "WINDOW_SETTINGS",
+    "make_predictor",
     "predictor_kwargs",
     "set_interactive_threads",
 ]
@@ -37,7 +45,20 @@ PREDICTOR_MODES: dict[str, dict] = {
     "exact": {"zoom_in": True, "target_size": 400, "flip": True, "optimize": "exact"},
     "fast": {"zoom_in": True, "target_size": FAST_TARGET_SIZE, "flip": False, "optimize": "fused"},
 }
-MODES = tuple(PREDICTOR_MODES)
+
+#: WindowPredictor keyword arguments of the ``window`` mode (chosen in benchmarks/window_rule.py).
+WINDOW_SETTINGS: dict = {
+    "net_size": 256,
+    "first_window": 128,
+    "max_window": 1024,
+    "min_crop_size": 128,
+    "flip": False,
+    "optimize": "fused",
+}
+
+#: Every mode by name, the default first.
+MODES = ("window", *PREDICTOR_MODES)
+DEFAULT_MODE = "window"
 
 #: The widget's default mode. Fast would need at most +0.2 NoC@90 over exact on the dev sets; with
 #: the default model (benchmarks/eval_dev.py, val images) it costs +0.33 to +2.56, so exact.
@@ -51,11 +72,26 @@ INTERACTIVE: dict = {"skip_clicks": -1, "max_size": 800}
 INTERACTIVE_THREADS = 1
 
 
+def make_predictor(model, mode: str = DEFAULT_MODE, *, interactive: bool = False):
+    """The predictor of ``mode`` (one of :data:`MODES`) for ``model`` (an ``RITMNet`` or an
+    inference copy of it). ``interactive`` adds the official demo's settings to the paper's
+    predictor modes (the window mode is interactive by construction)."""
+    if mode == "window":
+        from napari_ritm.inference.window import WindowPredictor
+
+        return WindowPredictor(model, **WINDOW_SETTINGS)
+    from napari_ritm.inference.predictor import Predictor
+
+    return Predictor(model, **predictor_kwargs(mode, interactive=interactive))
+
+
 def predictor_kwargs(mode: str, *, interactive: bool = False) -> dict:
     """Keyword arguments for :class:`~napari_ritm.inference.predictor.Predictor` in ``mode``
     (``"exact"`` or ``"fast"``); ``interactive`` adds :data:`INTERACTIVE`. Returns a new dict."""
     if mode not in PREDICTOR_MODES:
-        raise ValueError(f"unknown predictor mode {mode!r}; choose from {', '.join(MODES)}")
+        raise ValueError(
+            f"unknown predictor mode {mode!r}; choose from {', '.join(PREDICTOR_MODES)}"
+        )
     kwargs = dict(PREDICTOR_MODES[mode])
     if interactive:
         kwargs.update(INTERACTIVE)

@@ -29,6 +29,7 @@ from napari_ritm.evaluation.datasets import (
     to_rgb01,
 )
 from napari_ritm.training.augment import Augmenter, pad_and_crop
+from napari_ritm.training.object_crops import ObjectCropper, object_boxes
 from napari_ritm.training.sampler import MultiPointSampler
 
 SPLIT_FORMAT = "napari-ritm-split/1"
@@ -203,6 +204,9 @@ class ClickDataset(torch.utils.data.Dataset):
     without other changes, and the same items every epoch. Crops without any object of at least
     ``min_object_area`` pixels are redrawn (kept with probability ``keep_background_prob``, as in
     the recipe). ``balance_sets``: pick the set uniformly first, then an image in it.
+    ``object_crops``: an :class:`ObjectCropper` replaces the augmenter's random crop: each item
+    centres one object of the image (uniformly chosen) at a random size, and that object is the
+    target (images without objects fall back to the augmenter).
     """
 
     def __init__(
@@ -218,6 +222,7 @@ class ClickDataset(torch.utils.data.Dataset):
         keep_background_prob: float = 0.05,
         balance_sets: bool = False,
         max_tries: int = 20,
+        object_crops: ObjectCropper | None = None,
     ) -> None:
         if not samples:
             raise ValueError("no training images")
@@ -230,6 +235,8 @@ class ClickDataset(torch.utils.data.Dataset):
         self.min_object_area = min_object_area
         self.keep_background_prob = keep_background_prob
         self.max_tries = max_tries
+        self.object_crops = object_crops
+        self._boxes: dict[int, dict] = {}  # sample index -> object boxes, filled on first use
         self.epoch = 0
         self._by_set: list[list[int]] = []
         if balance_sets:
@@ -250,14 +257,20 @@ class ClickDataset(torch.utils.data.Dataset):
         rng = np.random.default_rng([self.seed, epoch, index])
         if self._by_set:
             group = self._by_set[int(rng.integers(len(self._by_set)))]
-            sample = self.samples[group[int(rng.integers(len(group)))]]
+            which = group[int(rng.integers(len(group)))]
         else:
-            sample = self.samples[index % len(self.samples)]
-        for _ in range(self.max_tries):
-            image, labels = self._crop(sample, rng)
-            if labels.max() > 0 or rng.random() < self.keep_background_prob:
-                break
-        gt, points = self.sampler.sample(labels, rng)
+            which = index % len(self.samples)
+        sample, target = self.samples[which], None
+        boxes = self._object_boxes(which) if self.object_crops is not None else None
+        if boxes:
+            image, labels, target = self.object_crops(sample.image, sample.labels, boxes, rng)
+            labels = self._drop_small(labels)
+        else:
+            for _ in range(self.max_tries):
+                image, labels = self._crop(sample, rng)
+                if labels.max() > 0 or rng.random() < self.keep_background_prob:
+                    break
+        gt, points = self.sampler.sample(labels, rng, target)
         return {
             "image": np.ascontiguousarray(image.transpose(2, 0, 1)),
             "points": points,
@@ -272,9 +285,18 @@ class ClickDataset(torch.utils.data.Dataset):
             image = image.astype(np.float32) / np.float32(255)
         else:
             image, labels = self.augmenter(sample.image, sample.labels, rng)
+        return image, self._drop_small(labels)
+
+    def _drop_small(self, labels: np.ndarray) -> np.ndarray:
+        """int32 copy of ``labels`` without the objects under ``min_object_area`` pixels."""
         labels = np.array(labels, dtype=np.int32)
         if self.min_object_area > 1 and labels.max() > 0:
             areas = np.bincount(labels[labels > 0])
             small = np.flatnonzero(areas < self.min_object_area)
             labels[np.isin(labels, small[small > 0])] = 0
-        return image, labels
+        return labels
+
+    def _object_boxes(self, which: int) -> dict:
+        if which not in self._boxes:
+            self._boxes[which] = object_boxes(self.samples[which].labels, self.min_object_area)
+        return self._boxes[which]

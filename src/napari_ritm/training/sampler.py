@@ -14,6 +14,11 @@ draws a random number of positive and negative clicks the way the RITM recipe do
 - with probability ``merge_objects_prob`` two objects form the target; each then gets one
   positive, and the rest are drawn from the union of their regions.
 
+Added for the first click (``single_click_prob``, default 0): with that probability the target
+gets exactly one positive click and no negative one, placed, with probability
+``centre_click_prob``, at the object's innermost pixel (where the evaluation clicker and most
+users put the first click), else uniformly in the eroded object.
+
 Default numbers are those of the official COCO+LVIS recipe (MultiPointSampler(24,
 prob_gamma=0.80, merge_objects_prob=0.15, max_num_merged_objects=2), other arguments at the
 class defaults: expand_ratio 0.1, positive_erode_prob 0.9, positive_erode_iters 3).
@@ -43,8 +48,9 @@ def geometric_probs(n: int, gamma: float) -> np.ndarray:
 class MultiPointSampler:
     """Samples a target mask and its clicks from an instance-label crop.
 
-    ``sample(labels, rng)``: labels (H, W) integer, 0 = background, k > 0 = object k, < 0 = ignore.
-    Returns ``(gt, points)``: gt (H, W) float32 with 1 = target, 0 = background, -1 = ignored;
+    ``sample(labels, rng, target=None)``: labels (H, W) integer, 0 = background, k > 0 = object
+    k, < 0 = ignore; ``target``: the object to segment (None or absent from ``labels``: a random
+    one); another object may still join it (``merge_objects_prob``). Returns ``(gt, points)``: gt (H, W) float32 with 1 = target, 0 = background, -1 = ignored;
     points (2 * max_num_points, 3) float32 rows (y, x, index) in pixels, positives in the first
     half, negatives in the second, unused rows (-1, -1, -1). With no object in the crop the target
     is empty and only negative clicks are drawn.
@@ -63,6 +69,8 @@ class MultiPointSampler:
         negative_border_prob: float = 0.5,
         merge_objects_prob: float = 0.15,
         max_num_merged_objects: int = 2,
+        single_click_prob: float = 0.0,
+        centre_click_prob: float = 0.5,
     ) -> None:
         if max_num_points < 1:
             raise ValueError("max_num_points must be at least 1")
@@ -78,10 +86,14 @@ class MultiPointSampler:
         self.max_num_merged_objects = (
             max_num_points if max_num_merged_objects == -1 else max_num_merged_objects
         )
+        self.single_click_prob = single_click_prob
+        self.centre_click_prob = centre_click_prob
         self._pos_count_probs = geometric_probs(max_num_points, prob_gamma)
         self._neg_count_probs = geometric_probs(max_num_points + 1, prob_gamma)
 
-    def sample(self, labels: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    def sample(
+        self, labels: np.ndarray, rng: np.random.Generator, target: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         labels = np.asarray(labels)
         if labels.ndim != 2:
             raise ValueError(f"labels must be 2-D (H, W), got shape {labels.shape}")
@@ -93,7 +105,7 @@ class MultiPointSampler:
             positive_regions: list[Region] = []
             negative_region = [(np.argwhere(background), p) for p in self.negative_probs]
         else:
-            chosen = self._choose_objects(object_ids, rng)
+            chosen = self._choose_objects(object_ids, rng, target)
             object_masks = [labels == obj for obj in chosen]
             gt = np.logical_or.reduce(object_masks)
             positive_regions = [
@@ -106,18 +118,43 @@ class MultiPointSampler:
                 (np.argwhere(other), self.negative_probs[1]),
                 (np.argwhere(self._border(gt) & ~ignore), self.negative_probs[2]),
             ]
-        positives = self._sample_group(positive_regions, negative_counts=False, rng=rng)
-        negatives = self._sample_group([negative_region], negative_counts=True, rng=rng)
+        if (
+            self.single_click_prob > 0
+            and len(positive_regions) == 1
+            and rng.random() < self.single_click_prob
+        ):
+            positives, negatives = [self._first_click(object_masks[0], rng)], []
+        else:
+            positives = self._sample_group(positive_regions, negative_counts=False, rng=rng)
+            negatives = self._sample_group([negative_region], negative_counts=True, rng=rng)
         target = gt.astype(np.float32)
         target[ignore] = -1.0
         return target, np.concatenate([self._pad(positives), self._pad(negatives)], axis=0)
 
-    def _choose_objects(self, object_ids: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def _choose_objects(
+        self, object_ids: np.ndarray, rng: np.random.Generator, target: int | None
+    ) -> np.ndarray:
+        if target is not None and target not in object_ids:
+            target = None
         if len(object_ids) > 1 and rng.random() < self.merge_objects_prob:
             most = min(len(object_ids), self.max_num_merged_objects)
             count = int(rng.integers(2, most + 1))
-            return rng.choice(object_ids, size=count, replace=False)
+            if target is None:
+                return rng.choice(object_ids, size=count, replace=False)
+            others = rng.choice(object_ids[object_ids != target], size=count - 1, replace=False)
+            return np.concatenate([[target], others])
+        if target is not None:
+            return np.array([target])
         return object_ids[[rng.integers(len(object_ids))]]
+
+    def _first_click(self, mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """One positive click: the innermost pixel (``centre_click_prob``) or a random one of
+        the eroded object."""
+        if rng.random() < self.centre_click_prob:
+            dist = ndimage.distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1]
+            return np.array(np.unravel_index(int(dist.argmax()), mask.shape))
+        coords = np.argwhere(self._maybe_erode(mask, rng))
+        return coords[rng.integers(len(coords))]
 
     def _maybe_erode(self, mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         if rng.random() >= self.positive_erode_prob:

@@ -34,7 +34,9 @@ from napari_ritm.training.data import ClickDataset, LabeledImage
 from napari_ritm.training.distributed import setup_distributed
 from napari_ritm.training.iterative import simulate_previous_clicks
 from napari_ritm.training.losses import RITMLoss
+from napari_ritm.training.object_crops import ObjectCropper
 from napari_ritm.training.optim import build_optimizer
+from napari_ritm.training.precision import autocast_dtype
 from napari_ritm.training.sampler import MultiPointSampler
 from napari_ritm.training.validate import validate
 
@@ -54,6 +56,7 @@ METRIC_FIELDS = (
     "val_loss",
     "val_noc85",
     "val_noc90",
+    "val_iou1",
     "val_objects",
 )
 
@@ -69,7 +72,13 @@ class TrainOptions:
     ``save_every``: steps between checkpoints (0: only at the end); ``val_every``: epochs between
     validations; ``val_samples``: crops for the validation loss; ``val_objects``: objects of the
     validation images for NoC (0: none), clicked at most ``val_max_clicks`` times; ``amp``: mixed
-    precision on CUDA (ignored on CPU).
+    precision where the hardware has it (bfloat16 on CPUs with native support, see
+    :mod:`~napari_ritm.training.precision`); ``channels_last``: NHWC memory layout (faster on
+    CPUs, with or without ``amp``); ``object_crops``: crop around one object at a scale the
+    window predictor would show it (:class:`~napari_ritm.training.object_crops.ObjectCropper`)
+    instead of the recipe's random resize and crop; ``single_click_prob``: share of samples with exactly one
+    positive click (see :class:`~napari_ritm.training.sampler.MultiPointSampler`); ``val_mode``:
+    the predictor mode of the validation NoC.
     """
 
     out: Path
@@ -86,15 +95,19 @@ class TrainOptions:
     max_num_next_clicks: int = 3
     min_object_area: int = 20
     balance_sets: bool = False
+    object_crops: bool = False
+    single_click_prob: float = 0.0
     seed: int = 0
     save_every: int = 500
     val_every: int = 1
     val_samples: int = 32
     val_objects: int = 8
     val_max_clicks: int = 20
+    val_mode: str = "window"
     workers: int = 0
     device: str = "cpu"
     amp: bool = True
+    channels_last: bool = True
     resume: bool = False
     progress: bool = True
 
@@ -153,22 +166,27 @@ class Trainer:
         self.o = options
         self.ctx = ctx = setup_distributed(options.device)
         self.local_batch = options.batch_size // ctx.world
-        self.net = net.to(ctx.device).train()
+        self.memory_format = torch.channels_last if options.channels_last else torch.contiguous_format
+        self.net = net.to(ctx.device, memory_format=self.memory_format).train()
         self.model = self.net
         if ctx.world > 1:
             ids = [ctx.device.index] if ctx.device.type == "cuda" else None
             self.model = torch.nn.parallel.DistributedDataParallel(self.net, device_ids=ids)
         sampler = MultiPointSampler(options.max_num_points)
         epoch_len = resolve_epoch_len(options.epoch_len, len(train_samples), options.batch_size)
+        augmenter = Augmenter(options.crop_size, scale_range=options.scale_range)
         self.train_set = ClickDataset(
             train_samples,
-            sampler,
+            MultiPointSampler(options.max_num_points, single_click_prob=options.single_click_prob),
             crop_size=options.crop_size,
-            augmenter=Augmenter(options.crop_size, scale_range=options.scale_range),
+            augmenter=augmenter,
             epoch_len=epoch_len,
             seed=options.seed,
             min_object_area=options.min_object_area,
             balance_sets=options.balance_sets,
+            object_crops=ObjectCropper(options.crop_size, augmenter=augmenter)
+            if options.object_crops
+            else None,
         )
         self.val_samples = val_samples
         self.val_set = None
@@ -195,10 +213,7 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.MultiStepLR(
             self.optimizer, self._milestones(), options.lr_gamma
         )
-        cuda = ctx.device.type == "cuda"
-        self.amp_dtype = None
-        if cuda and options.amp:
-            self.amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        self.amp_dtype = autocast_dtype(ctx.device, options.amp)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.loss_fn = RITMLoss()
         self.step = 0
@@ -208,7 +223,7 @@ class Trainer:
     def autocast(self):
         if self.amp_dtype is None:
             return contextlib.nullcontext()
-        return torch.autocast("cuda", dtype=self.amp_dtype)
+        return torch.autocast(self.ctx.device.type, dtype=self.amp_dtype)
 
     def loader(self, epoch: int, skip_batches: int = 0) -> DataLoader:
         self.train_set.set_epoch(epoch)
@@ -227,7 +242,9 @@ class Trainer:
         """One optimizer step on a collated batch; returns loss, nfl, bce and iter_clicks (the
         number of no-grad iterative clicks this step drew)."""
         dev = self.ctx.device
-        image = batch["image"].to(dev, non_blocking=True)
+        image = batch["image"].to(dev, non_blocking=True).contiguous(
+            memory_format=self.memory_format
+        )
         points = batch["points"].to(dev, non_blocking=True)
         gt = batch["gt"].to(dev, non_blocking=True)
         with_prev = self.net.variant.with_prev_mask

@@ -1,8 +1,9 @@
 """Validation during training: the loss on fixed validation crops and the NoC on a few objects.
 
 The NoC uses the evaluation protocol of :mod:`napari_ritm.evaluation.noc` (simulated clicks with
-the official next-click rule, the RITM predictor in its exact mode, up to 20 clicks, stop at
-IoU 0.90) on whole validation images, so its numbers are comparable with ``napari-ritm evaluate``.
+the official next-click rule, up to 20 clicks, stop at IoU 0.90) on whole validation images,
+with the predictor mode the run validates (``TrainOptions.val_mode``: the widget's window mode
+by default), so its numbers are comparable with ``napari-ritm evaluate --mode`` of that mode.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from napari_ritm.evaluation.noc import PREDICTOR_MODES, evaluate_sample, noc
-from napari_ritm.inference.predictor import Predictor
+from napari_ritm.evaluation.noc import evaluate_sample, noc
+from napari_ritm.inference.modes import make_predictor
 from napari_ritm.training.data import ClickDataset, LabeledImage
 from napari_ritm.training.iterative import simulate_previous_clicks
 from napari_ritm.training.losses import RITMLoss
@@ -23,17 +24,22 @@ from napari_ritm.training.losses import RITMLoss
 def pick_objects(
     samples: list[LabeledImage], count: int, min_area: int = 50
 ) -> list[tuple[int, int]]:
-    """``count`` (image index, instance id) pairs spread evenly over all objects of at least
-    ``min_area`` pixels, in image then id order (deterministic)."""
-    found = []
+    """About ``count`` (image index, instance id) pairs, the same number from each set, spread
+    evenly over each set's objects of at least ``min_area`` pixels, in image then id order
+    (deterministic)."""
+    by_set: dict[str, list[tuple[int, int]]] = {}
     for i, s in enumerate(samples):
         ids, areas = np.unique(s.labels[s.labels > 0], return_counts=True)
-        found.extend((i, int(k)) for k in ids[areas >= min_area])
+        by_set.setdefault(s.set_name, []).extend((i, int(k)) for k in ids[areas >= min_area])
+    found = [pairs for pairs in by_set.values() if pairs]
     if count <= 0 or not found:
         return []
-    if len(found) <= count:
-        return found
-    return [found[j] for j in np.unique(np.linspace(0, len(found) - 1, count).round().astype(int))]
+    per_set = max(1, -(-count // len(found)))
+    out = []
+    for pairs in found:
+        picks = np.unique(np.linspace(0, len(pairs) - 1, min(per_set, len(pairs))).round())
+        out.extend(pairs[int(j)] for j in picks)
+    return sorted(out)
 
 
 @torch.no_grad()
@@ -80,13 +86,15 @@ def validation_noc(
     objects: list[tuple[int, int]],
     *,
     max_clicks: int = 20,
+    mode: str = "window",
 ) -> dict[str, float]:
-    """Mean NoC@85/90 over ``objects`` of ``samples`` (exact evaluation mode)."""
+    """Mean NoC@85/90 and IoU after the first click over ``objects`` of ``samples``, with the
+    predictor of ``mode``."""
     was_training = net.training
     net.eval()
     ious = []
     try:
-        predictor = Predictor(net, **PREDICTOR_MODES["exact"])
+        predictor = make_predictor(net, mode)
         current = None
         for index, label in objects:
             sample = samples[index]
@@ -102,13 +110,15 @@ def validation_noc(
     return {
         "val_noc85": float(np.mean([noc(s, 0.85, max_clicks) for s in ious])),
         "val_noc90": float(np.mean([noc(s, 0.90, max_clicks) for s in ious])),
+        "val_iou1": float(np.mean([s[0] for s in ious])),
         "val_objects": len(ious),
     }
 
 
 def validate(run, rng: np.random.Generator) -> dict[str, float]:
     """Validation loss and NoC for a :class:`~napari_ritm.training.trainer.Trainer` ``run`` (its
-    plain network, options and validation data): val_loss, val_noc85, val_noc90, val_objects."""
+    plain network, options and validation data): val_loss, val_noc85, val_noc90, val_iou1,
+    val_objects."""
     out: dict[str, float] = {}
     if run.val_set is not None:
         out["val_loss"] = round(
@@ -126,6 +136,12 @@ def validate(run, rng: np.random.Generator) -> dict[str, float]:
     objects = pick_objects(run.val_samples, run.o.val_objects)
     if objects:
         out.update(
-            validation_noc(run.net, run.val_samples, objects, max_clicks=run.o.val_max_clicks)
+            validation_noc(
+                run.net,
+                run.val_samples,
+                objects,
+                max_clicks=run.o.val_max_clicks,
+                mode=run.o.val_mode,
+            )
         )
     return out

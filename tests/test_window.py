@@ -1,0 +1,174 @@
+"""The window predictor: first-click window, growth at the window border, zoom-in on later
+clicks, windows shifted inside the image, lazy reads of only the window, undo state."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from _fakes import FloodNet
+from napari_ritm.inference.clicks import Click
+from napari_ritm.inference.window import (
+    LocalProbs,
+    WindowPredictor,
+    grow_window,
+    square_window,
+    touches_inner_border,
+)
+
+
+def disk_image(shape, centre, radius):
+    rows, cols = np.ogrid[: shape[0], : shape[1]]
+    disk = (rows - centre[0]) ** 2 + (cols - centre[1]) ** 2 <= radius**2
+    image = np.zeros(shape, dtype=np.uint8)
+    image[disk] = 200
+    return image, disk
+
+
+def iou(a, b):
+    return (a & b).sum() / (a | b).sum()
+
+
+class CountingArray:
+    """An array-like that records the size of every read (like a lazy zarr/dask plane)."""
+
+    def __init__(self, data):
+        self.data, self.shape, self.dtype = data, data.shape, data.dtype
+        self.reads: list[tuple[int, int]] = []
+
+    def __getitem__(self, index):
+        block = self.data[index]
+        self.reads.append(block.shape[:2])
+        return block
+
+
+def test_square_window_is_centred_and_shifted_inside_the_image():
+    assert square_window(100, 100, 128, (1000, 1000)) == (36, 163, 36, 163)
+    assert square_window(3, 995, 128, (1000, 1000)) == (0, 127, 872, 999)
+    assert square_window(10, 10, 128, (60, 500)) == (0, 59, 0, 127)
+
+
+def test_grow_window_doubles_about_the_centre_and_stays_inside():
+    assert grow_window((100, 227, 100, 227), 2.0, (1000, 1000)) == (36, 291, 36, 291)
+    assert grow_window((0, 127, 0, 127), 2.0, (1000, 1000)) == (0, 255, 0, 255)
+    assert grow_window((0, 127, 0, 127), 2.0, (200, 200)) == (0, 199, 0, 199)
+
+
+def test_touching_the_image_edge_is_not_touching_the_window_border():
+    probs = np.zeros((128, 128), np.float32)
+    probs[10:50, :5] = 1.0  # mask on the left side of the window
+    assert not touches_inner_border(LocalProbs((0, 127, 0, 127), probs, (500, 500)), 0.5)
+    assert touches_inner_border(LocalProbs((0, 127, 10, 137), probs, (500, 500)), 0.5)
+
+
+def test_first_click_on_a_small_object_of_a_large_image_costs_one_small_window():
+    image, disk = disk_image((2048, 2048), (1500, 700), 12)
+    net = FloodNet()
+    predictor = WindowPredictor(net, net_size=256, first_window=128)
+    predictor.set_image(image)
+    local = predictor.predict_local([Click(1500, 700, True)])
+    assert predictor.passes == 1
+    assert local.roi == (1436, 1563, 636, 763)
+    assert net.calls == [(256, 256)]  # the 128 px window, enlarged 2x
+    assert iou(local.full() > 0.49, disk) > 0.95
+
+
+def test_same_mask_as_on_a_crop_around_the_object():
+    image, _ = disk_image((2048, 2048), (1500, 700), 12)
+    crop = image[1500 - 256 : 1500 + 256, 700 - 256 : 700 + 256]
+    big, small = WindowPredictor(FloodNet()), WindowPredictor(FloodNet())
+    big.set_image(image)
+    small.set_image(crop)
+    got = big.predict(
+        [Click(1500, 700, True)])[1500 - 256 : 1500 + 256, 700 - 256 : 700 + 256]
+    want = small.predict([Click(256, 256, True)])
+    np.testing.assert_allclose(got, want, atol=1e-6)
+
+
+def test_window_grows_while_the_mask_reaches_its_border():
+    image = np.zeros((2000, 2000), np.uint8)
+    image[800:1100, 900:1250] = 255  # a 300 x 350 object: needs a 512 window
+    predictor = WindowPredictor(FloodNet(), first_window=128, max_window=1024)
+    predictor.set_image(image)
+    local = predictor.predict_local([Click(950, 1000, True)])
+    assert predictor.passes == 3  # 128 -> 256 -> 512
+    assert local.roi[1] - local.roi[0] + 1 == 512
+    assert iou(local.full() > 0.49, image > 0) > 0.97
+
+
+def test_growth_stops_at_the_largest_window():
+    image = np.full((3000, 3000), 255, np.uint8)  # the "object" is everywhere
+    predictor = WindowPredictor(FloodNet(), first_window=128, max_window=512)
+    predictor.set_image(image)
+    local = predictor.predict_local([Click(1500, 1500, True)])
+    assert predictor.passes == 3
+    assert local.probs.shape == (512, 512)
+
+
+def test_click_near_the_image_edge_uses_a_window_inside_the_image():
+    image, disk = disk_image((1024, 1024), (4, 1020), 6)
+    predictor = WindowPredictor(FloodNet())
+    predictor.set_image(image)
+    local = predictor.predict_local([Click(2, 1021, True)])
+    assert local.roi == (0, 127, 896, 1023)
+    assert predictor.passes == 1
+    assert iou(local.full() > 0.49, disk) > 0.9
+
+
+def test_later_clicks_zoom_in_on_the_object_and_keep_the_window():
+    image, _ = disk_image((1024, 1024), (500, 500), 40)
+    predictor = WindowPredictor(FloodNet(), net_size=256, first_window=128, min_crop_size=128)
+    predictor.set_image(image)
+    predictor.predict([Click(500, 470, True)])  # off-centre: the object reaches the window side
+    assert predictor.passes == 2 and predictor.roi == (372, 627, 342, 597)
+    clicks = [Click(500, 470, True), Click(400, 400, False)]
+    predictor.predict(clicks)
+    # ZoomIn: the mask's 81 px box x 1.4 is under the 128 px minimum, centred on the object
+    assert predictor.roi == (436, 564, 436, 564)
+    predictor.predict([*clicks, Click(520, 520, True)])
+    assert predictor.roi == (436, 564, 436, 564)  # clicks inside, box unchanged: kept
+
+
+def test_only_the_window_is_read_from_a_lazy_image():
+    image, _ = disk_image((8192, 8192), (4000, 4000), 10)
+    lazy = CountingArray(image)
+    predictor = WindowPredictor(FloodNet(), max_window=1024)
+    predictor.set_image(lazy)
+    assert lazy.reads == []
+    predictor.predict_local([Click(4000, 4000, True)])
+    predictor.predict_local([Click(4000, 4000, True), Click(4030, 4030, False)])
+    assert lazy.reads and max(max(r) for r in lazy.reads) <= 256
+
+
+def test_state_round_trip_restores_the_previous_prediction():
+    image, _ = disk_image((600, 600), (300, 300), 20)
+    predictor = WindowPredictor(FloodNet())
+    predictor.set_image(image)
+    first = predictor.predict([Click(300, 300, True)])
+    state = predictor.get_state()
+    predictor.predict([Click(300, 300, True), Click(300, 310, False)])
+    predictor.set_state(state)
+    assert predictor.clicks == (Click(300, 300, True),)
+    np.testing.assert_array_equal(predictor.get_state().probs.full(), first)
+
+
+def test_refine_starts_from_the_given_mask_window():
+    image, disk = disk_image((1500, 1500), (700, 700), 80)
+    predictor = WindowPredictor(FloodNet(), first_window=128)
+    predictor.set_image(image)
+    predictor.predict([Click(700, 700, True)], prev_mask=disk.astype(np.float32))
+    assert predictor.passes == 1  # the existing mask's box sets the window: no growth needed
+    roi = predictor.roi
+    assert roi[0] <= 620 and roi[1] >= 780
+
+
+@pytest.mark.parametrize("bad", [np.zeros((5, 5, 2), np.uint8), np.zeros((5, 5), np.uint16)])
+def test_bad_images_are_refused(bad):
+    with pytest.raises(ValueError):
+        WindowPredictor(FloodNet()).set_image(bad)
+
+
+def test_clicks_outside_the_image_are_refused():
+    predictor = WindowPredictor(FloodNet())
+    predictor.set_image(np.zeros((50, 50), np.uint8))
+    with pytest.raises(ValueError, match="outside"):
+        predictor.predict([Click(60, 10, True)])
