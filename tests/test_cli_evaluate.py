@@ -39,7 +39,8 @@ def test_evaluate_baseline_writes_table_json_and_plot(toy_set, tmp_path, capsys)
     table = capsys.readouterr().out
     assert "NoC@90" in table and "toy" in table
     report = json.loads(out.read_text())
-    assert set(report) == {"model", "datasets"} and report["model"] == "baseline:watershed"
+    assert set(report) == {"model", "mode", "datasets"} and report["model"] == "baseline:watershed"
+    assert report["mode"] is None  # baselines have no predictor mode
     toy = report["datasets"]["toy"]
     assert set(toy) == {"objects", "NoC@80", "NoC@85", "NoC@90", "NoF@85", "NoF@90",
                         "s_per_click", "samples"}

@@ -65,9 +65,26 @@ def test_predict_with_init_mask_png_and_options(tmp_path, checkpoint):
     out = tmp_path / "mask.tiff"
     argv = ["predict", str(tmp_path / "rgb.png"), "-c", "15,20,+", "--init-mask",
             str(tmp_path / "init.png"), "--model", checkpoint, "--threshold", "0.3",
-            "--no-flip", "--max-size", "32", "-o", str(out)]
+            "--mode", "exact", "--no-flip", "--max-size", "32", "-o", str(out)]
     assert main(argv) == 0
     assert tifffile.imread(out).shape == (40, 50)
+
+
+def test_window_mode_refines_an_init_mask_and_refuses_max_size(tmp_path, checkpoint, capsys):
+    image = np.random.default_rng(1).integers(0, 256, (300, 320), dtype=np.uint8)
+    tifffile.imwrite(tmp_path / "img.tif", image)
+    init = np.zeros((300, 320), dtype=np.uint8)
+    init[100:200, 50:250] = 1
+    tifffile.imwrite(tmp_path / "init.tif", init)
+    out, prob = tmp_path / "mask.tif", tmp_path / "prob.tif"
+    argv = ["predict", str(tmp_path / "img.tif"), "-c", "150,150,+", "--init-mask",
+            str(tmp_path / "init.tif"), "--model", checkpoint, "-o", str(out), "--prob", str(prob)]
+    assert main(argv) == 0
+    probs = tifffile.imread(prob)
+    # one window around the initial mask's box (x 1.4: rows 80-220, columns 10-290), zeros outside
+    assert probs.shape == (300, 320) and probs[80:221, 10:291].max() > 0
+    assert probs[:80].max() == 0 and probs[221:].max() == 0 and probs[:, 291:].max() == 0
+    _fails(capsys, [*argv[:-4], "--max-size", "64", "-o", str(out)], "--max-size applies")
 
 
 def test_channel_and_slice_select_a_plane(tmp_path, checkpoint):

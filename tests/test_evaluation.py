@@ -107,6 +107,9 @@ def test_official_evaluation_loop_with_fake_model(ref_dir, fake_h18s):
     a few clicks on some samples. Checked: the clicks are exactly the official ones as long as the
     IoUs before them are; the first IoU that differs differs only through pixels within 1e-3 of the
     threshold; sample 4 (ignore band) stays on the official trajectory for all 20 clicks.
+    The first click is held to the same bound as the others: on an AMD EPYC its IoU came out
+    0.15011 against the reference's 0.15013 (pixels within 1e-3 of the threshold), so no IoU is
+    compared bit for bit.
     """
     from napari_ritm.evaluation.noc import PREDICTOR_MODES
     from napari_ritm.inference.predictor import Predictor
@@ -119,7 +122,6 @@ def test_official_evaluation_loop_with_fake_model(ref_dir, fake_h18s):
         rec = RecordingPredictor(Predictor(fake_h18s, **PREDICTOR_MODES["exact"]))
         out = evaluate_sample(rec, ref[f"{i}_image_u8"], gt, max_clicks=20 if full else 5)
         got_clicks = np.array([(c.y, c.x, c.positive, k) for k, c in enumerate(out.clicks)])
-        assert out.ious[0] == want_ious[0], f"sample {i}: first click IoU"
         for k, iou in enumerate(out.ious):
             assert (got_clicks[k] == want_clicks[k]).all(), f"sample {i}: click {k}"
             if iou != want_ious[k]:

@@ -130,8 +130,23 @@ def test_image_is_used_without_a_copy_and_gray_works():
     np.testing.assert_array_equal(a.predict(clicks), b.predict(clicks))
 
 
+def test_make_predictor_builds_each_mode(fake_h18s):
+    from napari_ritm.inference.modes import WINDOW_SETTINGS, make_predictor
+    from napari_ritm.inference.window import WindowPredictor
+
+    window = make_predictor(fake_h18s)
+    assert isinstance(window, WindowPredictor) and window.fused
+    assert window.net_size == WINDOW_SETTINGS["net_size"] and not window.flip
+    exact = make_predictor(fake_h18s, "exact", interactive=True)
+    assert isinstance(exact, Predictor) and exact.flip and exact.limit.max_size == 800
+    fast = make_predictor(fake_h18s, "fast", prob_thresh=0.7)
+    assert not fast.flip and fast.prob_thresh == 0.7
+    with pytest.raises(ValueError, match="exact, fast"):
+        make_predictor(fake_h18s, "quick")
+
+
 def test_modes_mapping():
-    assert MODES == ("exact", "fast")
+    assert MODES == ("window", "exact", "fast")
     assert predictor_kwargs("exact") == PREDICTOR_MODES["exact"]
     kwargs = predictor_kwargs("fast", interactive=True)
     assert kwargs == {**PREDICTOR_MODES["fast"], **INTERACTIVE}

@@ -33,9 +33,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="do not stop at IoU 0.90: run every click (for IoU-vs-clicks curves)")
     p.add_argument("--json", type=Path, metavar="OUT", help="write per-object IoUs and metrics")
     p.add_argument("--plot", type=Path, metavar="OUT.png", help="write an IoU-vs-clicks plot")
-    p.add_argument("--mode", choices=("exact", "fast"), default="exact",
-                   help="exact: the paper's predictor (zoom-in 400 px, flip); fast: smaller "
-                        "zoom-in, no flip, fused network (model only)")
+    p.add_argument("--mode", choices=("window", "exact", "fast"), default="window",
+                   help="window (default, as the widget): the first click in a window around "
+                        "it, later clicks zoomed in; exact: the paper's predictor (zoom-in "
+                        "400 px, flip); fast: smaller zoom-in, no flip (model only)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads (1: fastest when anything else is running)")
     p.add_argument("--max-objects-per-image", type=int, metavar="K",
                    help="at most K objects per image file, spread evenly over the ids")
     p.add_argument("--min-area", type=int, default=1, metavar="A",
@@ -69,9 +72,10 @@ def split_names(split_file: Path | None, subset: str, folders: list[Path]) -> li
     return names
 
 
-def make_predictor(model: str, mode: str = "exact"):
+def make_predictor(model: str, mode: str = "window"):
     """A click predictor for ``model``: ``baseline:<name>`` or a model name/path for ``load_model``
-    wrapped in the RITM Predictor with the settings of ``mode``. Raises UsageError."""
+    in the predictor of ``mode`` (:func:`napari_ritm.inference.modes.make_predictor`).
+    Raises UsageError."""
     if model.startswith("baseline:"):
         from napari_ritm.evaluation.baselines import BASELINES
 
@@ -80,18 +84,18 @@ def make_predictor(model: str, mode: str = "exact"):
             raise UsageError(f"unknown baseline {name!r}; choose from {', '.join(BASELINES)}")
         return BASELINES[name]()
     from napari_ritm import load_model
-    from napari_ritm.inference.modes import predictor_kwargs
-    from napari_ritm.inference.predictor import Predictor
+    from napari_ritm.inference import modes
 
     try:
         net = load_model(model)
     except (OSError, ValueError, RuntimeError, KeyError) as err:
         raise UsageError(f"cannot load model {model!r}: {err}") from err
-    return Predictor(net, **predictor_kwargs(mode))
+    return modes.make_predictor(net, mode)
 
 
 def _check_args(args: argparse.Namespace) -> None:
-    for name, low in (("clicks", 1), ("min_area", 1), ("limit", 1), ("max_objects_per_image", 1)):
+    for name, low in (("clicks", 1), ("min_area", 1), ("limit", 1), ("max_objects_per_image", 1),
+                      ("threads", 1)):
         value = getattr(args, name)
         if value is not None and value < low:
             raise UsageError(f"--{name.replace('_', '-')} must be >= {low}, got {value}")
@@ -105,7 +109,8 @@ def _check_args(args: argparse.Namespace) -> None:
 
 def format_table(report: dict) -> str:
     """The results table: dataset, #objects, NoC@85, NoC@90, NoF@90, s/click."""
-    lines = [f"model: {report['model']}",
+    mode = f" ({report['mode']} mode)" if report.get("mode") else ""
+    lines = [f"model: {report['model']}{mode}",
              f"{'dataset':<22}{'objects':>8}{'NoC@85':>8}{'NoC@90':>8}{'NoF@90':>8}{'s/click':>9}"]
     for name, d in report["datasets"].items():
         lines.append(f"{name:<22}{d['objects']:>8}{d['NoC@85']:>8.2f}{d['NoC@90']:>8.2f}"
@@ -140,6 +145,9 @@ def run(args: argparse.Namespace) -> int:
             where = f" among the {args.subset} images of {args.split}" if args.split else ""
             raise UsageError(f"{folder}: no object with at least {args.min_area} pixels{where}")
         datasets.append(ds)
+    import torch
+
+    torch.set_num_threads(args.threads)
     predictor = make_predictor(args.model, args.mode)
 
     results: list[DatasetResult] = []
@@ -153,12 +161,12 @@ def run(args: argparse.Namespace) -> int:
                                  stop_iou=None if args.all_clicks else 0.90,
                                  on_sample=lambda sample, out: bar.update())
             if args.json:
-                write_json(_report(args.model, results), args.json)
+                write_json(_report(args.model, results, args.mode), args.json)
     except KeyboardInterrupt:
         interrupted = True
     except DatasetError as err:
         bad_file = err
-    report = _report(args.model, results)
+    report = _report(args.model, results, args.mode)
     if args.json:
         write_json(report, args.json)
     if bad_file is not None:
@@ -177,5 +185,6 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _report(model: str, results: list) -> dict:
-    return {"model": model, "datasets": {r.name: r.to_json() for r in results if r.samples}}
+def _report(model: str, results: list, mode: str) -> dict:
+    return {"model": model, "mode": None if model.startswith("baseline:") else mode,
+            "datasets": {r.name: r.to_json() for r in results if r.samples}}

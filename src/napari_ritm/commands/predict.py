@@ -42,10 +42,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="axis of the channels (default: the last axis)")
     parser.add_argument("--slice", type=int, metavar="Z",
                         help="index along the first axis of a stack (Z or T) to segment")
+    parser.add_argument("--mode", choices=("window", "exact", "fast"), default="window",
+                        help="window (default, as the widget): the first click in a window "
+                        "around it, later clicks zoomed in, same cost on any image size; exact: "
+                        "the paper's predictor; fast: exact with a smaller zoom-in, no flip")
     parser.add_argument("--max-size", type=int, metavar="PX",
-                        help="limit the long side of the network input (faster on big images)")
+                        help="exact/fast modes: limit the long side of the network input")
     parser.add_argument("--no-flip", action="store_true",
-                        help="skip the horizontal-flip averaging (about 2x faster, less exact)")
+                        help="exact mode: skip the horizontal-flip averaging (2x faster)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (default: %(default)s)")
     parser.add_argument("--output", "-o", type=Path, required=True, metavar="OUT.tif",
                         help="output mask (uint8 TIFF, 0/1)")
     parser.add_argument("--prob", type=Path, metavar="PROB.tif",
@@ -89,6 +95,11 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("give at least one --click Y,X,+")
     if not 0.0 <= args.threshold <= 1.0:
         raise UsageError(f"--threshold must lie in [0, 1], got {args.threshold}")
+    if args.threads < 1:
+        raise UsageError(f"--threads must be at least 1, got {args.threads}")
+    if args.mode == "window" and args.max_size is not None:
+        raise UsageError("--max-size applies to --mode exact or fast; the window mode never "
+                         "shows the network more than 256 px")
     for option, path in (("--output", args.output), ("--prob", args.prob)):
         if path is not None and path.suffix.lower() not in _TIFF:
             raise UsageError(f"{option} must be a .tif/.tiff file, got {path}")
@@ -137,20 +148,27 @@ def _predict(
     init_mask: np.ndarray | None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Load the model and replay the clicks; returns the final probabilities and bool mask."""
+    import torch
+
     from napari_ritm import load_model
     from napari_ritm.inference.clicks import Click
-    from napari_ritm.inference.predictor import Predictor
+    from napari_ritm.inference.modes import make_predictor
 
+    torch.set_num_threads(args.threads)
     try:
         model = load_model(args.model)
     except (OSError, KeyError, ValueError, RuntimeError) as err:
         raise UsageError(f"cannot load model {args.model!r}: {err}") from None
-    predictor = Predictor(model, flip=not args.no_flip, max_size=args.max_size,
-                          prob_thresh=args.threshold)
+    overrides: dict = {"prob_thresh": args.threshold}
+    if args.mode != "window":
+        overrides.update(max_size=args.max_size, **({"flip": False} if args.no_flip else {}))
+    predictor = make_predictor(model, args.mode, **overrides)
     predictor.set_image(image)
-    offset = 0 if init_mask is None else 1
     made: list[Click] = []
     for y, x, positive in clicks:
         made.append(Click(y, x, positive))
-        probs = predictor.predict(made, init_mask, index_offset=offset)
+        if args.mode == "window":
+            probs = predictor.predict(made, init_mask)
+        else:  # the official demo's way: the initial mask on every click, indices from 1
+            probs = predictor.predict(made, init_mask, index_offset=int(init_mask is not None))
     return probs, predictor.mask(probs)

@@ -72,17 +72,18 @@ INTERACTIVE: dict = {"skip_clicks": -1, "max_size": 800}
 INTERACTIVE_THREADS = 1
 
 
-def make_predictor(model, mode: str = DEFAULT_MODE, *, interactive: bool = False):
+def make_predictor(model, mode: str = DEFAULT_MODE, *, interactive: bool = False, **overrides):
     """The predictor of ``mode`` (one of :data:`MODES`) for ``model`` (an ``RITMNet`` or an
     inference copy of it). ``interactive`` adds the official demo's settings to the paper's
-    predictor modes (the window mode is interactive by construction)."""
+    predictor modes (the window mode is interactive by construction); ``overrides`` replace
+    single settings (e.g. ``flip=False``, ``prob_thresh=0.6``)."""
     if mode == "window":
         from napari_ritm.inference.window import WindowPredictor
 
-        return WindowPredictor(model, **WINDOW_SETTINGS)
+        return WindowPredictor(model, **{**WINDOW_SETTINGS, **overrides})
     from napari_ritm.inference.predictor import Predictor
 
-    return Predictor(model, **predictor_kwargs(mode, interactive=interactive))
+    return Predictor(model, **{**predictor_kwargs(mode, interactive=interactive), **overrides})
 
 
 def predictor_kwargs(mode: str, *, interactive: bool = False) -> dict:
