@@ -507,3 +507,21 @@ def test_randomized_operations_keep_every_other_label_intact():
     rng = np.random.default_rng(20240605)
     total = sum(random_episode(rng, 100) for _ in range(30))
     assert total >= 3000
+
+
+def test_a_new_predictor_mid_object_carries_on_from_the_current_mask():
+    image = bright_image((40, 40), [(2, 38, 2, 38)])
+    session, _, _ = make_session(image, np.zeros((40, 40), np.uint16))
+    session.click(10, 10, True)
+    session.run_pending()
+    before = session.preview.copy()
+    other = DiskPredictor()
+    other.set_state = lambda state: pytest.fail("got the other predictor's state")
+    session.set_predictor(other)  # e.g. the user switched mode or model
+    session.click(30, 30, True)
+    session.run_pending()
+    assert other.predict_calls == 1
+    assert (session.preview >= before).all() and session.preview[30, 30]  # nothing lost
+    session.undo()
+    session.run_pending()
+    np.testing.assert_array_equal(session.preview, before)

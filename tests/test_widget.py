@@ -7,6 +7,7 @@ from napari.utils._test_utils import read_only_mouse_event
 from napari.utils.interactions import mouse_press_callbacks, mouse_release_callbacks
 
 from _fakes import DiskPredictor
+from napari_ritm.inference.window import WindowPredictor
 from napari_ritm._widget import RITMWidget
 
 WIDGET = "RITM interactive segmentation"
@@ -181,14 +182,18 @@ def test_real_predictor_on_the_fake_checkpoint(make_napari_viewer, qtbot, ref_di
     viewer.add_image(blob_image((64, 80), (16, 48, 20, 60)), name="img")
     widget = open_widget(viewer, qtbot)
     assert widget.net is not None and "Model default loaded" in widget.status.text()  # shipped
-    assert widget.predictor.model.channels_last  # trained weights pass the exact-mode probe
+    assert widget.mode_combo.currentText() == "window"  # the default: one window per pass
+    assert isinstance(widget.predictor, WindowPredictor) and not widget.zoom_check.isEnabled()
+    assert widget.predictor.model.channels_last
     widget.load_model(ref_dir / FAKE_CHECKPOINT)
     qtbot.waitUntil(lambda: f"{FAKE_CHECKPOINT} loaded" in widget.status.text(), timeout=60000)
-    exact_network = widget.predictor.model
-    assert not exact_network.channels_last  # random weights fail it: the arithmetic is kept
     mouse_click(widget.clicks_layer, (32, 40))
     wait_idle(widget, qtbot, timeout=60000)
     assert widget.session.probs is not None and widget.session.probs.shape == (64, 80)
+    widget.mode_combo.setCurrentText("exact")
+    exact_network = widget.predictor.model
+    assert not exact_network.channels_last  # random weights fail the probe: arithmetic kept
+    assert widget.zoom_check.isEnabled() and widget.flip_check.isChecked()
     widget.flip_check.setChecked(False)  # a new predictor, same model and inference copy
     assert widget.predictor.flip is False and widget.predictor.zoom.target_size == 400
     assert widget.predictor.model is exact_network

@@ -22,7 +22,15 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from napari_ritm.inference.modes import MODES, PREDICTOR_MODES, WIDGET_MODE
+from napari_ritm.inference.modes import MODES, WIDGET_MODE, mode_settings
+
+MODE_TIPS = {
+    "window": "window (default): looks only around your clicks, so any image size costs the "
+    "same (about 0.1 s per click)",
+    "exact": "exact: the published RITM predictor, zoomed to 400 px with mirror averaging "
+    "(slower, for comparisons with the paper)",
+    "fast": "fast: the published predictor at 256 px without mirror averaging",
+}
 
 CHOOSE_FILE = "Choose a .pth file..."
 
@@ -53,12 +61,10 @@ class RITMControls(QWidget):
         self.mode_combo = QComboBox()
         self.mode_combo.addItems(MODES)
         self.mode_combo.setCurrentText(WIDGET_MODE)
-        self.mode_combo.setToolTip("; ".join(
-            f"{mode}: zoom-in {kw['target_size']} px, {'flip' if kw['flip'] else 'no flip'}, "
-            f"{'folded network' if kw['optimize'] == 'fused' else 'within 1e-4 of the paper'}"
-            for mode, kw in PREDICTOR_MODES.items()))
+        self.mode_combo.setToolTip("\n".join(MODE_TIPS[mode] for mode in MODES))
         self.zoom_check = _check("Zoom-in", True)
-        self.flip_check = _check("Flip TTA", PREDICTOR_MODES[WIDGET_MODE]["flip"])
+        self.zoom_check.setEnabled(WIDGET_MODE != "window")
+        self.flip_check = _check("Flip TTA", mode_settings(WIDGET_MODE)["flip"])
         self.overwrite_check = _check("Overwrite other labels", False)
         self.threshold_slider = QSlider(Qt.Orientation.Horizontal)
         self.threshold_slider.setRange(1, 99)

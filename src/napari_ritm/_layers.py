@@ -22,6 +22,7 @@ __all__ = ["OWN", "add_clicks_layer", "add_preview_layer", "bind_keys", "click_c
            "draw_clicks", "draw_preview", "image_source", "plane_coords"]
 
 OWN = "napari-ritm"  # metadata key marking the layers the widget creates
+DRAWN = "napari-ritm drawn"  # preview layer metadata: the window drawn last
 POSITIVE, NEGATIVE = "limegreen", "red"
 DRAG_PIXELS = 4  # a press-release that moved further than this (canvas pixels) is a pan
 
@@ -63,19 +64,27 @@ def add_preview_layer(viewer: Any, labels: Labels, name: str) -> Labels:
 
 
 def draw_preview(
-    layer: Labels, labels: Labels, key: tuple[int, ...], mask: np.ndarray | None
+    layer: Labels,
+    labels: Labels,
+    key: tuple[int, ...],
+    window: tuple[tuple[slice, slice], np.ndarray] | None,
 ) -> None:
-    """Show ``mask`` ((H, W) bool or None) on the slice ``key`` of ``labels``."""
+    """Show the preview on the slice ``key`` of ``labels``: ``window`` is (row and column slices,
+    (h, w) bool mask) as :attr:`Session.preview_window` gives it, or None for no preview. Only
+    the window drawn last time and the new one are written."""
     if key:
         scale = np.array(labels.scale, dtype=float)
         translate = np.array(labels.translate, dtype=float)  # a copy: never touch the labels
         translate[: len(key)] += np.asarray(key) * scale[: len(key)]
         layer.translate = translate
     plane = layer.data.reshape(layer.data.shape[-2:])
-    if mask is None:
-        plane[...] = 0
-    else:
-        np.copyto(plane, mask, casting="unsafe")
+    drawn = layer.metadata.get(DRAWN)
+    if drawn is not None:
+        plane[drawn] = 0
+    if window is not None:
+        slices, mask = window
+        np.copyto(plane[slices], mask, casting="unsafe")
+    layer.metadata[DRAWN] = None if window is None else window[0]
     layer.refresh()
 
 

@@ -30,7 +30,7 @@ from napari_ritm._layers import (
     plane_coords,
 )
 from napari_ritm.editing import check_layers_match
-from napari_ritm.inference.modes import PREDICTOR_MODES
+from napari_ritm.inference.modes import mode_settings
 from napari_ritm.session import Session
 
 if TYPE_CHECKING:
@@ -40,14 +40,17 @@ NEW_LABELS = "<new labels layer>"
 
 
 def _load_net(source: str) -> tuple[Any, dict[str, Any]]:
-    """The network and its inference copy for each speed mode, built here in the background
-    (exact mode's copy runs a probe), so that switching mode, flip or zoom-in is instant."""
-    from napari_ritm.inference.modes import PREDICTOR_MODES
+    """The network and its inference copy for each mode, built here in the background (exact
+    mode's copy runs a probe), so that switching mode, flip or zoom-in is instant."""
+    from napari_ritm.inference.modes import PREDICTOR_MODES, WINDOW_SETTINGS
     from napari_ritm.model.fuse import optimize
     from napari_ritm.model.zoo import load_model
 
     net = load_model(source)
-    return net, {mode: optimize(net, kw["optimize"]).model for mode, kw in PREDICTOR_MODES.items()}
+    kinds = {"window": WINDOW_SETTINGS["optimize"]}
+    kinds.update({mode: kw["optimize"] for mode, kw in PREDICTOR_MODES.items()})
+    copies = {kind: optimize(net, kind).model for kind in set(kinds.values())}
+    return net, {mode: copies[kind] for mode, kind in kinds.items()}
 
 
 class RITMWidget(RITMControls):
@@ -170,23 +173,27 @@ class RITMWidget(RITMControls):
             self._pump()
 
     def _on_mode(self, mode: str) -> None:
-        """A speed mode brings its own flip default; one new predictor for both changes."""
+        """A mode brings its own flip default; one new predictor for both changes. Zoom-in is
+        a choice of the paper's predictor only (the window mode always zooms in)."""
         with QSignalBlocker(self.flip_check):
-            self.flip_check.setChecked(PREDICTOR_MODES[mode]["flip"])
+            self.flip_check.setChecked(mode_settings(mode)["flip"])
+        self.zoom_check.setEnabled(mode != "window")
         self._build_predictor()
 
     def _build_predictor(self) -> None:
         if self.net is None:
             return
-        from napari_ritm.inference.modes import predictor_kwargs, set_interactive_threads
-        from napari_ritm.inference.predictor import Predictor
+        from napari_ritm.inference.modes import make_predictor, set_interactive_threads
 
-        # The chosen mode with the official demo's additions: zoomed in from the first click,
-        # never more than 800 px through the network; the checkboxes override zoom-in and flip.
-        kwargs = predictor_kwargs(self.mode_combo.currentText(), interactive=True)
-        kwargs.update(zoom_in=self.zoom_check.isChecked(), flip=self.flip_check.isChecked())
+        # The paper's modes get the official demo's additions (zoomed in from the first click,
+        # never more than 800 px through the network); the checkboxes override zoom-in and flip.
+        mode = self.mode_combo.currentText()
+        overrides = {"flip": self.flip_check.isChecked()}
+        if mode != "window":
+            overrides["zoom_in"] = self.zoom_check.isChecked()
         set_interactive_threads()
-        self.set_predictor(Predictor(self._networks[self.mode_combo.currentText()], **kwargs))
+        self.set_predictor(make_predictor(self._networks[mode], mode, interactive=True,
+                                          **overrides))
 
     def set_predictor(self, predictor: Any) -> None:
         """Predict with ``predictor`` (a ``Predictor`` or anything with its interface)."""
@@ -442,7 +449,7 @@ class RITMWidget(RITMControls):
         if session is None or self.clicks_layer is None or self.preview_layer is None:
             return
         draw_clicks(self.clicks_layer, session.clicks, session.key, self.radius_spin.value())
-        draw_preview(self.preview_layer, self.labels_layer, session.key, session.preview)
+        draw_preview(self.preview_layer, self.labels_layer, session.key, session.preview_window)
         committed = session.last_committed
         if committed is not None and committed != self._selected:
             self._selected = self.labels_layer.selected_label = committed

@@ -14,9 +14,12 @@ from typing import Any, Protocol
 import numpy as np
 
 from napari_ritm.inference.clicks import Click
-from napari_ritm.inference.normalize import normalize_image
+from napari_ritm.inference.normalize import intensity_limits, normalize_image, scale_to_rgb01
 
-__all__ = ["ImageSource", "JobResult", "PredictJob", "PredictorLike"]
+__all__ = ["ImageSource", "JobResult", "PlaneWindows", "PredictJob", "PredictorLike", "image_for"]
+
+#: Pixels of the subsample that estimates a plane's intensity range without contrast limits.
+RANGE_SAMPLE_PIXELS = 1 << 20
 
 
 class PredictorLike(Protocol):
@@ -61,15 +64,68 @@ class ImageSource:
         limits = None if self.rgb else self.contrast_limits
         return normalize_image(plane, contrast_limits=limits)
 
+    def windows(self, key: Sequence[int]) -> PlaneWindows:
+        """The plane at ``key`` as a :class:`PlaneWindows` reader (nothing of it is read when
+        ``contrast_limits`` are set; otherwise a subsample, for its intensity range)."""
+        key = tuple(int(k) for k in key)
+        limits = None if self.rgb else self.contrast_limits
+        pixels = None
+        if limits is None or self.data.dtype == bool:
+            step = max(1, int(np.ceil(np.sqrt(self.shape[-2] * self.shape[-1]
+                                              / RANGE_SAMPLE_PIXELS))))
+            if step == 1:  # a small plane: read once, windows are cut from it
+                pixels = np.asarray(self.data[key])
+                limits = intensity_limits(pixels, limits)
+            else:
+                limits = intensity_limits(np.asarray(self.data[key][::step, ::step]), limits)
+        lo, hi = (float(v) for v in limits)
+        if not (np.isfinite(lo) and np.isfinite(hi) and hi > lo):
+            raise ValueError(f"contrast limits must be finite with low < high, got ({lo}, {hi})")
+        return PlaneWindows(self, key, (lo, hi), pixels)
+
+
+@dataclass(frozen=True)
+class PlaneWindows:
+    """One plane of an :class:`ImageSource`, read one window at a time (a ``PlaneReader`` of
+    :mod:`napari_ritm.inference.window`): ``shape`` (H, W), ``read(roi)`` -> (h, w, 3) float32
+    in [0, 1] with the intensity range ``limits`` (lo, hi), ``full()`` the whole plane."""
+
+    source: ImageSource
+    key: tuple[int, ...]
+    limits: tuple[float, float]
+    pixels: np.ndarray | None = None  # the plane, when it was read whole already
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.source.shape[-2], self.source.shape[-1]
+
+    def read(self, roi: tuple[int, int, int, int]) -> np.ndarray:
+        rows, cols = slice(roi[0], roi[1] + 1), slice(roi[2], roi[3] + 1)
+        if self.pixels is not None:
+            block = self.pixels[rows, cols]
+        else:
+            block = self.source.data[(*self.key, rows, cols)]
+        return scale_to_rgb01(np.asarray(block), *self.limits)
+
+    def full(self) -> np.ndarray:
+        """The whole plane, (H, W, 3) float32 in [0, 1] (for predictors that take it whole)."""
+        return self.read((0, self.shape[0] - 1, 0, self.shape[1] - 1))
+
+
+def image_for(predictor: Any, plane: PlaneWindows) -> Any:
+    """What ``predictor.set_image`` takes: the reader itself for a window predictor (it has
+    ``predict_local``), else the whole normalised plane."""
+    return plane if hasattr(predictor, "predict_local") else plane.full()
+
 
 @dataclass(frozen=True)
 class JobResult:
-    """What :meth:`PredictJob.run` returns: probabilities (H, W) float32, the predictor state
-    after the call, and the normalised plane the predictor holds."""
+    """What :meth:`PredictJob.run` returns: probabilities ((H, W) float32, or a window predictor's
+    ``LocalProbs``), the predictor state after the call, and the plane reader it used."""
 
-    probs: np.ndarray
+    probs: Any
     state: Any
-    plane: np.ndarray
+    plane: PlaneWindows
 
 
 @dataclass(frozen=True)
@@ -84,7 +140,7 @@ class PredictJob:
     predictor: PredictorLike
     source: ImageSource
     key: tuple[int, ...]
-    plane: np.ndarray | None  # normalised plane if cached, else read in run()
+    plane: PlaneWindows | None  # the plane's reader if cached, else made in run()
     needs_image: bool
     state: Any
     clicks: tuple[Click, ...]
@@ -92,12 +148,17 @@ class PredictJob:
     generation: int
 
     def run(self) -> JobResult:
-        plane = self.source.normalized(self.key) if self.plane is None else self.plane
+        plane = self.source.windows(self.key) if self.plane is None else self.plane
         if self.needs_image:
-            self.predictor.set_image(plane)
+            self.predictor.set_image(image_for(self.predictor, plane))
         if self.state is None:
             self.predictor.reset()
         else:
             self.predictor.set_state(self.state)
-        probs = self.predictor.predict(self.clicks, prev_mask=self.prev_mask)
-        return JobResult(np.asarray(probs, dtype=np.float32), self.predictor.get_state(), plane)
+        if hasattr(self.predictor, "predict_local"):
+            probs = self.predictor.predict_local(self.clicks, prev_mask=self.prev_mask)
+        else:
+            probs = np.asarray(
+                self.predictor.predict(self.clicks, prev_mask=self.prev_mask), dtype=np.float32
+            )
+        return JobResult(probs, self.predictor.get_state(), plane)

@@ -14,6 +14,7 @@ import numpy as np
 from scipy import ndimage
 
 from napari_ritm.inference.clicks import Click
+from napari_ritm.planes import image_for
 
 __all__ = ["Propagation", "PropagationStep", "interior_point"]
 
@@ -45,7 +46,7 @@ class Propagation:
     """Runs the predictor plane after plane along the last stack axis from ``key``.
 
     ``predictor``: set_image / reset / predict as in ``Predictor``; ``source``: an object with
-    ``shape`` (spatial, (..., H, W)) and ``normalized(key) -> (H, W, 3) float32``;
+    ``shape`` (spatial, (..., H, W)) and ``windows(key)`` (an :class:`~napari_ritm.planes.ImageSource`);
     ``start_mask``: (H, W) bool, the object on plane ``key``; ``direction``: +1 or -1.
     ``steps()`` yields one :class:`PropagationStep` per plane and stops when the mask covers
     fewer than ``min_area`` pixels (the object ended), grows more than ``max_growth`` times
@@ -105,7 +106,7 @@ class Propagation:
             position += self.direction
             key = (*self.key[:-1], position)
             try:
-                plane = self.source.normalized(key)
+                plane = image_for(self.predictor, self.source.windows(key))
             except ValueError as error:  # e.g. a constant (empty) slice
                 self.stop_reason = f"slice {key} cannot be segmented: {error}"
                 return

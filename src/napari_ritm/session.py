@@ -33,12 +33,18 @@ from napari_ritm.propagation import Propagation, PropagationStep
 __all__ = ["ImageSource", "Session"]
 
 
+def _full(probs: Any) -> np.ndarray | None:
+    """Probabilities as a full (H, W) array (a window predictor's LocalProbs pasted)."""
+    return probs.full() if hasattr(probs, "full") else probs
+
+
 @dataclass(frozen=True)
 class _Step:
     """Undo record of one applied click: the state and probabilities before it."""
 
     state_before: Any
-    probs_before: np.ndarray | None
+    probs_before: Any  # (H, W) float32 or LocalProbs
+    state_owner_before: Any  # the predictor whose state ``state_before`` is
 
 
 class Session:
@@ -112,16 +118,32 @@ class Session:
     @property
     def probs(self) -> np.ndarray | None:
         """The latest probabilities (H, W) float32, None before the first click."""
-        return self._probs
+        return _full(self._probs)
 
     @property
     def preview(self) -> np.ndarray | None:
         """The object's mask on this plane (H, W) bool: probabilities above ``threshold``, or
         the label being refined before any click; None when there is nothing to show."""
+        window = self.preview_window
+        if window is None:
+            return None
+        slices, mask = window
+        if mask.shape == self.plane_shape:
+            return mask
+        full = np.zeros(self.plane_shape, dtype=bool)
+        full[slices] = mask
+        return full
+
+    @property
+    def preview_window(self) -> tuple[tuple[slice, slice], np.ndarray] | None:
+        """The preview inside the window that holds it: (row and column slices of the plane,
+        (h, w) bool), all False outside; the whole plane for predictors without windows."""
         if self._probs is not None:
-            return self._probs > self.threshold
+            if hasattr(self._probs, "roi"):  # a window predictor's LocalProbs
+                return self._probs.slices, self._probs.probs > self.threshold
+            return (slice(None), slice(None)), self._probs > self.threshold
         if self._initial is not None:
-            return self._initial > 0.5
+            return (slice(None), slice(None)), self._initial > 0.5
         return None
 
     @property
@@ -320,9 +342,10 @@ class Session:
         cache_key = (job.key, job.source.contrast_limits)  # what the job normalised with
         self._plane_cache = (cache_key, result.plane)
         self._predictor_holds = (job.predictor, cache_key)
-        self._steps.append(_Step(job.state, self._probs))
+        self._steps.append(_Step(job.state, self._probs, self._state_owner))
         self._clicks.append(job.clicks[-1])
         self._probs, self._state = result.probs, result.state
+        self._state_owner = job.predictor
 
     def fail(self, job: PredictJob, error: BaseException) -> None:
         """A job raised: reset the object cleanly and tell the user why."""
@@ -355,10 +378,15 @@ class Session:
         plane = cached[1] if cached is not None and cached[0] == cache_key else None
         holds = self._predictor_holds
         needs_image = holds is None or holds[0] is not self.predictor or holds[1] != cache_key
+        state, prev_mask = self._state, self._initial
+        if state is not None and self._state_owner is not self.predictor:
+            # another predictor (model or mode changed mid-object): it carries on from the
+            # current mask, as when refining a label
+            state, prev_mask = None, _full(self._probs)
         return PredictJob(
             predictor=self.predictor, source=self.image, key=self._key, plane=plane,
-            needs_image=needs_image, state=self._state, clicks=(*self._clicks, click),
-            prev_mask=self._initial, generation=self._generation,
+            needs_image=needs_image, state=state, clicks=(*self._clicks, click),
+            prev_mask=prev_mask, generation=self._generation,
         )
 
     def _cancel_pending(self) -> int:
@@ -377,6 +405,7 @@ class Session:
         self._steps: list[_Step] = []
         self._probs: np.ndarray | None = None
         self._state: Any = None
+        self._state_owner: Any = None
 
     def _start_object(self, label: int) -> None:
         """Continue object ``label`` on this plane: its pixels here are the initial mask."""
@@ -391,6 +420,7 @@ class Session:
         step = self._steps.pop()
         self._clicks.pop()
         self._probs, self._state = step.probs_before, step.state_before
+        self._state_owner = step.state_owner_before
 
     def _commit_here(self) -> bool:
         """Write the preview on this plane under the object's id (allocated if new)."""

@@ -33,6 +33,7 @@ __all__ = [
     "WIDGET_MODE",
     "WINDOW_SETTINGS",
     "make_predictor",
+    "mode_settings",
     "predictor_kwargs",
     "set_interactive_threads",
 ]
@@ -49,9 +50,9 @@ PREDICTOR_MODES: dict[str, dict] = {
 #: WindowPredictor keyword arguments of the ``window`` mode (chosen in benchmarks/window_rule.py).
 WINDOW_SETTINGS: dict = {
     "net_size": 256,
-    "first_window": 128,
+    "first_window": 96,
     "max_window": 1024,
-    "min_crop_size": 128,
+    "min_crop_size": 96,
     "flip": False,
     "optimize": "fused",
 }
@@ -60,9 +61,8 @@ WINDOW_SETTINGS: dict = {
 MODES = ("window", *PREDICTOR_MODES)
 DEFAULT_MODE = "window"
 
-#: The widget's default mode. Fast would need at most +0.2 NoC@90 over exact on the dev sets; with
-#: the default model (benchmarks/eval_dev.py, val images) it costs +0.33 to +2.56, so exact.
-WIDGET_MODE = "exact"
+#: The widget's default mode.
+WIDGET_MODE = DEFAULT_MODE
 
 #: Added for interactive use (the official demo's settings).
 INTERACTIVE: dict = {"skip_clicks": -1, "max_size": 800}
@@ -70,6 +70,13 @@ INTERACTIVE: dict = {"skip_clicks": -1, "max_size": 800}
 #: torch intra-op threads for the interactive path (see benchmarks/click_latency.py: with a busy
 #: second core, e.g. napari drawing, two threads stall on each other by up to ~25x).
 INTERACTIVE_THREADS = 1
+
+
+def mode_settings(mode: str) -> dict:
+    """The settings of ``mode`` (a new dict): :data:`WINDOW_SETTINGS` or :data:`PREDICTOR_MODES`."""
+    if mode == "window":
+        return dict(WINDOW_SETTINGS)
+    return predictor_kwargs(mode)
 
 
 def make_predictor(model, mode: str = DEFAULT_MODE, *, interactive: bool = False, **overrides):

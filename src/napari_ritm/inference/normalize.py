@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["normalize_image", "PERCENTILES"]
+__all__ = ["PERCENTILES", "intensity_limits", "normalize_image", "scale_to_rgb01"]
 
 #: Robust contrast limits used when no ``contrast_limits`` are given for non-uint8 data.
 PERCENTILES = (0.5, 99.5)
@@ -68,6 +68,16 @@ def normalize_image(
         )
 
     lo, hi = _limits(image, contrast_limits)
+    return scale_to_rgb01(image, lo, hi)
+
+
+def scale_to_rgb01(image: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """(H, W) or (H, W, 3) pixels of any numeric dtype -> (H, W, 3) float32 in [0, 1], mapping
+    ``lo`` -> 0 and ``hi`` -> 1 (clipped; NaN and -inf -> 0, +inf -> 1). uint8 with (0, 255)
+    is exactly ``u8 / float32(255)``. No checks: see :func:`intensity_limits`."""
+    image = np.asarray(image)
+    if image.ndim == 3 and image.shape[-1] == 4:
+        image = image[..., :3]
     if image.dtype == np.uint8 and (lo, hi) == (0.0, 255.0):
         out = image.astype(np.float32) / np.float32(255)
     else:
@@ -80,6 +90,21 @@ def normalize_image(
     if out.ndim == 2:
         out = np.repeat(out[:, :, None], 3, axis=2)
     return out
+
+
+def intensity_limits(
+    image: np.ndarray, contrast_limits: Sequence[float] | None = None
+) -> tuple[float, float]:
+    """The (lo, hi) that :func:`normalize_image` maps to 0 and 1 for ``image`` (any shape):
+    ``contrast_limits`` when given, else (0, 255) for uint8, (0, 1) for bool, the percentiles
+    :data:`PERCENTILES` otherwise. Raises ValueError for an empty, non-finite or constant image
+    or invalid limits. Pass a subsample (e.g. every 8th pixel) to estimate a large plane's."""
+    image = np.asarray(image)
+    if image.size == 0:
+        raise ValueError(f"the image is empty (shape {image.shape})")
+    if image.dtype.kind not in "biuf":
+        raise ValueError(f"unsupported image dtype {image.dtype}")
+    return _limits(image, contrast_limits)
 
 
 def _limits(image: np.ndarray, contrast_limits: Sequence[float] | None) -> tuple[float, float]:
