@@ -19,6 +19,10 @@ widget's: ZoomIn from the first click, <= 800 px):
   Its network is the folded channels_last copy only where optimize_exact's probe passes (trained
   weights, random h18s), else the unfolded copy (random h18 / h32); ``exact_network`` says which;
 - ``fast``: ``predictor_kwargs("fast", interactive=True)`` (ZoomIn 256, no flip, fused network);
+- ``window``: the default mode of the widget and the CLI (``make_predictor(net, "window")``: the
+  first click in a 96 px window around it, growing while the mask reaches its border, later
+  clicks zoomed in, 256 px through the network), reading the image through
+  ``ImageSource.windows`` as the widget does, so an 8192^2 image is never normalised whole;
 - ``fast_onnx``: the fast mode with ONNX Runtime as the backend (when onnxruntime + onnxscript
   are installed).
 
@@ -46,7 +50,7 @@ import torch
 from reference_port import ReferencePredictor, verify
 
 from napari_ritm.inference.clicks import Click
-from napari_ritm.inference.modes import INTERACTIVE, predictor_kwargs
+from napari_ritm.inference.modes import INTERACTIVE, make_predictor, predictor_kwargs
 from napari_ritm.inference.predictor import Predictor
 from napari_ritm.model.ritm_net import RITMNet
 from napari_ritm.model.zoo import load_model
@@ -109,13 +113,18 @@ class Runner:
     def new_image(self, image_u8: np.ndarray) -> None:
         if isinstance(self.predictor, ReferencePredictor):
             self.predictor.set_input_image(image_u8)
-        else:  # what the widget does: normalise the plane, then set it
+        elif hasattr(self.predictor, "predict_local"):  # the window mode: a window reader
+            self.predictor.set_image(ImageSource(image_u8, rgb=True).windows(()))
+        else:  # what the widget does for the paper's modes: normalise the plane, then set it
             self.predictor.set_image(ImageSource(image_u8, rgb=True).normalized(()))
 
-    def click(self, k: int) -> np.ndarray:
+    def click(self, k: int):
         if isinstance(self.predictor, ReferencePredictor):
             return self.predictor.get_prediction(self.clicks[:k])
-        return self.predictor.predict([Click(y, x, p) for y, x, p in self.clicks[:k]])
+        clicks = [Click(y, x, p) for y, x, p in self.clicks[:k]]
+        if hasattr(self.predictor, "predict_local"):  # what the session asks of it
+            return self.predictor.predict_local(clicks)
+        return self.predictor.predict(clicks)
 
 
 def time_runners(runners: list[Runner], images: list[np.ndarray], repeats: int) -> dict:
@@ -187,6 +196,7 @@ def measure_ours(args, onnx_dir: Path) -> dict:
                 "reference": ReferencePredictor(net, **REFERENCE_SETTINGS),
                 "exact": Predictor(net, **predictor_kwargs("exact", interactive=True)),
                 "fast": Predictor(net, **predictor_kwargs("fast", interactive=True)),
+                "window": make_predictor(net, "window"),
             }
             if onnx_model is not None:
                 contenders["fast_onnx"] = Predictor(
@@ -216,7 +226,7 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: the default model, 1024 px, 1 repeat")
     parser.add_argument("--variants", default=f"{TRAINED},h18s,h18,h32")
-    parser.add_argument("--sizes", default="1024,2048")
+    parser.add_argument("--sizes", default="1024,2048,8192")
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats (5 clicks each)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads for every contender")
     parser.add_argument("--no-onnx", dest="onnx", action="store_false")

@@ -41,14 +41,17 @@ MODE_NAMES = {"default": "zoom-in + flip (widget default)", "no-flip": "zoom-in,
               "no-zoom": "no zoom-in, flip"}
 
 
-def mouse_click(layer, world, button):
+def mouse_click(viewer, world, button):
+    """A click as napari's canvas dispatches it: viewer callbacks, then the selected layer's."""
     from napari.utils._test_utils import read_only_mouse_event
     from napari.utils.interactions import mouse_press_callbacks, mouse_release_callbacks
 
     for kind, callbacks in (("mouse_press", mouse_press_callbacks),
                             ("mouse_release", mouse_release_callbacks)):
-        callbacks(layer, read_only_mouse_event(type=kind, button=button, position=tuple(world),
-                                               pos=np.zeros(2)))
+        event = read_only_mouse_event(type=kind, button=button, position=tuple(world),
+                                      pos=np.zeros(2))
+        callbacks(viewer, event)
+        callbacks(viewer.layers.selection.active, event)
 
 
 def wait_idle(app, widget, timeout=300.0):
@@ -110,7 +113,7 @@ def run(args) -> dict:
         for y, x in centres:
             for dy, dx, button in ((0, 0, 1), (0, 12, 2), (3, -3, 1)):
                 start = time.perf_counter()
-                mouse_click(widget.clicks_layer, (y + dy, x + dx), button)
+                mouse_click(viewer, (y + dy, x + dx), button)
                 wait_idle(app, widget)
                 seconds = time.perf_counter() - start
                 if first is None:

@@ -38,12 +38,12 @@ def test_screenshot_of_the_widget_in_use(make_napari_viewer, qtbot, ref_dir):
     qtbot.waitUntil(lambda: widget.predictor is not None, timeout=60000)
 
     first, second = nucleus_centres(viewer.layers["nuclei2d"].data, 2)
-    mouse_click(widget.clicks_layer, first)
+    mouse_click(viewer, first)
     wait_idle(widget, qtbot, timeout=60000)
     widget.finish()  # one committed object in the Labels layer
     wait_idle(widget, qtbot)
-    mouse_click(widget.clicks_layer, second)  # and one in progress: clicks + preview
-    mouse_click(widget.clicks_layer, (second[0] + 14, second[1] + 14), button=2)
+    mouse_click(viewer, second)  # and one in progress: clicks + preview
+    mouse_click(viewer, (second[0] + 14, second[1] + 14), button=2)
     wait_idle(widget, qtbot, timeout=60000)
     viewer.camera.center = (first[0] + second[0]) / 2, (first[1] + second[1]) / 2
     viewer.camera.zoom = 2.5

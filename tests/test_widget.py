@@ -14,15 +14,18 @@ WIDGET = "RITM interactive segmentation"
 FAKE_CHECKPOINT = "checkpoints/fake_coco_lvis_h18s_itermask.pth"
 
 
-def mouse_click(layer, world, *, button=1, modifiers=(), drag=(0, 0)):
-    """Press and release at world position ``world`` on ``layer`` (``drag``: canvas pixels moved
+def mouse_click(viewer, world, *, button=1, modifiers=(), drag=(0, 0)):
+    """Press and release at world position ``world`` on the canvas, dispatched as napari's canvas
+    does: to the viewer's callbacks, then to the selected layer's (``drag``: canvas pixels moved
     between press and release)."""
-    press = read_only_mouse_event(type="mouse_press", button=button, position=tuple(world),
-                                  modifiers=list(modifiers), pos=np.zeros(2))
-    mouse_press_callbacks(layer, press)
-    release = read_only_mouse_event(type="mouse_release", button=button, position=tuple(world),
-                                    modifiers=list(modifiers), pos=np.asarray(drag, dtype=float))
-    mouse_release_callbacks(layer, release)
+    for kind, callbacks, pos in (("mouse_press", mouse_press_callbacks, np.zeros(2)),
+                                 ("mouse_release", mouse_release_callbacks,
+                                  np.asarray(drag, dtype=float))):
+        event = read_only_mouse_event(type=kind, button=button, position=tuple(world),
+                                      modifiers=list(modifiers), pos=pos)
+        callbacks(viewer, event)
+        if viewer.layers.selection.active is not None:
+            callbacks(viewer.layers.selection.active, event)
 
 
 def open_widget(viewer, qtbot, predictor=None) -> RITMWidget:
@@ -53,10 +56,10 @@ def test_click_finish_and_napari_undo(make_napari_viewer, qtbot):
     assert labels.name == "cells labels" and labels.data.shape == (48, 64)
     assert viewer.layers.selection.active == widget.clicks_layer
 
-    mouse_click(widget.clicks_layer, (20, 20))
-    mouse_click(widget.clicks_layer, (20, 32))  # queued while the first is predicted
-    mouse_click(widget.clicks_layer, (20, 30), button=2)  # right click: negative
-    mouse_click(widget.clicks_layer, (5, 5), drag=(30, 0))  # a drag pans: no click
+    mouse_click(viewer, (20, 20))
+    mouse_click(viewer, (20, 32))  # queued while the first is predicted
+    mouse_click(viewer, (20, 30), button=2)  # right click: negative
+    mouse_click(viewer, (5, 5), drag=(30, 0))  # a drag pans: no click
     wait_idle(widget, qtbot)
     assert widget.session.predictor.predict_calls == 3
     assert len(widget.clicks_layer.data) == 3
@@ -86,8 +89,8 @@ def test_keyboard_shortcuts_and_ctrl_click(make_napari_viewer, qtbot):
     widget = open_widget(viewer, qtbot, DiskPredictor())
     keymap = {str(k): f for k, f in widget.clicks_layer.keymap.items()}
     layer = widget.clicks_layer
-    mouse_click(layer, (20, 20))
-    mouse_click(layer, (22, 22), modifiers=["Control"])  # Ctrl+click: negative
+    mouse_click(viewer, (20, 20))
+    mouse_click(viewer, (22, 22), modifiers=["Control"])  # Ctrl+click: negative
     wait_idle(widget, qtbot)
     assert [c.positive for c in widget.session.clicks] == [True, False]
     keymap["Ctrl+Z"](layer)
@@ -96,9 +99,11 @@ def test_keyboard_shortcuts_and_ctrl_click(make_napari_viewer, qtbot):
     keymap["Space"](layer)
     wait_idle(widget, qtbot)
     assert widget.labels_layer.data[20, 20] == 1
-    keymap["Ctrl+Z"](layer)  # no click left: napari's undo of the labels layer
-    assert not widget.labels_layer.data.any()
-    mouse_click(layer, (20, 20))
+    keymap["Ctrl+Z"](layer)  # no click left: first says what a second Undo would undo
+    assert widget.labels_layer.data[20, 20] == 1 and "label 1" in widget.status.text()
+    keymap["Ctrl+Z"](layer)  # the second: napari's undo of the labels layer
+    assert not widget.labels_layer.data.any() and "Undid" in widget.status.text()
+    mouse_click(viewer, (20, 20))
     wait_idle(widget, qtbot)
     keymap["Escape"](layer)
     assert widget.session.clicks == () and not widget.preview_layer.data.any()
@@ -110,7 +115,7 @@ def test_world_coordinates_with_scale_and_translate(make_napari_viewer, qtbot):
                      translate=(100, -20))
     widget = open_widget(viewer, qtbot, DiskPredictor(radius=2))
     assert tuple(widget.labels_layer.scale) == (0.5, 0.25)
-    mouse_click(widget.clicks_layer, (100 + 20 * 0.5, -20 + 25 * 0.25))  # pixel (20, 25)
+    mouse_click(viewer, (100 + 20 * 0.5, -20 + 25 * 0.25))  # pixel (20, 25)
     wait_idle(widget, qtbot)
     assert widget.session.clicks[0].y == 20 and widget.session.clicks[0].x == 25
     assert widget.preview_layer.data[20, 25] == 1
@@ -133,7 +138,7 @@ def test_removing_the_labels_layer_mid_prediction_resets(make_napari_viewer, qtb
     viewer.add_image(blob_image((40, 40), (5, 35, 5, 35)), name="img")
     widget = open_widget(viewer, qtbot, DiskPredictor())
     labels = widget.labels_layer
-    mouse_click(widget.clicks_layer, (20, 20))
+    mouse_click(viewer, (20, 20))
     widget.finish()
     viewer.layers.remove(labels)  # before the prediction came back
     assert "removed" in widget.status.text()
@@ -160,7 +165,7 @@ def test_refine_and_propagate_through_a_stack(make_napari_viewer, qtbot):
     assert widget.session.key == (2,)
     labels.selected_label = 5
     widget.refine_selected()
-    mouse_click(widget.clicks_layer, (2, 20, 20))
+    mouse_click(viewer, (2, 20, 20))
     wait_idle(widget, qtbot)
     widget.finish()
     wait_idle(widget, qtbot)
@@ -187,7 +192,7 @@ def test_real_predictor_on_the_fake_checkpoint(make_napari_viewer, qtbot, ref_di
     assert widget.predictor.model.channels_last
     widget.load_model(ref_dir / FAKE_CHECKPOINT)
     qtbot.waitUntil(lambda: f"{FAKE_CHECKPOINT} loaded" in widget.status.text(), timeout=60000)
-    mouse_click(widget.clicks_layer, (32, 40))
+    mouse_click(viewer, (32, 40))
     wait_idle(widget, qtbot, timeout=60000)
     assert widget.session.probs is not None and widget.session.probs.shape == (64, 80)
     widget.mode_combo.setCurrentText("exact")
@@ -203,7 +208,7 @@ def test_real_predictor_on_the_fake_checkpoint(make_napari_viewer, qtbot, ref_di
     widget.mode_combo.setCurrentText("exact")  # the mode's flip default comes back
     assert widget.flip_check.isChecked() and widget.predictor.flip is True
     widget.flip_check.setChecked(False)
-    mouse_click(widget.clicks_layer, (20, 30), button=2)
+    mouse_click(viewer, (20, 30), button=2)
     wait_idle(widget, qtbot, timeout=60000)
     preview = widget.session.preview
     widget.finish()
@@ -220,7 +225,7 @@ def test_sample_data_rgb_and_switching_image_mid_object(make_napari_viewer, qtbo
     widget.image_combo.setCurrentText("ihc")
     ihc_labels = widget.labels_layer
     assert ihc_labels.data.shape == (512, 512)
-    mouse_click(widget.clicks_layer, (100, 100))
+    mouse_click(viewer, (100, 100))
     wait_idle(widget, qtbot)
     assert widget.session.image.rgb and widget.session.predictor.predict_calls == 1
     widget.image_combo.setCurrentText("nuclei2d")  # the object in progress is discarded
@@ -244,7 +249,7 @@ def test_stop_cancels_a_running_propagation(make_napari_viewer, qtbot):
     viewer.add_image(stack)
     widget = open_widget(viewer, qtbot, SlowDiskPredictor())
     viewer.dims.set_current_step(0, 0)
-    mouse_click(widget.clicks_layer, (0, 12, 12))
+    mouse_click(viewer, (0, 12, 12))
     wait_idle(widget, qtbot)
     widget.propagate(1)
     assert not widget.progress.isHidden() and widget.stop_button.isEnabled()

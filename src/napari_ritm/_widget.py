@@ -84,6 +84,14 @@ class RITMWidget(RITMControls):
         self.viewer.layers.events.inserted.connect(self._on_layer_inserted)
         self.viewer.layers.events.removed.connect(self._on_layer_removed)
         self.viewer.dims.events.point.connect(self._on_dims)
+        # on the viewer, not on one layer: clicks land whichever layer is selected, unless that
+        # layer's own tool (a brush, an eraser...) is in use
+        callback = click_callback(self._canvas_click)
+        callbacks = self.viewer.mouse_drag_callbacks
+        callbacks.append(callback)
+        self.destroyed.connect(lambda *_: callback in callbacks and callbacks.remove(callback))
+        self._undo_armed = False  # Undo with no click asked once: the next one undoes a commit
+        self._pairs: dict[str, str] = {}  # image layer name -> the labels layer used with it
         self._fill_combos()
         self._rebuild_session()
         self.load_model("default")
@@ -97,7 +105,7 @@ class RITMWidget(RITMControls):
         self.up_button.clicked.connect(lambda: self.propagate(1))
         self.down_button.clicked.connect(lambda: self.propagate(-1))
         self.stop_button.clicked.connect(self.stop_propagation)
-        self.image_combo.currentTextChanged.connect(lambda _: self._rebuild_session())
+        self.image_combo.currentTextChanged.connect(self._on_image_chosen)
         self.labels_combo.currentTextChanged.connect(lambda _: self._rebuild_session())
         self.model_combo.activated.connect(self._on_model_chosen)
         self.mode_combo.currentTextChanged.connect(self._on_mode)
@@ -222,6 +230,24 @@ class RITMWidget(RITMControls):
         finally:
             self._filling = False
 
+    def _on_image_chosen(self, name: str) -> None:
+        """Another image: its own labels layer comes with it (the one used with it before, or
+        "<image> labels" when it fits, else a new one), never the previous image's."""
+        if self._filling:
+            return
+        image = self._layer(name, Image)
+        labels_name = self._pairs.get(name)
+        if image is not None and self._layer(labels_name or "", Labels) is None:
+            own = self._layer(f"{name} labels", Labels)
+            spatial = image_source(image)[1]
+            labels_name = own.name if own is not None and own.data.shape == spatial else None
+        self._filling = True
+        try:
+            self.labels_combo.setCurrentText(labels_name or NEW_LABELS)
+        finally:
+            self._filling = False
+        self._rebuild_session()
+
     def _layer(self, name: str, kind: type) -> Any:
         return next((x for x in self.viewer.layers if x.name == name and isinstance(x, kind)), None)
 
@@ -263,11 +289,12 @@ class RITMWidget(RITMControls):
                                overwrite=self.overwrite_check.isChecked(),
                                labels_name=labels.name, notify=self.say)
         self.image_layer, self.labels_layer = image, labels
+        self._pairs[image.name] = labels.name
         image.events.contrast_limits.connect(self._on_contrast)
         self.preview_layer = add_preview_layer(self.viewer, labels, "RITM preview")
         self.clicks_layer = add_clicks_layer(self.viewer, labels, "RITM clicks",
                                              self.radius_spin.value())
-        self.clicks_layer.mouse_drag_callbacks.append(click_callback(self.click))
+        self.clicks_layer.events.mode.connect(self._on_clicks_mode)
         bind_keys(self.clicks_layer, {"Space": self.finish, "Enter": self.finish,
                                       "Control-Z": self.undo, "Control-Shift-Z": self._redo,
                                       "Escape": self.reset, "R": self.refine_under_cursor})
@@ -310,6 +337,23 @@ class RITMWidget(RITMControls):
             return None
         return plane_coords(self.labels_layer, world)
 
+    def _canvas_click(self, world: Any, *, positive: bool = True) -> None:
+        """A click on the canvas: ours unless the selected layer's own tool is in use."""
+        active = self.viewer.layers.selection.active
+        mode = str(getattr(active, "mode", "pan_zoom"))
+        if self.session is None or mode != "pan_zoom":
+            return
+        self.click(world, positive=positive)
+
+    def _on_clicks_mode(self, event: Any = None) -> None:
+        """The clicks layer is drawn by the widget: its napari tools (add, select, delete)
+        would desynchronise it from the clicks the model uses."""
+        layer = self.clicks_layer
+        if layer is not None and str(layer.mode) != "pan_zoom":
+            layer.mode = "pan_zoom"
+            self.say("The RITM clicks layer is drawn for you: click on the image to add clicks "
+                     "(left: object, right: background); Undo removes the last one")
+
     def click(self, world: Any, *, positive: bool = True) -> None:
         """Add a click at a world position (what a mouse click does)."""
         if self.session is None:
@@ -324,6 +368,7 @@ class RITMWidget(RITMControls):
             return
         self._go_to(where[0])
         if self.session.click(where[1], where[2], positive):
+            self._undo_armed = False
             self._pump()
 
     def finish(self) -> None:
@@ -332,11 +377,26 @@ class RITMWidget(RITMControls):
             self._pump()
 
     def undo(self) -> None:
-        """Undo the last click; with no click left, napari's undo of the labels layer."""
+        """Undo the last click. With no click left, a first Undo says what a second one would
+        do; the second is napari's undo of the labels layer (e.g. the last committed object)."""
         if self.session is None:
             return
-        if not self.session.undo() and not self.session.busy:
-            self.labels_layer.undo()
+        if self.session.undo():
+            self._undo_armed = False
+        elif not self.session.busy:
+            if not self._undo_armed:
+                self._undo_armed = True
+                last = self.session.last_commit
+                what = (f" (the last object committed here: label {last[0]}"
+                        f"{f' on slice {last[1]}' if last[1] else ''})" if last else "")
+                self.say("No click to undo. Press Undo again to undo the last change to the "
+                         f"labels layer{what}")
+            else:
+                self._undo_armed = False
+                self.labels_layer.undo()
+                self.session.forget_commit()
+                self.say(f"Undid the last change to {self.labels_layer.name!r} (napari undo; "
+                         "Ctrl+Shift+Z redoes it)")
         self._pump()
 
     def _redo(self) -> None:
@@ -359,6 +419,7 @@ class RITMWidget(RITMControls):
 
     def refine_selected(self) -> None:
         if self.session is not None and self.session.refine(self.labels_layer.selected_label):
+            self.viewer.layers.selection.active = self.clicks_layer
             self._refresh()
 
     def propagate(self, direction: int) -> None:

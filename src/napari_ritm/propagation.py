@@ -16,7 +16,43 @@ from scipy import ndimage
 from napari_ritm.inference.clicks import Click
 from napari_ritm.planes import image_for
 
-__all__ = ["Propagation", "PropagationStep", "interior_point"]
+__all__ = ["STOP_RULES", "Propagation", "PropagationStep", "StepFigures", "interior_point"]
+
+
+@dataclass(frozen=True)
+class StepFigures:
+    """What the network returned on one propagated plane: the mask's ``area`` (pixels), the
+    previous plane's ``prev_area``, their IoU ``iou_prev``, the probability at the click
+    ``click_prob`` and the mean probability inside the mask ``mean_prob``."""
+
+    area: int
+    prev_area: int
+    iou_prev: float
+    click_prob: float
+    mean_prob: float
+
+    @classmethod
+    def of(cls, probs: np.ndarray, mask: np.ndarray, prev: np.ndarray, click: tuple[int, int]):
+        inter, union = int((mask & prev).sum()), int((mask | prev).sum())
+        return cls(int(mask.sum()), int(prev.sum()), inter / union if union else 0.0,
+                   float(probs[click]), float(probs[mask].mean()) if mask.any() else 0.0)
+
+
+#: Candidate stop rules (True: the object has ended, or the mask went astray: stop, do not
+#: write that plane), measured in benchmarks/propagation.py.
+STOP_RULES = {
+    "area<10 or >3x (v1)": lambda f: f.area < 10 or f.area > 3 * f.prev_area,
+    "iou_prev<0.3": lambda f: f.iou_prev < 0.3,
+    "iou_prev<0.4": lambda f: f.iou_prev < 0.4,
+    "iou_prev<0.5": lambda f: f.iou_prev < 0.5,
+    "click outside": lambda f: f.click_prob <= 0.49,
+    "click outside or iou_prev<0.3": lambda f: f.click_prob <= 0.49 or f.iou_prev < 0.3,
+    "click outside or iou_prev<0.4": lambda f: f.click_prob <= 0.49 or f.iou_prev < 0.4,
+    "mean_prob<0.8 or iou_prev<0.3": lambda f: f.mean_prob < 0.8 or f.iou_prev < 0.3,
+    "area<0.5x or >2x or iou_prev<0.3": lambda f: (
+        f.area < 0.5 * f.prev_area or f.area > 2 * f.prev_area or f.iou_prev < 0.3
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -86,20 +122,33 @@ class Propagation:
         self.done = 0
         self.stop_reason = "not started"
         self._cancelled = False
+        self._finished = False
 
     def cancel(self) -> None:
         """Stop before the next plane; steps already yielded are no longer applied."""
         self._cancelled = True
 
+    def finish(self, reason: str) -> None:
+        """End here for ``reason`` (e.g. the next plane may not be written): no further plane
+        is predicted, steps already yielded are no longer applied."""
+        self._finished = True
+        self.stop_reason = reason
+
     @property
     def cancelled(self) -> bool:
         return self._cancelled
+
+    @property
+    def finished(self) -> bool:
+        return self._finished
 
     def steps(self) -> Iterator[PropagationStep]:
         prev = self.start_mask
         position = self.key[-1]
         self.stop_reason = "reached the end of the stack"
         for _ in range(self.total):
+            if self._finished:
+                return
             if self._cancelled:
                 self.stop_reason = "cancelled"
                 return

@@ -81,6 +81,7 @@ class Session:
         self._notify = notify
         self.last_message = ""
         self.last_committed: int | None = None  # id of the latest committed object
+        self._commits: list[tuple[int, tuple[int, ...]]] = []  # (label, slice) of each commit
         self._key: tuple[int, ...] = (0,) * (len(image.shape) - 2)
         self._generation = 0
         self._queue: deque[tuple[str, Click | None]] = deque()
@@ -88,6 +89,7 @@ class Session:
         self._propagation: Propagation | None = None
         self._propagations = 0  # numbers each propagation, so late steps of an old one are ignored
         self._propagated_label = 0
+        self._propagation_written = 0
         self._plane_cache: tuple[Any, np.ndarray] | None = None
         self._predictor_holds: tuple[Any, Any] | None = None
         self._object_id: int | None = None
@@ -165,6 +167,17 @@ class Session:
     def set_contrast_limits(self, limits: tuple[float, float] | None) -> None:
         """The image's display range changed: the next click normalises with it."""
         self.image = replace(self.image, contrast_limits=None if limits is None else tuple(limits))
+
+    @property
+    def last_commit(self) -> tuple[int, tuple[int, ...]] | None:
+        """(label, slice key) of the newest commit of this session not undone, or None."""
+        return self._commits[-1] if self._commits else None
+
+    def forget_commit(self) -> None:
+        """The newest commit was undone in the labels layer (napari's undo)."""
+        if self._commits:
+            self._commits.pop()
+        self._say("")
 
     # -- user actions ------------------------------------------------------------------------
 
@@ -280,6 +293,7 @@ class Session:
         self._start_object(label)
         self._predictor_holds = None
         self._propagations += 1
+        self._propagation_written = 0
         self._propagated_label = label
         self._propagation = Propagation(
             self.predictor, self.image, self._key, start, direction,
@@ -292,14 +306,20 @@ class Session:
         """Write one propagated plane (one undo step in the labels layer). The user may change
         slices meanwhile; steps of a cancelled or finished propagation are ignored."""
         prop = self._propagation
-        if prop is None or prop.cancelled or step.generation != prop.generation:
+        if prop is None or prop.cancelled or prop.finished or step.generation != prop.generation:
+            return
+        label = self._propagated_label
+        if not self.overwrite and (read_plane(self.labels, step.key) == label).any():
+            prop.finish(f"label {label} already has pixels on slice {step.key}: stopped there "
+                        "without changing them (turn on Overwrite to replace them)")
             return
         try:
             commit_plane(self.labels, step.key, step.mask, self._propagated_label,
                          overwrite=self.overwrite, layer_name=self.labels_name)
         except (ValueError, TypeError) as error:  # e.g. read-only labels data
-            prop.cancel()
-            self._say(f"Propagation stopped, slice {step.key} not written: {error}")
+            prop.finish(f"slice {step.key} not written: {error}")
+            return
+        self._propagation_written += 1
 
     def end_propagation(self, *, cancelled: bool = False) -> None:
         """The propagation ended (finished, stopped or failed): report it and accept clicks."""
@@ -307,7 +327,10 @@ class Session:
         if prop is None or (prop.cancelled and not cancelled):  # reset: already reported
             return
         how = "stopped by you" if cancelled else prop.stop_reason
-        self._say(f"Propagated label {self._propagated_label} to {prop.done} slice(s); {how}")
+        # the propagated object is done: the next click starts a new object
+        self._end_object()
+        self._say(f"Propagated label {self._propagated_label} to {self._propagation_written} "
+                  f"slice(s); {how}")
 
     # -- the queue ---------------------------------------------------------------------------
 
@@ -439,6 +462,8 @@ class Session:
             self._say(f"Not committed: {error}")
             return False
         self._object_id = self.last_committed = label
+        if changed:
+            self._commits.append((label, self._key))
         where = f" on slice {self._key}" if self._key else ""
         self._say(f"Label {label} committed{where} ({changed} pixel(s) changed)")
         return True
