@@ -428,7 +428,7 @@ def random_episode(rng, n_ops):
     probs_after_click: list = []  # probabilities after each applied click, to check undo exactly
 
     weights = {"pos": 8, "neg": 3, "undo": 3, "finish": 4, "reset": 1, "refine_at": 2,
-               "refine_sel": 1, "threshold": 1, "paint": 1, "napari_undo": 1}
+               "refine_sel": 1, "threshold": 1, "paint": 1, "napari_undo": 1, "switch": 1}
     if depth > 1:
         weights.update(slice=3, propagate_up=1, propagate_down=1)
     ops = list(weights)
@@ -485,12 +485,25 @@ def random_episode(rng, n_ops):
             labels.undo()
         elif op == "slice":
             session.set_slice((int(rng.integers(0, depth)),))
+        elif op == "switch":  # the user picks another image (or comes back): a new session
+            session.reset("")
+            image = np.ascontiguousarray(image[..., ::-1]) if rng.random() < 0.5 else image
+            session = Session(ImageSource(image), labels, predictor=session.predictor,
+                              overwrite=session.overwrite)
+            probs_after_click.clear()
         else:
             prop = session.propagate(1 if op == "propagate_up" else -1, min_area=1)
             if prop is not None:
+                label, start = session.object_id, session.key
                 for step in prop.steps():
                     session.apply_step(step)
                 session.end_propagation()
+                if not overwrite:  # its pixels on other slices are never changed
+                    for z in range(depth):
+                        if (z,) != start and (before[z] == label).any():
+                            np.testing.assert_array_equal(labels.data[z] == label,
+                                                          before[z] == label)
+                assert session.object_id is None  # the next click starts a new object
         if op in ("paint", "napari_undo"):
             recorder.snapshots.clear()
             continue

@@ -107,3 +107,55 @@ def test_each_image_keeps_its_own_labels_layer(make_napari_viewer, qtbot):
     assert widget.labels_layer.data.shape == (30, 30) and warnings == []
     widget.image_combo.setCurrentText("a")  # back: the layer used with it before
     assert widget.labels_layer == a_labels
+
+
+def test_randomized_user_actions_keep_layers_in_sync(make_napari_viewer, qtbot):
+    """300 random user actions (clicks with any layer selected, the clicks layer's own tools,
+    painting, undo, finish, reset, propagate, switching images): the clicks layer always shows
+    the session's clicks, and one action changes at most one label of the labels layer."""
+    rng = np.random.default_rng(16)
+    viewer = make_napari_viewer()
+    stack = np.full((4, 24, 24), 10, np.uint16)
+    stack[:, 4:12, 4:12] = 3000
+    stack[:, 14:22, 12:22] = 3000
+    viewer.add_image(stack, name="one")
+    viewer.add_image(stack[:, ::-1].copy(), name="two")
+    widget = open_widget(viewer, qtbot, DiskPredictor(radius=3))
+    ops = ["click", "click", "click", "right", "finish", "undo", "reset", "tool", "paint",
+           "propagate", "switch", "slice"]
+    for _ in range(300):
+        op = str(rng.choice(ops))
+        labels = widget.labels_layer
+        before = labels.data.copy()
+        if op in ("click", "right"):
+            viewer.layers.selection.active = viewer.layers[int(rng.integers(len(viewer.layers)))]
+            mouse_click(viewer, (widget.session.key[0], *rng.integers(0, 24, 2)),
+                        button=1 if op == "click" else 2)
+        elif op == "finish":
+            widget.finish()
+        elif op == "undo":
+            widget.undo()
+        elif op == "reset":
+            widget.reset()
+        elif op == "tool":
+            widget.clicks_layer.mode = str(rng.choice(["add", "select", "pan_zoom"]))
+        elif op == "paint":  # a brush stroke: the brush gets it, the session does not
+            labels.mode = "paint"
+            viewer.layers.selection.active = labels
+            n = len(widget.session.clicks)
+            mouse_click(viewer, (widget.session.key[0], 3, 3))
+            assert len(widget.session.clicks) == n
+            labels.mode = "pan_zoom"
+        elif op == "propagate":
+            widget.propagate(int(rng.choice([1, -1])))
+        elif op == "switch":
+            widget.image_combo.setCurrentText(str(rng.choice(["one", "two"])))
+        else:
+            viewer.dims.set_current_step(0, int(rng.integers(4)))
+        wait_idle(widget, qtbot)
+        assert str(widget.clicks_layer.mode) == "pan_zoom"
+        assert len(widget.clicks_layer.data) == len(widget.session.clicks), op
+        if labels == widget.labels_layer and op not in ("undo", "paint"):  # (users edit)
+            changed = labels.data != before
+            edited = set(np.unique(labels.data[changed])) | set(np.unique(before[changed]))
+            assert len(edited - {0}) <= 1, (op, edited)
