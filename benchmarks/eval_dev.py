@@ -10,9 +10,11 @@ are kept unless re-run, so models can be evaluated one at a time (or by two proc
 
 Objects (at least ``--min-area`` = 30 pixels, spread evenly over each image's ids):
 dsb2018 5 per val image (9 images), isbi2012_em 10 per val slice (4 slices), weizmann_horse the
-horse of every val image (66), stardist_nuclei2d 30 nuclei of its one (held-out) image.
+horse of every val image (66), stardist_nuclei2d 30 nuclei of its one (held-out) image,
+coelho_nuclei 3 per val image (16 images), usiigaci_phase 6 per val image (7 images),
+emps_particles 1 per val image (45 of the 78).
 
-    python benchmarks/eval_dev.py [--models baseline:watershed default ...] [--modes exact fast]
+    python benchmarks/eval_dev.py [--models baseline:watershed default ...] [--modes window exact]
 """
 from __future__ import annotations
 
@@ -34,7 +36,8 @@ SPLIT = REPO / "src" / "napari_ritm" / "training" / "recipes" / "shared_split.js
 RESULTS = REPO / "benchmarks" / "results"
 #: dev set -> (objects per val image, at most this many objects in the set)
 SETS = {"dsb2018": (5, 45), "isbi2012_em": (10, 40), "weizmann_horse": (1, 66),
-        "stardist_nuclei2d": (30, 30)}
+        "stardist_nuclei2d": (30, 30), "coelho_nuclei": (3, 45), "usiigaci_phase": (6, 42),
+        "emps_particles": (1, 45)}
 MODELS = ("baseline:watershed", "baseline:random_walker", "default")
 
 
@@ -58,6 +61,14 @@ def _record(path: Path, payload: dict, name: str = "", run: dict | None = None,
             old = json.loads(path.read_text())
             if all(old.get(k) == payload[k] for k in ("protocol", "sets")):
                 runs, skipped = old.get("runs", []), old.get("skipped", {})
+        if run:  # sets evaluated before for this model (another --sets) are kept
+            old_run = next((r for r in runs if r["model"] == name), None)
+            if old_run is not None:
+                kept = {k: v for k, v in old_run["datasets"].items() if k not in run["datasets"]}
+                kept_commands = [c for c in old_run["commands"]
+                                 if not any(f"/{k} " in c for k in run["datasets"])]
+                run = {**run, "datasets": {**kept, **run["datasets"]},
+                       "commands": kept_commands + run["commands"]}
         runs = [r for r in runs if r["model"] != name] + ([run] if run else [])
         skipped = {k: v for k, v in skipped.items() if k != name} | ({name: skip} if skip else {})
         merged = {**payload, "runs": runs, "skipped": skipped}
@@ -71,7 +82,7 @@ def _readable(command: str) -> str:
 
 
 def _run_name(model: str, mode: str) -> str:
-    return model if model.startswith("baseline:") or mode == "exact" else f"{model} ({mode})"
+    return model if model.startswith("baseline:") or mode == "window" else f"{model} ({mode})"
 
 
 def evaluate_argv(model: str, mode: str, name: str, min_area: int, clicks: int) -> list[str]:
@@ -87,8 +98,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min-area", type=int, default=30, help="smallest object, pixels (30)")
     parser.add_argument("--clicks", type=int, default=20)
     parser.add_argument("--models", nargs="+", default=list(MODELS))
-    parser.add_argument("--modes", nargs="+", choices=("exact", "fast"), default=["exact"],
-                        help="predictor modes for models (baselines have none)")
+    parser.add_argument("--modes", nargs="+", choices=("window", "exact", "fast"),
+                        default=["window"], help="predictor modes for models (baselines have none)")
+    parser.add_argument("--sets", nargs="+", choices=sorted(SETS), default=list(SETS),
+                        help="dev sets to evaluate (default: all)")
     parser.add_argument("--out", type=Path, default=RESULTS / "eval_dev.json")
     args = parser.parse_args(argv)
     if not DATA.is_dir():
@@ -104,13 +117,13 @@ def main(argv: list[str] | None = None) -> int:
                     "python": platform.python_version()},
     }
     todo = sorted({(_run_name(m, mode), m, mode) for m in args.models
-                   for mode in (["exact"] if m.startswith("baseline:") else args.modes)})
+                   for mode in (["window"] if m.startswith("baseline:") else args.modes)})
     merged = _record(args.out, payload)
     with tempfile.TemporaryDirectory() as tmp:
         for name, model, mode in todo:
             run = {"model": name, "mode": None if model.startswith("baseline:") else mode,
                    "datasets": {}, "commands": []}
-            for set_name in SETS:
+            for set_name in args.sets:
                 report = Path(tmp) / f"{set_name}.json"
                 cli_args = evaluate_argv(model, mode, set_name, args.min_area, args.clicks)
                 rc = cli([*cli_args, "--json", str(report)])

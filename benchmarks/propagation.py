@@ -112,10 +112,10 @@ def link_tracks(per_slice: list[np.ndarray], min_iou: float = 0.3) -> np.ndarray
     return tracks
 
 
-def trajectory(predictor, images, labels, track: int, past: int, feed_prev: bool) -> dict:
-    """Propagate ``track`` from its middle plane both ways without a stop rule; per step the
-    network's figures and the IoU with the ground truth. ``feed_prev``: the previous plane's
-    mask is the network's previous-mask input (else only the click)."""
+def trajectory(predictor, images, labels, track: int, past: int) -> dict:
+    """Propagate ``track`` from its middle plane both ways without a stop rule, carrying the
+    guided mask forward; per step the network's figures (both passes) and the IoUs of the
+    guided and the fresh mask with the ground truth."""
     planes = [z for z in range(len(labels)) if (labels[z] == track).any()]
     start = planes[len(planes) // 2]
     first, last = planes[0], planes[-1]
@@ -129,15 +129,18 @@ def trajectory(predictor, images, labels, track: int, past: int, feed_prev: bool
             if not 0 <= z < len(labels) or abs(z - end) > past and (z - end) * direction > 0:
                 break
             row, col = interior_point(prev)
+            click = [Click(float(row), float(col), True)]
             predictor.set_image(images[z])
-            probs = predictor.predict([Click(float(row), float(col), True)],
-                                      prev_mask=prev.astype(np.float32) if feed_prev else None)
-            mask = probs > 0.49
-            gt = labels[z] == track
-            figures = StepFigures.of(probs, mask, prev, (row, col))
+            guided = predictor.predict(click, prev_mask=prev.astype(np.float32))
+            predictor.reset()
+            fresh = predictor.predict(click)
+            mask, gt = guided > 0.49, labels[z] == track
+            figures = StepFigures.of(guided, fresh, prev, (row, col))
             steps.append({
                 "z": z, "inside": bool((z - end) * direction <= 0), **figures.__dict__,
                 "iou_gt": float((mask & gt).sum() / max((mask | gt).sum(), 1)),
+                "fresh_iou_gt": float(((fresh > 0.49) & gt).sum()
+                                      / max(((fresh > 0.49) | gt).sum(), 1)),
             })
             if not mask.any():
                 break
@@ -186,9 +189,6 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="default")
     parser.add_argument("--past", type=int, default=4)
-    parser.add_argument("--inputs", choices=("prev", "click", "both"), default="both",
-                        help="what the network gets on the next plane: the previous mask and "
-                        "the click, the click only, or measure both")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -197,23 +197,20 @@ def main(argv: list[str] | None = None) -> int:
     if DATA.is_dir():
         stacks["isbi2012_em"] = em_stack()
     report = {"benchmark": "propagation", "model": args.model, "mode": "window",
-              "past": args.past, "machine": {"platform": platform.platform()}, "inputs": {}}
-    for inputs in (("prev", "click") if args.inputs == "both" else (args.inputs,)):
-        trajectories = {}
-        for name, (images, labels) in stacks.items():
-            ids = [k for k in np.unique(labels[labels > 0])
-                   if sum((labels[z] == k).any() for z in range(len(labels))) >= 3]
-            trajectories[name] = [trajectory(predictor, images, labels, k, args.past,
-                                             feed_prev=inputs == "prev") for k in ids]
-            print(f"{inputs} {name}: {len(ids)} objects", flush=True)
-        groups = {"synthetic": [t for n, ts in trajectories.items() if n.startswith("synthetic")
-                                for t in ts],
-                  "isbi2012_em": trajectories.get("isbi2012_em", [])}
-        rules = {}
-        for rule_name, rule in STOP_RULES.items():
-            rules[rule_name] = {g: apply_rule(rule, ts) for g, ts in groups.items() if ts}
-            print(inputs, rule_name, rules[rule_name], flush=True)
-        report["inputs"][inputs] = {"rules": rules, "trajectories": trajectories}
+              "past": args.past, "machine": {"platform": platform.platform()}, "rules": {}}
+    trajectories = {}
+    for name, (images, labels) in stacks.items():
+        ids = [k for k in np.unique(labels[labels > 0])
+               if sum((labels[z] == k).any() for z in range(len(labels))) >= 3]
+        trajectories[name] = [trajectory(predictor, images, labels, k, args.past) for k in ids]
+        print(f"{name}: {len(ids)} objects", flush=True)
+    groups = {"synthetic": [t for n, ts in trajectories.items() if n.startswith("synthetic")
+                            for t in ts],
+              "isbi2012_em": trajectories.get("isbi2012_em", [])}
+    for rule_name, rule in STOP_RULES.items():
+        report["rules"][rule_name] = {g: apply_rule(rule, ts) for g, ts in groups.items() if ts}
+        print(rule_name, report["rules"][rule_name], flush=True)
+    report["trajectories"] = trajectories
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1) + "\n")
     print(f"wrote {args.out}")

@@ -95,7 +95,7 @@ def run(args) -> dict:
     viewer = napari.Viewer(show=True)
     app = QApplication.instance()
     viewer.add_image(image, name="nuclei 1024")
-    _, widget = viewer.window.add_plugin_dock_widget("napari-ritm", "RITM interactive segmentation")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-ritm", "RITM segmentation")
     wait_idle(app, widget)
     widget.load_model(args.model)
     wait_idle(app, widget)

@@ -21,7 +21,7 @@ def test_manifest_is_valid():
 
     manifest = PluginManifest.from_distribution("napari-ritm")
     assert manifest.name == "napari-ritm"
-    assert [w.display_name for w in manifest.contributions.widgets] == ["RITM interactive segmentation"]
+    assert [w.display_name for w in manifest.contributions.widgets] == ["RITM segmentation"]
 
 
 def test_cli_version(capsys):

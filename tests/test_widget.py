@@ -10,7 +10,7 @@ from _fakes import DiskPredictor
 from napari_ritm.inference.window import WindowPredictor
 from napari_ritm._widget import RITMWidget
 
-WIDGET = "RITM interactive segmentation"
+WIDGET = "RITM segmentation"
 FAKE_CHECKPOINT = "checkpoints/fake_coco_lvis_h18s_itermask.pth"
 
 
@@ -83,30 +83,46 @@ def test_click_finish_and_napari_undo(make_napari_viewer, qtbot):
     assert not labels.data.any()
 
 
+def press(viewer, key):
+    """A key press and release as the canvas dispatches it (the selected layer's keymap first,
+    then the viewer's), through napari's key-map handler."""
+    handler = viewer.window._qt_viewer._key_map_handler
+    handler.press_key(key)
+    handler.release_key(key)
+
+
 def test_keyboard_shortcuts_and_ctrl_click(make_napari_viewer, qtbot):
     viewer = make_napari_viewer()
-    viewer.add_image(blob_image((40, 40), (5, 35, 5, 35)))
+    viewer.add_image(blob_image((40, 40), (5, 35, 5, 35)), name="cells")
     widget = open_widget(viewer, qtbot, DiskPredictor())
-    keymap = {str(k): f for k, f in widget.clicks_layer.keymap.items()}
-    layer = widget.clicks_layer
     mouse_click(viewer, (20, 20))
     mouse_click(viewer, (22, 22), modifiers=["Control"])  # Ctrl+click: negative
     wait_idle(widget, qtbot)
     assert [c.positive for c in widget.session.clicks] == [True, False]
-    keymap["Ctrl+Z"](layer)
+    viewer.layers.selection.active = viewer.layers["cells"]  # keys work with any layer selected
+    press(viewer, "Control-Z")
     wait_idle(widget, qtbot)
     assert len(widget.session.clicks) == 1
-    keymap["Space"](layer)
+    press(viewer, "Space")  # napari's hold-to-pan: not ours
+    assert len(widget.session.clicks) == 1 and not widget.labels_layer.data.any()
+    press(viewer, "N")  # finish
     wait_idle(widget, qtbot)
     assert widget.labels_layer.data[20, 20] == 1
-    keymap["Ctrl+Z"](layer)  # no click left: first says what a second Undo would undo
+    press(viewer, "Control-Z")  # no click left: first says what a second Undo would undo
     assert widget.labels_layer.data[20, 20] == 1 and "label 1" in widget.status.text()
-    keymap["Ctrl+Z"](layer)  # the second: napari's undo of the labels layer
+    press(viewer, "Control-Z")  # the second: napari's undo of the labels layer
     assert not widget.labels_layer.data.any() and "Undid" in widget.status.text()
+    press(viewer, "Control-Shift-Z")
+    assert widget.labels_layer.data[20, 20] == 1
     mouse_click(viewer, (20, 20))
     wait_idle(widget, qtbot)
-    keymap["Escape"](layer)
+    press(viewer, "Escape")
     assert widget.session.clicks == () and not widget.preview_layer.data.any()
+    mouse_click(viewer, (30, 30))
+    wait_idle(widget, qtbot)
+    press(viewer, "Enter")  # finish, too
+    wait_idle(widget, qtbot)
+    assert widget.labels_layer.data[30, 30] == 2
 
 
 def test_world_coordinates_with_scale_and_translate(make_napari_viewer, qtbot):
@@ -186,12 +202,13 @@ def test_real_predictor_on_the_fake_checkpoint(make_napari_viewer, qtbot, ref_di
     viewer = make_napari_viewer()
     viewer.add_image(blob_image((64, 80), (16, 48, 20, 60)), name="img")
     widget = open_widget(viewer, qtbot)
-    assert widget.net is not None and "Model default loaded" in widget.status.text()  # shipped
+    assert widget.net is not None and "Model default ready" in widget.status.text()  # shipped
     assert widget.mode_combo.currentText() == "window"  # the default: one window per pass
     assert isinstance(widget.predictor, WindowPredictor) and not widget.zoom_check.isEnabled()
     assert widget.predictor.model.channels_last
     widget.load_model(ref_dir / FAKE_CHECKPOINT)
-    qtbot.waitUntil(lambda: f"{FAKE_CHECKPOINT} loaded" in widget.status.text(), timeout=60000)
+    qtbot.waitUntil(lambda: "fake_coco_lvis_h18s_itermask.pth ready" in widget.status.text(),
+                    timeout=60000)
     mouse_click(viewer, (32, 40))
     wait_idle(widget, qtbot, timeout=60000)
     assert widget.session.probs is not None and widget.session.probs.shape == (64, 80)

@@ -1,8 +1,9 @@
-"""The dock widget's controls: Qt widgets and their layout, no behaviour.
+"""The dock widget's controls: Qt widgets, their layout and tooltips, no behaviour.
 
-:class:`RITMControls` only builds and lays out the combos, checkboxes, slider, buttons, progress
-bar and status line; :class:`napari_ritm._widget.RITMWidget` subclasses it and connects them to
-the session.
+:class:`RITMControls` builds the panel in the order a user reads it, top to bottom: Data (image,
+channel, labels), Model (model, mode, options), Object (the state of the object in progress and
+its buttons), Existing labels (refine), Stack (propagate, stop), then a busy bar and a message
+line. :class:`napari_ritm._widget.RITMWidget` subclasses it and connects it to the session.
 """
 from __future__ import annotations
 
@@ -10,103 +11,181 @@ from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QDoubleSpinBox,
     QFormLayout,
-    QGridLayout,
+    QGroupBox,
     QHBoxLayout,
     QLabel,
     QProgressBar,
     QPushButton,
     QSlider,
+    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 
+from napari_ritm._keys import key_text
 from napari_ritm.inference.modes import MODES, WIDGET_MODE, mode_settings
 
-MODE_TIPS = {
-    "window": "window (default): looks only around your clicks, so any image size costs the "
-    "same (about 0.1 s per click)",
-    "exact": "exact: the published RITM predictor, zoomed to 400 px with mirror averaging "
-    "(slower, for comparisons with the paper)",
-    "fast": "fast: the published predictor at 256 px without mirror averaging",
-}
+__all__ = ["CHOOSE_FILE", "MODE_TIPS", "RITMControls"]
 
 CHOOSE_FILE = "Choose a .pth file..."
 
+MODE_TIPS = {
+    "window": "window (recommended): looks only around your clicks, so a click costs the same "
+    "on any image size (about 0.1 s on a laptop)",
+    "exact": "exact: the predictor of the RITM paper, to compare with its published results "
+    "(slower, and slower still on large images)",
+    "fast": "fast: the paper's predictor on a smaller zoomed-in view, without mirror averaging",
+}
 
-def _check(text: str, checked: bool) -> QCheckBox:
+
+def _check(text: str, checked: bool, tip: str) -> QCheckBox:
     check = QCheckBox(text)
     check.setChecked(checked)
+    check.setToolTip(tip)
     return check
 
 
-class RITMControls(QWidget):
-    """The widget's panel: image/labels/model combos, speed mode with zoom-in and flip, the
-    probability threshold (slider 1..99 = 0.01..0.99), click radius, overwrite policy, the
-    object buttons (finish, undo, reset, refine, propagate, stop), a progress bar and a status
-    line. Model names come from the registry, then ``CHOOSE_FILE``."""
+def _button(text: str, tip: str, action: str | None = None, keys: dict | None = None) -> QPushButton:
+    key = key_text(action, keys) if action else ""
+    button = QPushButton(f"{text} [{key}]" if key else text)
+    button.setToolTip(tip + (f" (shortcut: {key})" if key else ""))
+    return button
 
-    def __init__(self) -> None:
+
+def _combo(tip: str) -> QComboBox:
+    combo = QComboBox()
+    combo.setToolTip(tip)
+    return combo
+
+
+class RITMControls(QWidget):
+    """The panel. Data: ``image_combo``, ``channel_combo``, ``labels_combo``. Model:
+    ``model_combo`` (registered names, then ``CHOOSE_FILE``), ``mode_combo``, ``zoom_check``,
+    ``flip_check``, ``threshold_slider`` (1..99 = 0.01..0.99), ``marker_spin`` (click marker
+    size in screen pixels), ``overwrite_check``. Object: ``state_label`` and the finish, undo and
+    reset buttons. Existing labels: the two refine buttons. Stack: propagate up/down and stop.
+    Then ``progress`` (a busy bar) and ``status`` (the latest message)."""
+
+    def __init__(self, keys: dict[str, list[str]] | None = None) -> None:
         super().__init__()
         from napari_ritm.model.zoo import REGISTRY
 
-        self.image_combo, self.labels_combo = QComboBox(), QComboBox()
-        self.model_combo = QComboBox()
+        def button(text: str, tip: str, action: str | None = None) -> QPushButton:
+            return _button(text, tip, action, keys)
+
+        self.image_combo = _combo("The image to segment (any napari Image layer)")
+        self.channel_combo = _combo(
+            "Which channel of a multichannel image the model sees; remembered per image")
+        self.labels_combo = _combo(
+            "The Labels layer that receives finished objects; a new one is made if you choose "
+            "<new labels layer>")
+        self.model_combo = _combo("The network that turns clicks into masks. 'default' ships "
+                                  "with the plugin and works offline")
         for name, entry in REGISTRY.items():
             self.model_combo.addItem(name)
             self.model_combo.setItemData(self.model_combo.count() - 1, entry.description,
                                          Qt.ItemDataRole.ToolTipRole)
         self.model_combo.addItem(CHOOSE_FILE)
-        self.mode_combo = QComboBox()
+        self.mode_combo = _combo("\n".join(MODE_TIPS[mode] for mode in MODES))
         self.mode_combo.addItems(MODES)
         self.mode_combo.setCurrentText(WIDGET_MODE)
-        self.mode_combo.setToolTip("\n".join(MODE_TIPS[mode] for mode in MODES))
-        self.zoom_check = _check("Zoom-in", True)
+        self.zoom_check = _check("Zoom in", True, "Paper modes only: predict on a zoomed-in "
+                                 "view of the object after the first click (the window mode "
+                                 "always does)")
         self.zoom_check.setEnabled(WIDGET_MODE != "window")
-        self.flip_check = _check("Flip TTA", mode_settings(WIDGET_MODE)["flip"])
-        self.overwrite_check = _check("Overwrite other labels", False)
+        self.flip_check = _check("Mirror averaging", mode_settings(WIDGET_MODE)["flip"],
+                                 "Also predict on the mirrored image and average the two: a "
+                                 "little more accurate, twice as slow")
         self.threshold_slider = QSlider(Qt.Orientation.Horizontal)
         self.threshold_slider.setRange(1, 99)
         self.threshold_slider.setValue(49)
+        self.threshold_slider.setToolTip("How sure the model must be that a pixel belongs to the "
+                                         "object: higher gives smaller masks (updates at once)")
         self.threshold_label = QLabel("0.49")
-        self.radius_spin = QDoubleSpinBox()
-        self.radius_spin.setRange(1, 100)
-        self.radius_spin.setValue(5)
-        self.finish_button = QPushButton("Finish object [Space]")
-        self.undo_button = QPushButton("Undo click [Ctrl+Z]")
-        self.reset_button = QPushButton("Reset object [Esc]")
-        self.refine_cursor_button = QPushButton("Refine label under cursor [R]")
-        self.refine_selected_button = QPushButton("Refine selected label")
-        self.up_button = QPushButton("Propagate ↑")
-        self.down_button = QPushButton("Propagate ↓")
-        self.stop_button = QPushButton("Stop")
+        self.threshold_label.setToolTip(self.threshold_slider.toolTip())
+        self.marker_spin = QSpinBox()
+        self.marker_spin.setRange(4, 40)
+        self.marker_spin.setValue(12)
+        self.marker_spin.setSuffix(" px")
+        self.marker_spin.setToolTip("Size of the click markers on the screen (they keep it at "
+                                    "any zoom)")
+        self.overwrite_check = _check("Objects may cover other labels", False,
+                                      "Off: a new object only takes unlabelled pixels, so "
+                                      "nothing you painted is lost. On: it takes every pixel "
+                                      "of its mask")
+        self.state_label = QLabel("No object yet: left click on the image to start one")
+        self.state_label.setWordWrap(True)
+        self.state_label.setToolTip("The object in progress: its label id, clicks and slice")
+        self.finish_button = button("Finish object", "Write the object into the labels layer "
+                                     "and start a new one", "finish")
+        self.undo_button = button("Undo click", "Take back the last click (with no click "
+                                   "left: undo the last change to the labels layer)", "undo")
+        self.reset_button = button("Reset object", "Discard the clicks and mask of the object "
+                                    "in progress; nothing is written", "reset")
+        self.refine_cursor_button = button("Refine label under cursor", "Continue an existing "
+                                            "label (e.g. from Cellpose or a threshold): put the "
+                                            "cursor on it, press the key, then click to correct "
+                                            "it", "refine")
+        self.refine_selected_button = button("Refine selected label", "Continue the label "
+                                              "selected in the labels layer's controls")
+        self.up_button = button("Propagate ↑", "Carry the object to the next slices, up the "
+                                 "stack, until it ends", "propagate_up")
+        self.down_button = button("Propagate ↓", "Carry the object to the previous slices, "
+                                   "down the stack, until it ends", "propagate_down")
+        self.stop_button = button("Stop", "Stop the running propagation (slices written so "
+                                   "far are kept; each is one undo step)")
         self.stop_button.setEnabled(False)
         self.progress = QProgressBar()
+        self.progress.setToolTip("Busy: the model is loading or predicting")
+        self.progress.setTextVisible(False)
+        self.progress.setMaximumHeight(8)
         self.progress.setVisible(False)
         self.status = QLabel("")
         self.status.setWordWrap(True)
+        self.status.setToolTip("The latest message")
         self._lay_out()
 
     def _lay_out(self) -> None:
-        form = QFormLayout()
-        for label, *widgets in (("Image", self.image_combo), ("Labels", self.labels_combo),
-                                ("Model", self.model_combo),
-                                ("Speed", self.mode_combo, self.zoom_check, self.flip_check),
-                                ("Threshold", self.threshold_slider, self.threshold_label),
-                                ("Click radius", self.radius_spin), ("", self.overwrite_check)):
-            row = QHBoxLayout()
-            for widget in widgets:
-                row.addWidget(widget)
-            form.addRow(label, row)
-        buttons = QGridLayout()
-        for i, button in enumerate((self.finish_button, self.undo_button, self.reset_button,
-                                    self.refine_cursor_button, self.refine_selected_button,
-                                    self.up_button, self.down_button, self.stop_button)):
-            buttons.addWidget(button, i // 2, i % 2)
         layout = QVBoxLayout(self)
-        for part in (form, buttons):
-            layout.addLayout(part)
+        data = QFormLayout()
+        data.addRow("Image", self.image_combo)
+        data.addRow("Channel", self.channel_combo)
+        data.addRow("Labels", self.labels_combo)
+        model = QFormLayout()
+        model.addRow("Model", self.model_combo)
+        model.addRow("Mode", self.mode_combo)
+        model.addRow("", _row(self.zoom_check, self.flip_check))
+        model.addRow("Threshold", _row(self.threshold_slider, self.threshold_label))
+        model.addRow("Markers", self.marker_spin)
+        model.addRow("", self.overwrite_check)
+        obj = QVBoxLayout()
+        obj.addWidget(self.state_label)
+        obj.addLayout(_row(self.finish_button, self.undo_button, self.reset_button))
+        existing = _row(self.refine_cursor_button, self.refine_selected_button)
+        stack = _row(self.up_button, self.down_button, self.stop_button)
+        for title, part in (("Data", data), ("Model", model), ("Object", obj),
+                            ("Existing labels", existing), ("Stack", stack)):
+            box = QGroupBox(title)
+            box.setLayout(part)
+            layout.addWidget(box)
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
         layout.addStretch(1)
+
+    def controls(self) -> list[QWidget]:
+        """Every control a user can operate (for checks that each explains itself)."""
+        return [self.image_combo, self.channel_combo, self.labels_combo, self.model_combo,
+                self.mode_combo, self.zoom_check, self.flip_check, self.threshold_slider,
+                self.marker_spin, self.overwrite_check, self.finish_button, self.undo_button,
+                self.reset_button, self.refine_cursor_button, self.refine_selected_button,
+                self.up_button, self.down_button, self.stop_button]
+
+
+def _row(*widgets: QWidget) -> QHBoxLayout:
+    row = QHBoxLayout()
+    for widget in widgets:
+        row.addWidget(widget)
+    return row
+
+

@@ -1,10 +1,12 @@
 """The napari layers the widget reads and draws (napari layer models only, no Qt).
 
-- :func:`image_source`: an Image layer -> :class:`~napari_ritm.planes.ImageSource` + spatial shape;
+- :func:`channel_choices`: the channels a user may pick in an Image layer;
+- :func:`image_source`: an Image layer (and a channel) -> :class:`~napari_ritm.planes.ImageSource`
+  + spatial shape;
 - :func:`plane_coords`: a world position -> (slice key, y, x) in a Labels layer's pixels;
 - :func:`add_preview_layer` / :func:`draw_preview`: the current object's mask, one plane;
 - :func:`add_clicks_layer` / :func:`draw_clicks`: the clicks, green positive and red negative;
-  :func:`click_callback` and :func:`bind_keys` turn mouse clicks and keys on it into actions.
+  :func:`click_callback` turns mouse clicks on the canvas into actions.
 """
 from __future__ import annotations
 
@@ -18,8 +20,8 @@ from napari.utils.colormaps import DirectLabelColormap
 from napari_ritm.inference.clicks import Click
 from napari_ritm.planes import ImageSource
 
-__all__ = ["OWN", "add_clicks_layer", "add_preview_layer", "bind_keys", "click_callback",
-           "draw_clicks", "draw_preview", "image_source", "plane_coords"]
+__all__ = ["ALL_CHANNELS", "OWN", "add_clicks_layer", "add_preview_layer", "channel_choices",
+           "click_callback", "draw_clicks", "draw_preview", "image_source", "plane_coords"]
 
 OWN = "napari-ritm"  # metadata key marking the layers the widget creates
 DRAWN = "napari-ritm drawn"  # preview layer metadata: the window drawn last
@@ -27,13 +29,40 @@ POSITIVE, NEGATIVE = "limegreen", "red"
 DRAG_PIXELS = 4  # a press-release that moved further than this (canvas pixels) is a pan
 
 
-def image_source(layer: Image) -> tuple[ImageSource, tuple[int, ...]]:
-    """The layer's full-resolution data as an ImageSource (the display range as contrast limits
-    for non-RGB data) and its spatial shape (RGB axis removed)."""
+ALL_CHANNELS = "all (as shown)"
+MAX_CHANNELS = 8  # a first axis this short may hold channels (C, [Z,] Y, X)
+
+
+def channel_choices(layer: Image) -> list[tuple[str, tuple[int | None, int]]]:
+    """What the channel box offers for ``layer``: (text, (channel axis, channel)) pairs, first
+    the whole image as shown; then each colour of an RGB layer (a (Y, X, C) array), or each
+    index of a short first axis of a non-RGB layer with 3 or more axes (a (C, Y, X) array)."""
     data = layer.data[0] if layer.multiscale else layer.data
-    spatial = tuple(int(s) for s in (data.shape[:-1] if layer.rgb else data.shape))
-    limits = None if layer.rgb else tuple(float(v) for v in layer.contrast_limits)
-    return ImageSource(data, rgb=bool(layer.rgb), contrast_limits=limits), spatial
+    choices: list[tuple[str, tuple[int | None, int]]] = [(ALL_CHANNELS, (None, 0))]
+    if layer.rgb:
+        choices += [(f"channel {c} ({name})", (-1, c))
+                    for c, name in enumerate(("red", "green", "blue")[: data.shape[-1]])]
+    elif data.ndim >= 3 and data.shape[0] <= MAX_CHANNELS:
+        choices += [(f"channel {c} (first axis)", (0, c)) for c in range(data.shape[0])]
+    return choices
+
+
+def image_source(
+    layer: Image, channel: str = ALL_CHANNELS
+) -> tuple[ImageSource, tuple[int, ...]]:
+    """The layer's full-resolution data as an ImageSource of the chosen ``channel`` (a text
+    of :func:`channel_choices`; the display range as contrast limits for non-RGB data) and its
+    spatial shape (channel or RGB axis removed)."""
+    data = layer.data[0] if layer.multiscale else layer.data
+    axis, index = dict(channel_choices(layer)).get(channel, (None, 0))
+    limits = tuple(float(v) for v in layer.contrast_limits)
+    if axis is None:
+        source = ImageSource(data, rgb=bool(layer.rgb), contrast_limits=None if layer.rgb
+                             else limits)
+    else:  # one colour of an RGB layer has no display range of its own: its robust range
+        source = ImageSource(data, contrast_limits=None if layer.rgb else limits,
+                             channel_axis=axis, channel=index)
+    return source, source.shape
 
 
 def plane_coords(
@@ -88,27 +117,37 @@ def draw_preview(
     layer.refresh()
 
 
-def add_clicks_layer(viewer: Any, labels: Labels, name: str, radius: float) -> Points:
-    """An empty Points layer on ``labels``' grid, in pan/zoom mode (clicks are ours to add)."""
+def add_clicks_layer(viewer: Any, labels: Labels, name: str, size: float) -> Points:
+    """An empty Points layer on ``labels``' grid, in pan/zoom mode (clicks are ours to add),
+    whose markers are rings of ``size`` screen pixels at any zoom."""
     layer = viewer.add_points(
-        np.empty((0, labels.ndim)), ndim=labels.ndim, name=name, size=2 * radius,
-        scale=labels.scale, translate=labels.translate, border_width=0.1, border_color="white",
-        metadata={OWN: "clicks"},
+        np.empty((0, labels.ndim)), ndim=labels.ndim, name=name, scale=labels.scale,
+        translate=labels.translate, symbol="ring", metadata={OWN: "clicks"},
     )
+    set_marker_size(layer, size)
     layer.mode = "pan_zoom"
     return layer
 
 
+def set_marker_size(layer: Points, size: float) -> None:
+    """Markers of ``size`` screen pixels whatever the zoom: napari clamps each marker's size on
+    the canvas to ``canvas_size_limits``, here (size, size)."""
+    if tuple(layer.canvas_size_limits) != (float(size), float(size)):
+        layer.canvas_size_limits = (float(size), float(size))
+
+
 def draw_clicks(
-    layer: Points, clicks: Sequence[Click], key: tuple[int, ...], radius: float
+    layer: Points, clicks: Sequence[Click], key: tuple[int, ...], size: float
 ) -> None:
-    """Show ``clicks`` (on slice ``key``) as disks of ``radius`` pixels."""
+    """Show ``clicks`` (on slice ``key``) as rings, green for the object and red for the
+    background, of ``size`` screen pixels."""
     data = np.array([(*key, c.y, c.x) for c in clicks], dtype=float).reshape(-1, len(key) + 2)
     layer.data = data
     if len(clicks):
-        layer.face_color = [POSITIVE if c.positive else NEGATIVE for c in clicks]
-        layer.size = 2 * radius
-    layer.current_size = 2 * radius
+        colors = [POSITIVE if c.positive else NEGATIVE for c in clicks]
+        layer.face_color = colors
+        layer.border_color = colors
+    set_marker_size(layer, size)
 
 
 def click_callback(on_click: Callable[..., None]) -> Callable:
@@ -127,16 +166,3 @@ def click_callback(on_click: Callable[..., None]) -> Callable:
             on_click(position, positive=not negative)
 
     return callback
-
-
-def bind_keys(layer: Any, actions: dict[str, Callable[[], None]]) -> None:
-    """Bind napari key names (e.g. ``"Control-Z"``) to argument-less actions on ``layer``."""
-    for key, action in actions.items():
-        layer.bind_key(key, _key_handler(action), overwrite=True)
-
-
-def _key_handler(action: Callable[[], None]) -> Callable[[Any], None]:
-    def handler(layer: Any) -> None:
-        action()
-
-    return handler

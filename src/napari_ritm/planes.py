@@ -45,22 +45,39 @@ class ImageSource:
     ``data``: array-like (numpy, dask, zarr) of shape (..., H, W), or (..., H, W, C) with
     ``rgb=True``. Only the plane in use is read (``data[key]``), never the whole stack.
     ``contrast_limits``: (lo, hi) mapped to [0, 1] (a napari layer's), None for
-    :func:`normalize_image`'s defaults.
+    :func:`normalize_image`'s defaults. ``channel_axis`` (0 or -1) and ``channel``: a
+    multichannel array (C, ..., H, W) or (..., H, W, C) of which only ``channel`` is used.
     """
 
     data: Any
     rgb: bool = False
     contrast_limits: tuple[float, float] | None = None
+    channel_axis: int | None = None
+    channel: int = 0
 
     @property
     def shape(self) -> tuple[int, ...]:
         """The spatial shape (..., H, W)."""
         shape = tuple(int(s) for s in self.data.shape)
-        return shape[:-1] if self.rgb else shape
+        if self.rgb:
+            return shape[:-1]
+        if self.channel_axis is not None:
+            return shape[1:] if self.channel_axis == 0 else shape[:-1]
+        return shape
+
+    def index(self, key: Sequence[int], rows: slice = slice(None),
+              cols: slice = slice(None)) -> tuple:
+        """The index of ``data`` for ``rows`` x ``cols`` of the plane at leading indices ``key``."""
+        spatial = (*(int(k) for k in key), rows, cols)
+        if self.channel_axis == 0:
+            return (self.channel, *spatial)
+        if self.channel_axis is not None:
+            return (*spatial, self.channel)
+        return spatial
 
     def normalized(self, key: Sequence[int]) -> np.ndarray:
         """The plane at leading indices ``key`` as (H, W, 3) float32 in [0, 1]."""
-        plane = np.asarray(self.data[tuple(int(k) for k in key)])
+        plane = np.asarray(self.data[self.index(key)])
         limits = None if self.rgb else self.contrast_limits
         return normalize_image(plane, contrast_limits=limits)
 
@@ -74,10 +91,12 @@ class ImageSource:
             step = max(1, int(np.ceil(np.sqrt(self.shape[-2] * self.shape[-1]
                                               / RANGE_SAMPLE_PIXELS))))
             if step == 1:  # a small plane: read once, windows are cut from it
-                pixels = np.asarray(self.data[key])
+                pixels = np.asarray(self.data[self.index(key)])
                 limits = intensity_limits(pixels, limits)
             else:
-                limits = intensity_limits(np.asarray(self.data[key][::step, ::step]), limits)
+                sample = self.data[self.index(key, slice(None, None, step),
+                                              slice(None, None, step))]
+                limits = intensity_limits(np.asarray(sample), limits)
         lo, hi = (float(v) for v in limits)
         if not (np.isfinite(lo) and np.isfinite(hi) and hi > lo):
             raise ValueError(f"contrast limits must be finite with low < high, got ({lo}, {hi})")
@@ -104,7 +123,7 @@ class PlaneWindows:
         if self.pixels is not None:
             block = self.pixels[rows, cols]
         else:
-            block = self.source.data[(*self.key, rows, cols)]
+            block = self.source.data[self.source.index(self.key, rows, cols)]
         return scale_to_rgb01(np.asarray(block), *self.limits)
 
     def full(self) -> np.ndarray:

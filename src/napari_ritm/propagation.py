@@ -21,37 +21,57 @@ __all__ = ["STOP_RULES", "Propagation", "PropagationStep", "StepFigures", "inter
 
 @dataclass(frozen=True)
 class StepFigures:
-    """What the network returned on one propagated plane: the mask's ``area`` (pixels), the
-    previous plane's ``prev_area``, their IoU ``iou_prev``, the probability at the click
-    ``click_prob`` and the mean probability inside the mask ``mean_prob``."""
+    """What the network returned on one propagated plane, from two passes with one positive
+    click at the previous mask's innermost pixel: *guided* (the previous plane's mask as the
+    previous-mask input, as RITM refines a mask) and *fresh* (the click alone).
+
+    ``area``: pixels of the guided mask; ``prev_area``: of the previous plane's mask;
+    ``iou_prev``: IoU of the guided mask with the previous one; ``fresh_iou_prev``: the same
+    for the fresh mask; ``agreement``: IoU of the guided and the fresh masks; ``click_prob``:
+    guided probability at the click; ``mean_prob``: mean guided probability inside its mask.
+    """
 
     area: int
     prev_area: int
     iou_prev: float
+    fresh_iou_prev: float
+    agreement: float
     click_prob: float
     mean_prob: float
 
     @classmethod
-    def of(cls, probs: np.ndarray, mask: np.ndarray, prev: np.ndarray, click: tuple[int, int]):
-        inter, union = int((mask & prev).sum()), int((mask | prev).sum())
-        return cls(int(mask.sum()), int(prev.sum()), inter / union if union else 0.0,
-                   float(probs[click]), float(probs[mask].mean()) if mask.any() else 0.0)
+    def of(
+        cls,
+        guided: np.ndarray,
+        fresh: np.ndarray,
+        prev: np.ndarray,
+        click: tuple[int, int],
+        threshold: float = 0.49,
+    ) -> StepFigures:
+        mask, other = guided > threshold, fresh > threshold
+        return cls(int(mask.sum()), int(prev.sum()), _iou(mask, prev), _iou(other, prev),
+                   _iou(mask, other), float(guided[click]),
+                   float(guided[mask].mean()) if mask.any() else 0.0)
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = int((a | b).sum())
+    return int((a & b).sum()) / union if union else 0.0
 
 
 #: Candidate stop rules (True: the object has ended, or the mask went astray: stop, do not
 #: write that plane), measured in benchmarks/propagation.py.
 STOP_RULES = {
     "area<10 or >3x (v1)": lambda f: f.area < 10 or f.area > 3 * f.prev_area,
-    "iou_prev<0.3": lambda f: f.iou_prev < 0.3,
-    "iou_prev<0.4": lambda f: f.iou_prev < 0.4,
     "iou_prev<0.5": lambda f: f.iou_prev < 0.5,
-    "click outside": lambda f: f.click_prob <= 0.49,
-    "click outside or iou_prev<0.3": lambda f: f.click_prob <= 0.49 or f.iou_prev < 0.3,
-    "click outside or iou_prev<0.4": lambda f: f.click_prob <= 0.49 or f.iou_prev < 0.4,
+    "fresh_iou_prev<0.5": lambda f: f.fresh_iou_prev < 0.5,
+    "agreement<0.5": lambda f: f.agreement < 0.5,
+    "agreement<0.6": lambda f: f.agreement < 0.6,
+    "agreement<0.7": lambda f: f.agreement < 0.7,
+    "agreement<0.6 or iou_prev<0.5": lambda f: f.agreement < 0.6 or f.iou_prev < 0.5,
+    "agreement<0.7 or iou_prev<0.5": lambda f: f.agreement < 0.7 or f.iou_prev < 0.5,
+    "fresh_iou_prev<0.4 or iou_prev<0.5": lambda f: f.fresh_iou_prev < 0.4 or f.iou_prev < 0.5,
     "mean_prob<0.8 or iou_prev<0.3": lambda f: f.mean_prob < 0.8 or f.iou_prev < 0.3,
-    "area<0.5x or >2x or iou_prev<0.3": lambda f: (
-        f.area < 0.5 * f.prev_area or f.area > 2 * f.prev_area or f.iou_prev < 0.3
-    ),
 }
 
 

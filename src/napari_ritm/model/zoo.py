@@ -259,3 +259,19 @@ def load_model(source: str | os.PathLike, device: str = "cpu") -> RITMNet:
             get_entry(source)  # a bare word that is no file: report it as an unknown model name
         raise FileNotFoundError(f"no checkpoint file at {path}")
     return load_checkpoint(path, device=device)
+
+
+def describe_load_error(source: str | os.PathLike, error: BaseException) -> str:
+    """One or two lines for a user about why ``load_model(source)`` failed and what to do."""
+    name = Path(source).name if Path(str(source)).suffix else str(source)
+    if isinstance(error, DownloadError):
+        return (f"Could not download model {name!r}. Save {error.url} as {error.path} "
+                "(e.g. with a browser), then choose it again.")
+    if isinstance(error, ModelNotBundledError):
+        return "The default model is missing from this installation: reinstall napari-ritm."
+    if isinstance(error, FileNotFoundError):
+        return f"No model file at {source}."
+    first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    if len(first) > 200:
+        first = first[:197] + "..."
+    return f"Cannot use model {name!r}: {first}"

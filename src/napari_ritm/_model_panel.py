@@ -1,0 +1,131 @@
+"""The model half of the dock widget: loading models in the background and building predictors.
+
+:class:`ModelPanel` is a mix-in of :class:`napari_ritm._widget.RITMWidget`; it uses the
+widget's controls (``model_combo``, ``mode_combo``, ``zoom_check``, ``flip_check``) and calls
+its ``say`` / ``set_busy`` / ``_pump``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from napari.qt.threading import create_worker
+from qtpy.QtCore import QSignalBlocker, Qt
+from qtpy.QtWidgets import QFileDialog
+
+from napari_ritm._controls import CHOOSE_FILE
+from napari_ritm.inference.modes import mode_settings
+
+__all__ = ["ModelPanel", "load_networks"]
+
+
+def load_networks(source: str) -> tuple[Any, dict[str, Any]]:
+    """The network and its inference copy for each mode, built in the background (the exact
+    mode's copy runs a probe), so that switching mode, mirror averaging or zoom-in is instant."""
+    from napari_ritm.inference.modes import PREDICTOR_MODES, WINDOW_SETTINGS
+    from napari_ritm.model.fuse import optimize
+    from napari_ritm.model.zoo import load_model
+
+    net = load_model(source)
+    kinds = {"window": WINDOW_SETTINGS["optimize"]}
+    kinds.update({mode: kw["optimize"] for mode, kw in PREDICTOR_MODES.items()})
+    copies = {kind: optimize(net, kind).model for kind in set(kinds.values())}
+    return net, {mode: copies[kind] for mode, kind in kinds.items()}
+
+
+class ModelPanel:
+    """Model loading and predictor building for the dock widget (a mix-in)."""
+
+    net: Any = None
+    predictor: Any = None
+    _alive = True  # False once the widget's Qt objects are deleted
+    model_name: str | None = None  # the model in use (shown in the model box)
+
+    def _on_model_chosen(self, index: int) -> None:
+        source = self.model_combo.itemData(index) or self.model_combo.itemText(index)
+        if source == CHOOSE_FILE:
+            source, _ = QFileDialog.getOpenFileName(self, "RITM checkpoint", "",
+                                                    "RITM model (*.pth)")
+            if not source:
+                self._show_model(self.model_name)
+                return
+        self.load_model(source)
+
+    def _show_model(self, source: str | None) -> None:
+        """Show ``source`` (a name or a .pth path) in the model box, adding files by name."""
+        if source is None:
+            return
+        name = Path(source).name if Path(source).suffix == ".pth" else source
+        if self.model_combo.findText(name) < 0:  # a file: listed by name, the path as its data
+            self.model_combo.insertItem(self.model_combo.count() - 1, name, source)
+            self.model_combo.setItemData(self.model_combo.count() - 2, source,
+                                         Qt.ItemDataRole.ToolTipRole)
+        with QSignalBlocker(self.model_combo):
+            self.model_combo.setCurrentText(name)
+
+    def load_model(self, source: str | Path) -> None:
+        """Load a registered model name or a .pth path in the background."""
+        source = str(source)
+        self._show_model(source)
+        self.say(f"Loading model {Path(source).name}...")
+        self.set_busy("model", True)
+        worker = create_worker(load_networks, source, _ignore_errors=True)
+        worker.returned.connect(lambda loaded: self._model_loaded(worker, source, *loaded))
+        worker.errored.connect(lambda error: self._model_failed(worker, source, error))
+        worker.finished.connect(lambda: self._model_worker_finished(worker))
+        self._model_worker = worker
+        worker.start()
+
+    def _model_loaded(self, worker: Any, source: str, net: Any, networks: dict) -> None:
+        if worker is self._model_worker and self._alive:  # another model may have been chosen
+            self.net, self._networks, self.model_name = net, networks, source
+            self._build_predictor()
+            self.say(f"Model {Path(source).name} ready: left click on the image adds to the "
+                     "object, right click (or Ctrl+click) removes")
+
+    def _model_failed(self, worker: Any, source: str, error: BaseException) -> None:
+        if worker is not self._model_worker or not self._alive:
+            return
+        from napari_ritm.model.zoo import describe_load_error
+
+        self._show_model(self.model_name)  # back on the model that still predicts
+        still = f" Still using {Path(self.model_name).name}." if self.model_name else ""
+        self.warn(describe_load_error(source, error) + still)
+
+    def _model_worker_finished(self, worker: Any) -> None:
+        if worker is self._model_worker:
+            self._model_worker = None
+            if self._alive:
+                self.set_busy("model", False)
+                self._pump()
+
+    def _on_mode(self, mode: str) -> None:
+        """A mode brings its own mirror-averaging default; one new predictor for both changes.
+        Zoom-in is a choice of the paper's predictor only (the window mode always zooms in)."""
+        with QSignalBlocker(self.flip_check):
+            self.flip_check.setChecked(mode_settings(mode)["flip"])
+        self.zoom_check.setEnabled(mode != "window")
+        self._build_predictor()
+
+    def _build_predictor(self) -> None:
+        if self.net is None:
+            return
+        from napari_ritm.inference.modes import make_predictor, set_interactive_threads
+
+        # The paper's modes get the official demo's additions (zoomed in from the first click,
+        # never more than 800 px through the network); the checkboxes override zoom-in and flip.
+        mode = self.mode_combo.currentText()
+        overrides = {"flip": self.flip_check.isChecked()}
+        if mode != "window":
+            overrides["zoom_in"] = self.zoom_check.isChecked()
+        set_interactive_threads()
+        self.set_predictor(make_predictor(self._networks[mode], mode, interactive=True,
+                                          **overrides))
+
+    def set_predictor(self, predictor: Any) -> None:
+        """Predict with ``predictor`` (a window predictor, a ``Predictor`` or anything with
+        their interface)."""
+        self.predictor = predictor
+        if self.session is not None:
+            self.session.set_predictor(predictor)
+            self._pump()
