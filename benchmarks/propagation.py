@@ -135,7 +135,8 @@ def trajectory(predictor, images, labels, track: int, past: int) -> dict:
             predictor.reset()
             fresh = predictor.predict(click)
             mask, gt = guided > 0.49, labels[z] == track
-            figures = StepFigures.of(guided, fresh, prev, (row, col))
+            figures = StepFigures.of(guided, fresh, prev, (row, col), images[z],
+                                     images[z - direction])
             steps.append({
                 "z": z, "inside": bool((z - end) * direction <= 0), **figures.__dict__,
                 "iou_gt": float((mask & gt).sum() / max((mask | gt).sum(), 1)),

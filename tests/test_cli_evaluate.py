@@ -106,7 +106,12 @@ def test_split_file_selects_the_listed_images(toy_set, tmp_path, capsys):
 
 def test_missing_data_folder_is_a_usage_error(tmp_path, capsys):
     rc = main(["evaluate", "--model", "baseline:watershed", "--data", str(tmp_path / "none")])
-    assert rc == 2 and "images/ and labels/" in capsys.readouterr().err
+    assert rc == 2 and f"--data {tmp_path / 'none'}: no such folder" in capsys.readouterr().err
+    (tmp_path / "flat").mkdir()
+    (tmp_path / "flat" / "a.tif").write_bytes(b"")
+    rc = main(["evaluate", "--model", "baseline:watershed", "--data", str(tmp_path / "flat")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "expected the subfolders images/ and labels/" in err and "a.tif" in err
 
 
 def test_unusable_image_is_a_usage_error_after_the_good_ones(toy_set, tmp_path, capsys):

@@ -45,14 +45,14 @@ def _fails(capsys, argv: list[str], message: str) -> None:
 def test_predict_writes_a_binary_mask_and_probabilities(tmp_path, image_tif, checkpoint, capsys):
     out, prob = tmp_path / "mask.tif", tmp_path / "prob.tif"
     argv = ["predict", str(image_tif), "-c", "20,30,+", "-c", "5,5,-", "--model", checkpoint,
-            "-o", str(out), "--prob", str(prob)]
+            "--threshold", "0.05", "-o", str(out), "--prob", str(prob)]
     assert main(argv) == 0
     assert "wrote" in capsys.readouterr().out
     mask, probs = tifffile.imread(out), tifffile.imread(prob)
     assert mask.dtype == np.uint8 and mask.shape == (48, 64) and set(np.unique(mask)) <= {0, 1}
     assert probs.dtype == np.float32 and probs.shape == (48, 64)
     assert 0 <= probs.min() and probs.max() <= 1
-    np.testing.assert_array_equal(mask, (probs > 0.49).astype(np.uint8))
+    np.testing.assert_array_equal(mask, (probs > 0.05).astype(np.uint8))
 
 
 def test_predict_with_init_mask_png_and_options(tmp_path, checkpoint):
@@ -64,7 +64,7 @@ def test_predict_with_init_mask_png_and_options(tmp_path, checkpoint):
     iio.imwrite(tmp_path / "init.png", init)
     out = tmp_path / "mask.tiff"
     argv = ["predict", str(tmp_path / "rgb.png"), "-c", "15,20,+", "--init-mask",
-            str(tmp_path / "init.png"), "--model", checkpoint, "--threshold", "0.3",
+            str(tmp_path / "init.png"), "--model", checkpoint, "--threshold", "0",
             "--mode", "exact", "--no-flip", "--max-size", "32", "-o", str(out)]
     assert main(argv) == 0
     assert tifffile.imread(out).shape == (40, 50)
@@ -78,12 +78,11 @@ def test_window_mode_refines_an_init_mask_and_refuses_max_size(tmp_path, checkpo
     tifffile.imwrite(tmp_path / "init.tif", init)
     out, prob = tmp_path / "mask.tif", tmp_path / "prob.tif"
     argv = ["predict", str(tmp_path / "img.tif"), "-c", "150,150,+", "--init-mask",
-            str(tmp_path / "init.tif"), "--model", checkpoint, "-o", str(out), "--prob", str(prob)]
-    assert main(argv) == 0
+            str(tmp_path / "init.tif"), "--model", checkpoint, "--threshold", "0", "-o", str(out),
+            "--prob", str(prob)]
+    assert main(argv) == 0  # (the window rule itself: tests/test_window.py)
     probs = tifffile.imread(prob)
-    # one window around the initial mask's box (x 1.4: rows 80-220, columns 10-290), zeros outside
-    assert probs.shape == (300, 320) and probs[80:221, 10:291].max() > 0
-    assert probs[:80].max() == 0 and probs[221:].max() == 0 and probs[:, 291:].max() == 0
+    assert probs.shape == (300, 320) and probs.dtype == np.float32
     _fails(capsys, [*argv[:-4], "--max-size", "64", "-o", str(out)], "--max-size applies")
 
 
@@ -164,3 +163,39 @@ def test_model_not_found(image_tif, tmp_path, capsys):
                     str(tmp_path / "missing.pth"), "-o", str(tmp_path / "o.tif")],
            "cannot load model")
     assert not (tmp_path / "o.tif").exists()
+
+
+def test_a_negative_coordinate_is_read_as_a_click(image_tif, tmp_path, capsys):
+    _fails(capsys, ["predict", str(image_tif), "-c", "-5,10,+", "-o", str(tmp_path / "o.tif")],
+           "click (-5, 10) lies outside the image")
+
+
+def test_background_clicks_alone_are_refused(image_tif, tmp_path, capsys):
+    _fails(capsys, ["predict", str(image_tif), "-c", "5,5,-", "-o", str(tmp_path / "o.tif")],
+           "at least one positive click")
+
+
+def test_a_click_on_missing_data_is_refused(tmp_path, capsys):
+    image = np.random.default_rng(0).random((40, 40)).astype(np.float32)
+    image[10:20, 10:20] = np.nan
+    tifffile.imwrite(tmp_path / "nan.tif", image)
+    _fails(capsys, ["predict", str(tmp_path / "nan.tif"), "-c", "15,15,+", "-o",
+                    str(tmp_path / "o.tif")], "without data (NaN)")
+
+
+def test_an_empty_result_is_an_error_with_a_hint(image_tif, tmp_path, capsys, checkpoint):
+    out = tmp_path / "o.tif"
+    _fails(capsys, ["predict", str(image_tif), "-c", "20,30,+", "--model", checkpoint,
+                    "--threshold", "1", "-o", str(out)], "found no object")
+    assert not out.exists()
+
+
+def test_slice_of_a_4d_image(tmp_path, checkpoint, capsys):
+    image = np.random.default_rng(3).integers(0, 1000, (2, 3, 30, 40)).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "tzyx.tif", image)
+    out = tmp_path / "mask.tif"
+    argv = ["predict", str(tmp_path / "tzyx.tif"), "--slice", "1,2", "-c", "10,10,+",
+            "--model", checkpoint, "--threshold", "0", "-o", str(out)]
+    assert main(argv) == 0 and tifffile.imread(out).shape == (30, 40)
+    _fails(capsys, [*argv[:3], "1,5", *argv[4:]], "--slice 1,5 does not exist")
+    _fails(capsys, [*argv[:3], "x", *argv[4:]], "expected integers")

@@ -31,10 +31,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def join_option_values(argv: Sequence[str], options: tuple[str, ...] = ("-c", "--click")) -> list:
+    """``-c -5,10,+`` as ``--click=-5,10,+``: argparse would take a value that starts with "-"
+    for an option and fail with "expected one argument"."""
+    out, args = [], list(argv)
+    for i, token in enumerate(args):
+        if i and args[i - 1] in options and token.startswith("-") and "," in token:
+            out[-1] = f"--click={token}"
+        else:
+            out.append(token)
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (2 for bad input, with a one-line message)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(join_option_values(sys.argv[1:] if argv is None else argv))
     if not getattr(args, "handler", None):
         parser.print_help()
         return 0

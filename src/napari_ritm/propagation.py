@@ -28,7 +28,9 @@ class StepFigures:
     ``area``: pixels of the guided mask; ``prev_area``: of the previous plane's mask;
     ``iou_prev``: IoU of the guided mask with the previous one; ``fresh_iou_prev``: the same
     for the fresh mask; ``agreement``: IoU of the guided and the fresh masks; ``click_prob``:
-    guided probability at the click; ``mean_prob``: mean guided probability inside its mask.
+    guided probability at the click; ``mean_prob``: mean guided probability inside its mask;
+    ``intensity_change``: relative change of the mean image intensity inside the mask from the
+    previous plane (inside its mask) to this one: another cell in the same place often differs.
     """
 
     area: int
@@ -38,6 +40,7 @@ class StepFigures:
     agreement: float
     click_prob: float
     mean_prob: float
+    intensity_change: float
 
     @classmethod
     def of(
@@ -46,12 +49,19 @@ class StepFigures:
         fresh: np.ndarray,
         prev: np.ndarray,
         click: tuple[int, int],
+        image: np.ndarray,
+        prev_image: np.ndarray,
         threshold: float = 0.49,
     ) -> StepFigures:
+        """``guided``, ``fresh``: (H, W) probabilities; ``prev``: (H, W) bool; ``image``,
+        ``prev_image``: the two planes as (H, W[, 3]) intensities."""
         mask, other = guided > threshold, fresh > threshold
+        before = float(prev_image[prev].mean()) if prev.any() else 0.0
+        after = float(image[mask].mean()) if mask.any() else 0.0
+        change = abs(after - before) / max(abs(before), 1e-6)
         return cls(int(mask.sum()), int(prev.sum()), _iou(mask, prev), _iou(other, prev),
                    _iou(mask, other), float(guided[click]),
-                   float(guided[mask].mean()) if mask.any() else 0.0)
+                   float(guided[mask].mean()) if mask.any() else 0.0, change)
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -70,6 +80,10 @@ STOP_RULES = {
     "agreement<0.7": lambda f: f.agreement < 0.7,
     "agreement<0.6 or iou_prev<0.5": lambda f: f.agreement < 0.6 or f.iou_prev < 0.5,
     "agreement<0.7 or iou_prev<0.5": lambda f: f.agreement < 0.7 or f.iou_prev < 0.5,
+    "agreement<0.7 or intensity>0.2": lambda f: f.agreement < 0.7 or f.intensity_change > 0.2,
+    "agreement<0.7 or iou_prev<0.5 or intensity>0.2": lambda f: (
+        f.agreement < 0.7 or f.iou_prev < 0.5 or f.intensity_change > 0.2
+    ),
     "fresh_iou_prev<0.4 or iou_prev<0.5": lambda f: f.fresh_iou_prev < 0.4 or f.iou_prev < 0.5,
     "mean_prob<0.8 or iou_prev<0.3": lambda f: f.mean_prob < 0.8 or f.iou_prev < 0.3,
 }

@@ -140,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
             ds = InstanceDataset(folder, max_objects_per_image=args.max_objects_per_image,
                                  min_area=args.min_area, limit=args.limit, names=names)
         except (OSError, DatasetError) as err:
-            raise UsageError(str(err)) from err
+            raise UsageError(f"--data {err}") from err
         if not len(ds):
             where = f" among the {args.subset} images of {args.split}" if args.split else ""
             raise UsageError(f"{folder}: no object with at least {args.min_area} pixels{where}")

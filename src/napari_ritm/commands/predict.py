@@ -40,8 +40,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="channel to segment in a multichannel image")
     parser.add_argument("--channel-axis", type=int, metavar="A",
                         help="axis of the channels (default: the last axis)")
-    parser.add_argument("--slice", type=int, metavar="Z",
-                        help="index along the first axis of a stack (Z or T) to segment")
+    parser.add_argument("--slice", metavar="Z[,...]",
+                        help="the plane to segment in a stack: its index along the first axis "
+                        "(Z or T), or comma-separated indices of the leading axes of a 4D or "
+                        "5D image, e.g. 3,12 for time point 3, slice 12")
     parser.add_argument("--mode", choices=("window", "exact", "fast"), default="window",
                         help="window (default, as the widget): the first click in a window "
                         "around it, later clicks zoomed in, same cost on any image size; exact: "
@@ -87,6 +89,21 @@ def read_image(path: Path) -> np.ndarray:
         raise UsageError(f"cannot read {path}: {err}") from None
 
 
+def select_plane(image: np.ndarray, index: str | None) -> np.ndarray:
+    """The plane of ``image`` at ``--slice`` (comma-separated leading indices); UsageError when
+    they do not exist."""
+    if index is None:
+        return image
+    try:
+        key = tuple(int(v) for v in index.split(","))
+    except ValueError:
+        raise UsageError(f"--slice {index}: expected integers, e.g. --slice 3 or "
+                         "--slice 3,12") from None
+    if len(key) > image.ndim - 2 or not all(-n <= k < n for k, n in zip(key, image.shape)):
+        raise UsageError(f"--slice {index} does not exist in an image of shape {image.shape}")
+    return image[key]
+
+
 def run(args: argparse.Namespace) -> int:
     from napari_ritm.inference.normalize import normalize_image
 
@@ -104,15 +121,9 @@ def run(args: argparse.Namespace) -> int:
         if path is not None and path.suffix.lower() not in _TIFF:
             raise UsageError(f"{option} must be a .tif/.tiff file, got {path}")
 
-    image = read_image(args.image)
-    if args.slice is not None:
-        if image.ndim < 3 or not -image.shape[0] <= args.slice < image.shape[0]:
-            raise UsageError(
-                f"--slice {args.slice} does not exist in an image of shape {image.shape}"
-            )
-        image = image[args.slice]
+    raw = select_plane(read_image(args.image), args.slice)
     try:
-        image = normalize_image(image, channel=args.channel, channel_axis=args.channel_axis)
+        image = normalize_image(raw, channel=args.channel, channel_axis=args.channel_axis)
     except ValueError as err:
         raise UsageError(f"{args.image}: {err} (use --slice Z / --channel C for stacks)") from None
     h, w = image.shape[:2]
@@ -121,6 +132,14 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(
                 f"click ({y:g}, {x:g}) lies outside the image ({h} rows x {w} columns)"
             )
+        if raw.dtype.kind == "f" and raw.shape[:2] == (h, w) and np.isnan(
+            raw[round(y), round(x)]
+        ).any():
+            raise UsageError(f"click ({y:g}, {x:g}) is on a pixel without data (NaN): click "
+                             "on the object itself")
+    if not any(positive for _, _, positive in clicks):
+        raise UsageError("give at least one positive click (Y,X,+) on the object: background "
+                         "clicks alone do not say which object to segment")
 
     init_mask = None
     if args.init_mask is not None:
@@ -130,6 +149,10 @@ def run(args: argparse.Namespace) -> int:
         init_mask = (mask > 0).astype(np.float32)
 
     probs, mask = _predict(args, image, clicks, init_mask)
+    if not mask.any():
+        raise UsageError("the model found no object at these clicks, so nothing was written: "
+                         "click nearer the middle of the object, add clicks, or lower "
+                         f"--threshold (now {args.threshold:g})")
 
     import tifffile
 

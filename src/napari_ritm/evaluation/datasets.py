@@ -61,7 +61,13 @@ def image_label_pairs(root: str | Path) -> list[tuple[Path, Path]]:
     root = Path(root)
     images_dir, labels_dir = root / "images", root / "labels"
     if not images_dir.is_dir() or not labels_dir.is_dir():
-        raise DatasetError(f"{root} must contain images/ and labels/ folders")
+        if not root.is_dir():
+            raise DatasetError(f"{root}: no such folder")
+        raise DatasetError(
+            f"{root}: expected the subfolders images/ and labels/ (label files named "
+            "like their images), found " + (", ".join(sorted(p.name for p in root.iterdir()))
+                                            or "nothing")
+        )
     pairs = []
     for image_path in sorted(images_dir.iterdir()):
         if image_path.suffix.lower() not in IMAGE_SUFFIXES:
