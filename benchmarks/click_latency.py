@@ -14,11 +14,11 @@ widget's: ZoomIn from the first click, <= 800 px):
 - ``reference``: ``reference_port`` - the official NoBRS predictor ported plainly, running the
   package's RITMNet the plain way (float32, BatchNorm unfused, full OCR attention, both outputs
   upsampled) under torch.no_grad(), ZoomIn 400 + flip;
-- ``exact``: ``Predictor(net, **predictor_kwargs("exact", interactive=True))``: same settings,
+- ``exact``: ``make_predictor(net, "exact", interactive=True)``: same settings,
   outputs checked against the reference (max |dp| per click, previous masks re-synchronised).
   Its network is the folded channels_last copy only where optimize_exact's probe passes (trained
   weights, random h18s), else the unfolded copy (random h18 / h32); ``exact_network`` says which;
-- ``fast``: ``predictor_kwargs("fast", interactive=True)`` (ZoomIn 256, no flip, fused network);
+- ``fast``: ``make_predictor(net, "fast", interactive=True)`` (ZoomIn 256, no flip, fused network);
 - ``window``: the default mode of the widget and the CLI (``make_predictor(net, "window")``: the
   first click in a 96 px window around it, growing while the mask reaches its border, later
   clicks zoomed in, 256 px through the network), reading the image through
@@ -50,8 +50,7 @@ import torch
 from reference_port import ReferencePredictor, verify
 
 from napari_ritm.inference.clicks import Click
-from napari_ritm.inference.modes import INTERACTIVE, make_predictor, predictor_kwargs
-from napari_ritm.inference.predictor import Predictor
+from napari_ritm.inference.modes import INTERACTIVE, make_predictor
 from napari_ritm.model.ritm_net import RITMNet
 from napari_ritm.model.zoo import load_model
 from napari_ritm.planes import ImageSource
@@ -168,7 +167,7 @@ def parity(net: RITMNet, image: np.ndarray, clicks) -> dict:
     """Exact mode against the reference port, click by click, previous masks re-synchronised
     (random weights amplify a 1e-6 change of the previous mask ~30x per click)."""
     ref = ReferencePredictor(net, **REFERENCE_SETTINGS)
-    ours = Predictor(net, **predictor_kwargs("exact", interactive=True))
+    ours = make_predictor(net, "exact", interactive=True)
     ref.set_input_image(image)
     ours.set_image(ImageSource(image, rgb=True).normalized(()))
     diffs, rois_equal = [], True
@@ -194,13 +193,12 @@ def measure_ours(args, onnx_dir: Path) -> dict:
             clicks = clicks_for(size)
             contenders = {
                 "reference": ReferencePredictor(net, **REFERENCE_SETTINGS),
-                "exact": Predictor(net, **predictor_kwargs("exact", interactive=True)),
-                "fast": Predictor(net, **predictor_kwargs("fast", interactive=True)),
+                "exact": make_predictor(net, "exact", interactive=True),
+                "fast": make_predictor(net, "fast", interactive=True),
                 "window": make_predictor(net, "window"),
             }
             if onnx_model is not None:
-                contenders["fast_onnx"] = Predictor(
-                    onnx_model, **predictor_kwargs("fast", interactive=True))
+                contenders["fast_onnx"] = make_predictor(onnx_model, "fast", interactive=True)
             runners = [Runner(name, p, clicks) for name, p in contenders.items()]
             res = time_runners(runners, images, args.repeats)
             ref = res["reference"]

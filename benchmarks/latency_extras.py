@@ -97,14 +97,13 @@ def _plane(seed: int, size: int) -> np.ndarray:
 
 
 def _memory_case(kind: str) -> dict:
-    from napari_ritm.inference.modes import predictor_kwargs
-    from napari_ritm.inference.predictor import Predictor
+    from napari_ritm.inference.modes import make_predictor
     from napari_ritm.model.ritm_net import RITMNet
     from napari_ritm.planes import ImageSource
 
     torch.set_num_threads(1)
     net = RITMNet(18, 48, small=True).eval()
-    predictors = [Predictor(net, **predictor_kwargs(mode, interactive=True))
+    predictors = [make_predictor(net, mode, interactive=True)
                   for mode in ("exact", "fast")]
     if kind == "image4096":
         source, keys, size = ImageSource(_plane(0, 4096)), [()], 4096
@@ -134,16 +133,15 @@ def _thread_case(threads: int) -> dict:
     from click_latency import REFERENCE_SETTINGS, Runner, random_network, synthetic_image
     from reference_port import ReferencePredictor
 
-    from napari_ritm.inference.modes import predictor_kwargs
-    from napari_ritm.inference.predictor import Predictor
+    from napari_ritm.inference.modes import make_predictor
 
     torch.set_num_threads(threads)
     net = random_network("h18s")
     image = synthetic_image(1024, 1)
     clicks = [(c.y, c.x, c.positive) for c in _clicks(1024)]
     contenders = {"reference": ReferencePredictor(net, **REFERENCE_SETTINGS),
-                  "exact": Predictor(net, **predictor_kwargs("exact", interactive=True)),
-                  "fast": Predictor(net, **predictor_kwargs("fast", interactive=True))}
+                  "exact": make_predictor(net, "exact", interactive=True),
+                  "fast": make_predictor(net, "fast", interactive=True)}
     out = {}
     with torch.inference_mode():
         for name, predictor in contenders.items():

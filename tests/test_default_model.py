@@ -45,10 +45,10 @@ def test_segments_stardist_nuclei_within_three_clicks(data_dir):
     from napari_ritm import load_model
     from napari_ritm.evaluation.datasets import InstanceDataset
     from napari_ritm.evaluation.noc import evaluate_sample
-    from napari_ritm.inference.modes import predictor_kwargs
+    from napari_ritm.inference.modes import make_predictor, predictor_kwargs
     from napari_ritm.inference.predictor import Predictor
 
-    predictor = Predictor(load_model("default"), **predictor_kwargs("exact"))
+    predictor = make_predictor(load_model("default"), "exact")
     nuclei = InstanceDataset(data_dir / "stardist_nuclei2d", max_objects_per_image=NUCLEI,
                              min_area=30)
     best = []
@@ -78,14 +78,13 @@ def test_exact_mode_runs_fused_within_1e4_of_the_plain_network(data_dir):
     from napari_ritm import load_model
     from napari_ritm.evaluation.clicker import Clicker
     from napari_ritm.evaluation.datasets import InstanceDataset
-    from napari_ritm.inference.modes import predictor_kwargs
+    from napari_ritm.inference.modes import make_predictor, predictor_kwargs
     from napari_ritm.inference.predictor import Predictor
     from napari_ritm.model.fuse import EXACT_TOLERANCE
 
     net = load_model("default")
-    kwargs = predictor_kwargs("exact", interactive=True)
-    exact = Predictor(net, **kwargs)
-    plain = Predictor(net, **{**kwargs, "optimize": None})
+    exact = make_predictor(net, "exact", interactive=True)
+    plain = Predictor(net, **predictor_kwargs("exact", interactive=True))  # the plain network
     assert exact.fused and exact.exact_probe_change <= EXACT_TOLERANCE
     sample = next(iter(InstanceDataset(data_dir / "stardist_nuclei2d", max_objects_per_image=1,
                                        min_area=30)))

@@ -111,15 +111,14 @@ def test_official_evaluation_loop_with_fake_model(ref_dir, fake_h18s):
     0.15011 against the reference's 0.15013 (pixels within 1e-3 of the threshold), so no IoU is
     compared bit for bit.
     """
-    from napari_ritm.evaluation.noc import PREDICTOR_MODES
-    from napari_ritm.inference.predictor import Predictor
+    from napari_ritm.inference.modes import make_predictor
 
     ref = np.load(ref_dir / "evaluation.npz")
     all_ious = []
     for i in range(int(ref["n_samples"])):
         gt, want_ious, want_clicks = ref[f"{i}_gt"], ref[f"{i}_ious"], ref[f"{i}_clicks"]
         full = i == 4
-        rec = RecordingPredictor(Predictor(fake_h18s, **PREDICTOR_MODES["exact"]))
+        rec = RecordingPredictor(make_predictor(fake_h18s, "exact"))
         out = evaluate_sample(rec, ref[f"{i}_image_u8"], gt, max_clicks=20 if full else 5)
         got_clicks = np.array([(c.y, c.x, c.positive, k) for k, c in enumerate(out.clicks)])
         for k, iou in enumerate(out.ious):

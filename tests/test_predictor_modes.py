@@ -21,6 +21,7 @@ from napari_ritm.inference.modes import (
     INTERACTIVE,
     MODES,
     PREDICTOR_MODES,
+    make_predictor,
     predictor_kwargs,
 )
 from napari_ritm.inference.predictor import Predictor
@@ -47,8 +48,7 @@ def fake_h18s(ref_dir):
 ], ids=["eval_horse", "demo_crop"])
 def test_exact_mode_reproduces_reference_runs(ref_dir, fake_h18s, filename, prefix, settings):
     data = np.load(ref_dir / filename)
-    kwargs = {**predictor_kwargs("exact"), **settings}
-    predictor = Predictor(fake_h18s, **kwargs)
+    predictor = make_predictor(fake_h18s, "exact", **settings)
     assert isinstance(predictor.model, InferenceRITM)
     predictor.set_image(data[f"{prefix}_image_u8"])
     clicks = [Click(float(y), float(x), bool(p)) for y, x, p, _ in data[f"{prefix}_clicks"]]
@@ -102,7 +102,7 @@ def test_fast_mode_fuses_a_copy_of_the_network():
     torch.manual_seed(0)
     net = RITMNet(18, 48, small=True).eval()
     before = {k: v.clone() for k, v in net.state_dict().items()}
-    predictor = Predictor(net, **predictor_kwargs("fast"))
+    predictor = make_predictor(net, "fast")
     assert isinstance(predictor.model, InferenceRITM)
     assert not any(isinstance(m, nn.BatchNorm2d) for m in predictor.model.modules())
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
@@ -131,7 +131,7 @@ def test_image_is_used_without_a_copy_and_gray_works():
 
 
 def test_make_predictor_builds_each_mode(fake_h18s):
-    from napari_ritm.inference.modes import WINDOW_SETTINGS, make_predictor
+    from napari_ritm.inference.modes import WINDOW_SETTINGS
     from napari_ritm.inference.window import WindowPredictor
 
     window = make_predictor(fake_h18s)
@@ -154,8 +154,6 @@ def test_modes_mapping():
     assert PREDICTOR_MODES["fast"]["flip"] is False
     with pytest.raises(ValueError, match="exact, fast"):
         predictor_kwargs("quick")
-    with pytest.raises(ValueError, match="optimize"):
-        Predictor(_Recorder(), optimize="fastest")
     # the evaluation code uses the same mapping
     from napari_ritm.evaluation.noc import PREDICTOR_MODES as evaluation_modes
 

@@ -22,15 +22,13 @@ __all__ = ["ModelPanel", "load_networks"]
 def load_networks(source: str) -> tuple[Any, dict[str, Any]]:
     """The network and its inference copy for each mode, built in the background (the exact
     mode's copy runs a probe), so that switching mode, mirror averaging or zoom-in is instant."""
-    from napari_ritm.inference.modes import PREDICTOR_MODES, WINDOW_SETTINGS
+    from napari_ritm.inference.modes import NETWORKS
     from napari_ritm.model.fuse import optimize
     from napari_ritm.model.zoo import load_model
 
     net = load_model(source)
-    kinds = {"window": WINDOW_SETTINGS["optimize"]}
-    kinds.update({mode: kw["optimize"] for mode, kw in PREDICTOR_MODES.items()})
-    copies = {kind: optimize(net, kind).model for kind in set(kinds.values())}
-    return net, {mode: copies[kind] for mode, kind in kinds.items()}
+    copies = {kind: optimize(net, kind).model for kind in set(NETWORKS.values())}
+    return net, {mode: copies[kind] for mode, kind in NETWORKS.items()}
 
 
 class ModelPanel:

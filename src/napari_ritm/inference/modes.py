@@ -3,8 +3,8 @@
 - ``window`` (the default of the widget and the CLI): :class:`~napari_ritm.inference.window.
   WindowPredictor`, whose cost and quality do not depend on the image size: the first click
   predicts in a window around the click at the image's own resolution (growing it while the
-  mask reaches its border), later clicks zoom in on the object; :data:`WINDOW_SETTINGS`.
-
+  mask reaches its border), later clicks zoom in on the object; :data:`WINDOW_SETTINGS`,
+  BatchNorms folded and channels_last.
 - ``exact``: the paper's evaluation predictor (ZoomIn to 400 px, horizontal-flip averaging), with
   probabilities within 1e-4 of the official NoBRS predictor. The network runs folded and
   channels_last (about 0.7x the time) when a probe shows this moves its probabilities by at most
@@ -17,9 +17,9 @@
 ZoomIn from the first click (``skip_clicks=-1``) and at most 800 px through the network
 (``max_size=800``), so no click ever runs the network on the full image.
 
-Usage: ``Predictor(net, **predictor_kwargs("fast", interactive=True))``. With ONNX Runtime as
-the backend pass the :class:`~napari_ritm.model.onnx_backend.OnnxRITM` as the model; it is
-already fused, and ``optimize`` is ignored for it.
+Usage: ``make_predictor(net, "fast", interactive=True)``, which runs the mode's inference copy of
+the network (:data:`NETWORKS`). With ONNX Runtime as the backend pass the
+:class:`~napari_ritm.model.onnx_backend.OnnxRITM` as the model: it is used as it is.
 """
 from __future__ import annotations
 
@@ -29,9 +29,11 @@ __all__ = [
     "INTERACTIVE",
     "INTERACTIVE_THREADS",
     "MODES",
+    "NETWORKS",
     "PREDICTOR_MODES",
     "WIDGET_MODE",
     "WINDOW_SETTINGS",
+    "inference_network",
     "make_predictor",
     "mode_settings",
     "predictor_kwargs",
@@ -43,9 +45,13 @@ FAST_TARGET_SIZE = 256
 
 #: Predictor keyword arguments per mode (without the interactive additions).
 PREDICTOR_MODES: dict[str, dict] = {
-    "exact": {"zoom_in": True, "target_size": 400, "flip": True, "optimize": "exact"},
-    "fast": {"zoom_in": True, "target_size": FAST_TARGET_SIZE, "flip": False, "optimize": "fused"},
+    "exact": {"zoom_in": True, "target_size": 400, "flip": True},
+    "fast": {"zoom_in": True, "target_size": FAST_TARGET_SIZE, "flip": False},
 }
+
+#: How each mode's network is optimised (:func:`napari_ritm.model.fuse.optimize`): the exact
+#: mode folds only where a probe shows it keeps the probabilities within 1e-5.
+NETWORKS: dict[str, str] = {"window": "fused", "exact": "exact", "fast": "fused"}
 
 #: WindowPredictor keyword arguments of the ``window`` mode (chosen in benchmarks/window_rule.py).
 WINDOW_SETTINGS: dict = {
@@ -54,7 +60,6 @@ WINDOW_SETTINGS: dict = {
     "max_window": 1024,
     "min_crop_size": 96,
     "flip": False,
-    "optimize": "fused",
 }
 
 #: Every mode by name, the default first.
@@ -79,11 +84,29 @@ def mode_settings(mode: str) -> dict:
     return predictor_kwargs(mode)
 
 
+def inference_network(model, mode: str):
+    """The network ``mode`` runs: for an ``RITMNet``, its inference copy of :data:`NETWORKS`
+    (a new copy: build it once per model and mode); anything else (an inference copy, an ONNX
+    model) as it is."""
+    from napari_ritm.model.ritm_net import RITMNet
+
+    if mode not in NETWORKS:
+        raise ValueError(f"unknown predictor mode {mode!r}; choose from {', '.join(MODES)}")
+    if isinstance(model, RITMNet):
+        from napari_ritm.model.fuse import optimize
+
+        return optimize(model.eval(), NETWORKS[mode]).model
+    return model
+
+
 def make_predictor(model, mode: str = DEFAULT_MODE, *, interactive: bool = False, **overrides):
-    """The predictor of ``mode`` (one of :data:`MODES`) for ``model`` (an ``RITMNet`` or an
-    inference copy of it). ``interactive`` adds the official demo's settings to the paper's
-    predictor modes (the window mode is interactive by construction); ``overrides`` replace
-    single settings (e.g. ``flip=False``, ``prob_thresh=0.6``)."""
+    """The predictor of ``mode`` (one of :data:`MODES`) for ``model``: an ``RITMNet`` (run as
+    the mode's inference copy, :func:`inference_network`) or a copy built before, run as given.
+    ``interactive`` adds the official demo's settings to the paper's predictor modes (the window
+    mode is interactive by construction); ``overrides`` replace single settings (e.g.
+    ``flip=False``, ``prob_thresh=0.6``). The one way the widget, the commands and training
+    validation build their predictors."""
+    model = inference_network(model, mode)
     if mode == "window":
         from napari_ritm.inference.window import WindowPredictor
 

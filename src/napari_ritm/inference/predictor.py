@@ -27,8 +27,6 @@ from napari_ritm.inference.transforms import (
     paste,
     resize,
 )
-from napari_ritm.model.fuse import optimize as optimize_network
-from napari_ritm.model.ritm_net import RITMNet
 
 __all__ = ["Predictor", "PredictorState"]
 
@@ -49,17 +47,13 @@ class PredictorState:
 class Predictor:
     """Turns clicks on one image into a probability map, reproducing RITM's NoBRS predictor.
 
-    ``model``: an ``RITMNet`` (eval mode), or anything called like it with a ``variant`` (e.g.
-    :class:`~napari_ritm.model.onnx_backend.OnnxRITM`); it gets the previous probabilities as
-    ``prev_mask`` when ``model.variant.with_prev_mask``. ``optimize`` (RITMNet only): None runs
-    ``model`` as given; ``"exact"`` runs :func:`~napari_ritm.model.fuse.optimize_exact`'s copy:
-    folded and channels_last if a probe shows that this moves the network's probabilities by at
-    most 1e-5, else only without the OCR attention that cannot act with one class (same
-    arithmetic otherwise); ``"fused"`` always folds the BatchNorms and uses channels_last (faster;
-    rounding moves as with another thread count). A copy built beforehand with
-    :func:`napari_ritm.model.fuse.optimize` runs as given. Defaults are the official
-    evaluation settings; the official demo uses ``target_size=(400, 400), skip_clicks=-1,
-    max_size=800``. :func:`napari_ritm.inference.modes.predictor_kwargs` has the exact / fast modes.
+    ``model``: an ``RITMNet`` (eval mode), an inference copy of it
+    (:func:`napari_ritm.model.fuse.optimize`), or anything called like it with a ``variant``
+    (e.g. :class:`~napari_ritm.model.onnx_backend.OnnxRITM`), run as given; it gets the previous
+    probabilities as ``prev_mask`` when ``model.variant.with_prev_mask``. Defaults are the
+    official evaluation settings; the official demo uses ``target_size=(400, 400),
+    skip_clicks=-1, max_size=800``. :func:`napari_ritm.inference.modes.make_predictor` builds
+    the exact / fast modes with their inference copies.
 
     - ``set_image(image)``: (H, W) or (H, W, 3) uint8 (divided by 255 in float32) or float in
       [0, 1] (use :func:`napari_ritm.inference.normalize.normalize_image` for anything else).
@@ -81,16 +75,7 @@ class Predictor:
         flip: bool = True,
         max_size: int | None = None,
         prob_thresh: float = 0.49,
-        optimize: str | None = None,
     ) -> None:
-        if optimize not in (None, "exact", "fused"):
-            raise ValueError(f"optimize must be None, 'exact' or 'fused', got {optimize!r}")
-        #: Whether an RITMNet runs as its folded channels_last copy; for ``optimize="exact"``,
-        #: ``exact_probe_change`` is how far that copy moved the probe (optimize_exact).
-        self.fused = False
-        self.exact_probe_change: float | None = None
-        if optimize is not None and isinstance(model, RITMNet):
-            model, self.fused, self.exact_probe_change = optimize_network(model, optimize)
         self.model = model
         self.flip = flip
         self.prob_thresh = prob_thresh
@@ -111,6 +96,16 @@ class Predictor:
         self._image: torch.Tensor | None = None  # (1, 3, H, W) float32 RGB in [0, 1]
         self._clicks: tuple[Click, ...] = ()
         self._prev_probs: np.ndarray | None = None
+
+    @property
+    def fused(self) -> bool:
+        """Whether the model is a folded channels_last inference copy."""
+        return bool(getattr(self.model, "folded", False) and self.model.channels_last)
+
+    @property
+    def exact_probe_change(self) -> float | None:
+        """For an exact-mode copy, how far folding moved the probe (optimize_exact)."""
+        return getattr(self.model, "probe_change", None)
 
     # -- image and state -------------------------------------------------------------------
 

@@ -39,8 +39,6 @@ from napari_ritm.inference.transforms import (
     merge_flipped,
     resize,
 )
-from napari_ritm.model.fuse import optimize as optimize_network
-from napari_ritm.model.ritm_net import RITMNet
 
 __all__ = ["ArrayPlane", "LocalProbs", "PlaneReader", "WindowPredictor", "WindowState"]
 
@@ -219,10 +217,10 @@ def touches_inner_border(local: LocalProbs, thresh: float, margin: int = 1) -> b
 class WindowPredictor:
     """Turns clicks on one image into probabilities, looking at one window of it per pass.
 
-    ``model``: an ``RITMNet`` (eval mode) or anything called like it with a ``variant``;
-    ``optimize``: None, ``"exact"`` or ``"fused"`` as for
-    :class:`~napari_ritm.inference.predictor.Predictor` (RITMNet only). Window rule: see the
-    module docstring. ``flip``: average with the horizontal mirror (twice the work).
+    ``model``: an ``RITMNet`` (eval mode), an inference copy of it or anything called like it
+    with a ``variant``, run as given (:func:`napari_ritm.inference.modes.make_predictor` gives
+    it the folded copy). Window rule: see the module docstring. ``flip``: average with the
+    horizontal mirror (twice the work).
 
     - ``set_image(image)``: a :class:`PlaneReader`, or an (H, W) / (H, W, 3) uint8 or [0, 1]
       float array (numpy or lazy), wrapped in :class:`ArrayPlane`; nothing is read yet.
@@ -246,15 +244,11 @@ class WindowPredictor:
         recompute_thresh_iou: float = 0.5,
         flip: bool = False,
         prob_thresh: float = 0.49,
-        optimize: str | None = "fused",
     ) -> None:
         if not 1 < growth:
             raise ValueError(f"growth must be > 1, got {growth}")
         if not 16 <= first_window <= max_window:
             raise ValueError("need 16 <= first_window <= max_window")
-        self.fused = False
-        if optimize is not None and isinstance(model, RITMNet):
-            model, self.fused, _ = optimize_network(model, optimize)
         self.model = model
         self.net_size = int(net_size)
         self.first_window = int(first_window)
@@ -271,6 +265,11 @@ class WindowPredictor:
         self._plane: PlaneReader | None = None
         self.passes = 0  # network passes of the last prediction (1 + growth steps)
         self.reset()
+
+    @property
+    def fused(self) -> bool:
+        """Whether the model is a folded channels_last inference copy."""
+        return bool(getattr(self.model, "folded", False) and self.model.channels_last)
 
     # -- image and state -------------------------------------------------------------------
 

@@ -170,6 +170,8 @@ class InferenceRITM(nn.Module):
     (B, 2N, 3) rows (y, x, index), positives first, (-1, -1, -1) padding; prev_mask (B, 1, H, W)
     in [0, 1] or None (zeros; ignored without a prev-mask input). Returns
     ``{"instances": (B, 1, H, W) float32 logits}``. Build it with :func:`optimize_for_inference`.
+    ``folded``: BatchNorms folded into the convolutions; ``probe_change``: for a copy from
+    :func:`optimize_exact`, how far the folded copy moved the probe (None otherwise).
     """
 
     def __init__(
@@ -184,6 +186,8 @@ class InferenceRITM(nn.Module):
         self.maps_transform = maps_transform
         self.feature_extractor = feature_extractor
         self.channels_last = channels_last
+        self.folded = False
+        self.probe_change: float | None = None
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
 
@@ -237,6 +241,7 @@ def optimize_for_inference(
     deployed = InferenceRITM(work.variant, maps_transform, extractor, channels_last).to(
         net.mean.device
     )
+    deployed.folded = fold_batchnorms
     if channels_last:
         deployed = deployed.to(memory_format=torch.channels_last)
     for p in deployed.parameters():
@@ -293,9 +298,9 @@ def optimize_exact(net: RITMNet, tolerance: float = EXACT_TOLERANCE) -> Inferenc
         want = torch.sigmoid(net(image, points, prev_mask)["instances"])
         got = torch.sigmoid(fused(image, points, prev_mask)["instances"])
     change = float((got - want).abs().max())
-    if change <= tolerance:
-        return InferenceCopy(fused, True, change)
-    return InferenceCopy(optimize_for_inference(net, fold_batchnorms=False), False, change)
+    chosen = fused if change <= tolerance else optimize_for_inference(net, fold_batchnorms=False)
+    chosen.probe_change = change
+    return InferenceCopy(chosen, chosen is fused, change)
 
 
 def optimize(net: RITMNet, how: str) -> InferenceCopy:
