@@ -51,13 +51,12 @@ from reference_port import ReferencePredictor, verify
 
 from napari_ritm.inference.clicks import Click
 from napari_ritm.inference.modes import INTERACTIVE, make_predictor
-from napari_ritm.model.ritm_net import RITMNet
+from napari_ritm.model.ritm_net import RITMNet, RITMVariant
 from napari_ritm.model.zoo import load_model
 from napari_ritm.planes import ImageSource
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "click_latency.json"
-VARIANTS = {"h18s": (18, 48, True), "h18": (18, 64, False), "h32": (32, 128, False)}
 #: the trained model that ships in the package (h18s); every other variant has random weights
 TRAINED = "default"
 REFERENCE_SETTINGS = {"zoom_in": True, "target_size": 400, "flip": True, **INTERACTIVE}
@@ -67,7 +66,7 @@ def random_network(variant: str, seed: int = 0) -> RITMNet:
     """A randomly initialised RITMNet whose BatchNorms look like the fake release checkpoints':
     weight U(0.6, 1.4), bias N(0, 0.2^2), running statistics averaged over 3 train-mode forwards."""
     torch.manual_seed(seed)
-    net = RITMNet(*VARIANTS[variant])
+    net = RITMNet.from_variant(RITMVariant.named(variant))
     gen = torch.Generator().manual_seed(seed)
     for m in net.modules():
         if isinstance(m, torch.nn.BatchNorm2d):

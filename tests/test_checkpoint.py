@@ -15,6 +15,7 @@ from napari_ritm.model.checkpoint import (
     load_checkpoint,
     official_config,
     read_checkpoint,
+    save_checkpoint,
 )
 from napari_ritm.model.ritm_net import RITMNet, RITMVariant
 
@@ -24,6 +25,14 @@ VARIANTS = {
     "h32_itermask": RITMVariant(32, 128, False, True, 5.0),
     "h18_baseline": RITMVariant(18, 64, False, False, 5.0),
 }
+def test_one_name_per_variant():
+    for name, variant in VARIANTS.items():
+        assert variant.name == name and RITMVariant.named(name) == variant
+    assert RITMVariant.named("h18s") == VARIANTS["h18s_itermask"]
+    with pytest.raises(ValueError, match="unknown model variant"):
+        RITMVariant.named("hrnet18s_itermask")
+
+
 FAKES = {
     "h18s_itermask": "fake_coco_lvis_h18s_itermask.pth",
     "h18_baseline": "fake_coco_lvis_h18_baseline.pth",
@@ -86,7 +95,7 @@ def test_save_load_round_trip_in_official_format(ref_dir, tmp_path, name):
     torch.manual_seed(1)
     net = RITMNet.from_variant(VARIANTS[name])
     path = tmp_path / f"coco_lvis_{name}.pth"
-    net.save(path)
+    save_checkpoint(net, path)
     assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary left behind
     raw = torch.load(path, weights_only=True)
     assert set(raw) == {"state_dict", "config"}

@@ -36,7 +36,7 @@ def test_default_loads_as_float32_h18s_without_network(monkeypatch):
 
     monkeypatch.setenv(zoo.BASE_URL_ENV, "http://127.0.0.1:9")  # nothing listens: no download
     net = load_model("default")
-    assert net.variant.name == "hrnet18s_itermask"
+    assert net.variant.name == "h18s_itermask"
     dtypes = {t.dtype for t in net.state_dict().values() if t.is_floating_point()}
     assert dtypes == {torch.float32} and not net.training
 

@@ -114,7 +114,7 @@ def test_registry_lists_default_and_the_five_releases():
         "coco_lvis_h18s_itermask": 16.5, "coco_lvis_h18_itermask": 38.8,
         "coco_lvis_h32_itermask": 119, "sbd_h18_itermask": 38.8, "coco_lvis_h18_baseline": 38.8,
     })
-    assert zoo.REGISTRY["coco_lvis_h18_baseline"].variant == "hrnet18_baseline"
+    assert zoo.REGISTRY["coco_lvis_h18_baseline"].variant == "h18_baseline"
 
 
 def test_unknown_name_lists_the_known_ones():
@@ -196,7 +196,7 @@ def test_exact_size_and_hash_accept_the_right_file(server, isolated, monkeypatch
 
 def test_file_of_another_variant_is_refused(server, isolated, monkeypatch):
     monkeypatch.setenv(zoo.BASE_URL_ENV, f"{server}/ok")  # serves the h18s file as the baseline
-    expected = "hrnet18s_itermask model, expected hrnet18_baseline"
+    expected = "h18s_itermask model, expected h18_baseline"
     with pytest.raises(zoo.DownloadError, match=expected):
         zoo.fetch("coco_lvis_h18_baseline", progress=False)
     assert _cache_files(isolated) == []
@@ -258,7 +258,7 @@ def test_load_model_by_name_and_by_path(server, isolated, monkeypatch):
     monkeypatch.setenv(zoo.BASE_URL_ENV, f"{server}/ok")
     net = napari_ritm.load_model(H18S)
     assert not net.training
-    assert net.variant.name == "hrnet18s_itermask"
+    assert net.variant.name == "h18s_itermask"
     assert next(net.parameters()).dtype.is_floating_point
     for source in (isolated / f"{H18S}.pth", str(isolated / f"{H18S}.pth")):
         assert zoo.load_model(source).variant == net.variant
@@ -282,7 +282,7 @@ def test_cli_download_and_list(server, isolated, monkeypatch, capsys, fake_bytes
     assert main(["download", "--list"]) == 0
     out = capsys.readouterr().out
     rows = _table_rows(out)
-    assert rows[H18S] == ["hrnet18s_itermask", "~16.5", "MiB", "not", "cached",
+    assert rows[H18S] == ["h18s_itermask", "~16.5", "MiB", "not", "cached",
                           str(isolated / f"{H18S}.pth")]
     assert rows["coco_lvis_h32_itermask"][1:3] == ["~119.0", "MiB"]
     assert f"cache folder: {isolated}" in out

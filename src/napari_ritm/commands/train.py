@@ -14,13 +14,8 @@ import os
 from pathlib import Path
 
 from napari_ritm.commands import UsageError
+from napari_ritm.model.variants import ARCHITECTURES
 
-#: RITMNet constructor arguments of the released HRNet variants (see shared/ref/config_*.json).
-MODEL_VARIANTS = {
-    "h18s": {"width": 18, "ocr_width": 48, "small": True},
-    "h18": {"width": 18, "ocr_width": 64, "small": False},
-    "h32": {"width": 32, "ocr_width": 128, "small": False},
-}
 
 
 def register(subparsers) -> None:
@@ -33,7 +28,7 @@ def register(subparsers) -> None:
     )
     p.add_argument(
         "--model",
-        choices=sorted(MODEL_VARIANTS),
+        choices=sorted(ARCHITECTURES),
         default=None,
         help="architecture (default h18s, or that of --init)",
     )
@@ -236,19 +231,15 @@ def _build_net(args):
             net = load_model(args.init)
         except (OSError, KeyError, ValueError, RuntimeError) as err:
             raise UsageError(f"--init {args.init}: {err}") from None
-        if args.model is not None:
-            want = MODEL_VARIANTS[args.model]
-            v = net.variant
-            if (v.width, v.ocr_width, v.small) != (want["width"], want["ocr_width"], want["small"]):
-                raise UsageError(f"--init {args.init} is not a {args.model} model ({v})")
+        if args.model is not None and net.variant.architecture != args.model:
+            raise UsageError(f"--init {args.init} is not a {args.model} model "
+                             f"({net.variant.name})")
         return net.float().train()
-    from napari_ritm.model.ritm_net import RITMNet
+    from napari_ritm.model.ritm_net import RITMNet, RITMVariant
     from napari_ritm.training.optim import init_weights
 
     torch.manual_seed(args.seed)
-    return init_weights(
-        RITMNet(**MODEL_VARIANTS[args.model or "h18s"], with_prev_mask=True, norm_radius=5.0)
-    )
+    return init_weights(RITMNet.from_variant(RITMVariant.named(args.model or "h18s")))
 
 
 def run(args, *, finetune: bool) -> int:

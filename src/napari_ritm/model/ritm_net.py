@@ -6,14 +6,13 @@ separate argument instead of a 4th image channel.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from napari_ritm.model.ocr import HRNetOCR
+from napari_ritm.model.variants import RITMVariant
 
 __all__ = ["RITMNet", "RITMVariant", "ScaleLayer", "disk_maps", "IMAGENET_MEAN", "IMAGENET_STD"]
 
@@ -23,29 +22,6 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 # feature_extractor children that the official model trains at the full learning rate; the
 # rest of feature_extractor (stem, stages, cls_head, aux_head) gets backbone_lr_mult = 0.1.
 _FULL_LR_CHILDREN = ("conv3x3_ocr", "ocr_gather_head", "ocr_distri_head")
-
-
-@dataclass(frozen=True)
-class RITMVariant:
-    """The architecture of an RITM HRNet model.
-
-    ``width``: HRNet width (18 or 32 in the releases); ``ocr_width``: OCR key channels (48 for
-    h18s, 64 for h18, 128 for h32); ``small``: the 2-blocks-per-branch HRNet (h18s);
-    ``with_prev_mask``: whether the previous mask is a network input (False for the baseline);
-    ``norm_radius``: click disk radius in network-input pixels (5 for all releases).
-    """
-
-    width: int
-    ocr_width: int
-    small: bool
-    with_prev_mask: bool
-    norm_radius: float = 5.0
-
-    @property
-    def name(self) -> str:
-        """Short name, e.g. ``hrnet18s_itermask`` or ``hrnet18_baseline``."""
-        kind = "itermask" if self.with_prev_mask else "baseline"
-        return f"hrnet{self.width}{'s' if self.small else ''}_{kind}"
 
 
 def disk_maps(points: torch.Tensor, height: int, width: int, radius: float) -> torch.Tensor:
@@ -181,9 +157,3 @@ class RITMNet(nn.Module):
         backbone = {id(p) for p in self.backbone_parameters()}
         return [p for p in self.parameters() if id(p) not in backbone]
 
-    def save(self, path: str | Path) -> None:
-        """Writes ``{"state_dict", "config"}`` in the official RITM format (loadable by the
-        official ``load_is_model`` and by :func:`~napari_ritm.model.checkpoint.load_checkpoint`)."""
-        from napari_ritm.model.checkpoint import save_checkpoint
-
-        save_checkpoint(self, path)

@@ -55,7 +55,7 @@ class ModelEntry:
     ``size`` is in bytes: the exact byte count when ``size_exact`` (then downloads are checked
     against it), otherwise the approximate published figure (for display), or None when unknown.
     ``sha256``, when known, is checked on download. ``variant`` names the architecture the file must
-    hold, as ``RITMVariant.name`` spells it (e.g. ``hrnet18s_itermask``, ``hrnet18_baseline``).
+    hold, as ``RITMVariant.name`` spells it (e.g. ``h18s_itermask``, ``h18_baseline``).
     """
 
     name: str
@@ -80,19 +80,19 @@ REGISTRY: dict[str, ModelEntry] = {
     entry.name: entry
     for entry in (
         ModelEntry(
-            "default", "hrnet18s_itermask",
+            "default", "h18s_itermask",
             "napari-ritm's own model, trained on microscopy and photos; shipped in the package",
             "default.pth",
         ),
-        _release("coco_lvis_h18s_itermask", "hrnet18s_itermask", 16.5,
+        _release("coco_lvis_h18s_itermask", "h18s_itermask", 16.5,
                  "official HRNet18s IT-M, COCO+LVIS: small and fast"),
-        _release("coco_lvis_h18_itermask", "hrnet18_itermask", 38.8,
+        _release("coco_lvis_h18_itermask", "h18_itermask", 38.8,
                  "official HRNet18 IT-M, COCO+LVIS: best speed/quality balance"),
-        _release("coco_lvis_h32_itermask", "hrnet32_itermask", 119,
+        _release("coco_lvis_h32_itermask", "h32_itermask", 119,
                  "official HRNet32 IT-M, COCO+LVIS: most accurate, slowest"),
-        _release("sbd_h18_itermask", "hrnet18_itermask", 38.8,
+        _release("sbd_h18_itermask", "h18_itermask", 38.8,
                  "official HRNet18 IT-M, SBD (PASCAL objects only)"),
-        _release("coco_lvis_h18_baseline", "hrnet18_baseline", 38.8,
+        _release("coco_lvis_h18_baseline", "h18_baseline", 38.8,
                  "official HRNet18, COCO+LVIS, without previous-mask input"),
     )
 }

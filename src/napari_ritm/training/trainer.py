@@ -29,6 +29,7 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
+from napari_ritm.model.checkpoint import save_checkpoint
 from napari_ritm.training.augment import Augmenter
 from napari_ritm.training.data import ClickDataset, LabeledImage
 from napari_ritm.training.distributed import setup_distributed
@@ -281,7 +282,7 @@ class Trainer:
             "options": {**asdict(self.o), "out": str(out)},
         }
         _atomic_save(lambda p: torch.save(state, p), state_path(out))
-        _atomic_save(lambda p: self.net.save(p), out)
+        save_checkpoint(self.net, out)  # (writes atomically itself)
 
     def _load_state(self) -> None:
         state = torch.load(state_path(self.o.out), map_location=self.ctx.device, weights_only=True)
