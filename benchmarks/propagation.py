@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from napari_ritm.evaluation.datasets import image_label_pairs, read_array, to_rgb01
+from napari_ritm.folders import image_label_pairs, read_array, to_rgb01
 from napari_ritm.inference.clicks import Click
 from napari_ritm.inference.modes import make_predictor
 from napari_ritm.model.zoo import load_model

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_ritm.evaluation.datasets import InstanceDataset, to_rgb01
+from napari_ritm.evaluation.datasets import InstanceDataset
+from napari_ritm.folders import to_rgb01
 from napari_ritm.evaluation.noc import (
     DatasetResult,
     evaluate_dataset,

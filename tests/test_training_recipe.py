@@ -53,15 +53,18 @@ def test_object_boxes_skip_small_objects():
 
 
 def test_views_follow_the_window_predictor_scales():
-    cropper = ObjectCropper((192, 192), jitter=(1.0, 1.0), cut_prob=0.0)
+    window = {"net_size": 256, "first_window": 96, "max_window": 1024, "min_crop_size": 96}
+    cropper = ObjectCropper((192, 192), window=window, jitter=(1.0, 1.0), cut_prob=0.0)
     rng = np.random.default_rng(0)
     small = [cropper.view((100, 109, 100, 111), (600, 700), rng)[0] for _ in range(50)]
-    # a 12 px object: the 128 px first window or the 128 px minimum zoom, both 256 / 128 = 2x
-    np.testing.assert_allclose(small, 2.0)
-    large = [cropper.view((300, 499, 200, 459), (600, 700), rng)[0] for _ in range(200)]
-    # a 260 px object: a 512 px first window (0.5x) or a 1.4-1.8 x 260 px zoom window
-    assert min(large) == pytest.approx(0.5) and max(large) <= 256 / (1.4 * 260) + 1e-6
-    assert any(256 / (1.3 * 1.4 * 260) - 1e-6 < s < 256 / (1.4 * 260) for s in large)
+    # a 12 px object: the 96 px first window or the 96 px minimum zoom, both 256 / 96
+    np.testing.assert_allclose(small, 256 / 96)
+    large = sorted(cropper.view((300, 499, 200, 459), (600, 700), rng)[0] for _ in range(200))
+    # a 260 px object: the 384 px first window (96 -> 192 -> 384, the first >= 1.2 x 260) or a
+    # zoom window of 1.4-1.82 x 260 px
+    first, zoom = 256 / 384, [s for s in large if abs(s - 256 / 384) > 1e-9]
+    assert first in large and zoom
+    assert 256 / (1.3 * 1.4 * 260) - 1e-6 <= min(zoom) and max(zoom) <= 256 / (1.4 * 260) + 1e-6
 
 
 def test_object_crop_contains_its_target_near_the_middle():

@@ -130,7 +130,8 @@ def run(args: argparse.Namespace) -> int:
     """Evaluate, print the table, write JSON/plot; returns 130 after Ctrl-C (partial results kept)."""
     from tqdm import tqdm
 
-    from napari_ritm.evaluation.datasets import DatasetError, InstanceDataset
+    from napari_ritm.evaluation.datasets import InstanceDataset
+    from napari_ritm.folders import DatasetError
     from napari_ritm.evaluation.noc import DatasetResult, evaluate_dataset
 
     _check_args(args)

@@ -77,15 +77,11 @@ def read_image(path: Path) -> np.ndarray:
     """Pixels of a TIFF (tifffile) or PNG/JPEG/... (imageio); UsageError when unreadable."""
     if not path.is_file():
         raise UsageError(f"no such file: {path}")
+    from napari_ritm.folders import read_array
+
     try:
-        if path.suffix.lower() in _TIFF:
-            import tifffile
-
-            return np.asarray(tifffile.imread(path))
-        import imageio.v3 as iio
-
-        return np.asarray(iio.imread(path))
-    except Exception as err:  # any reader failure is a bad input file
+        return np.asarray(read_array(path))
+    except Exception as err:  # noqa: BLE001 - any reader failure is a bad input file
         raise UsageError(f"cannot read {path}: {err}") from None
 
 

@@ -1,12 +1,7 @@
 """Training data: labelled images from folders or arrays, train/val splits, and the torch Dataset.
 
-Folder layout (the one of ``shared/data``; user folders follow it too)::
-
-    <set>/images/<name>.<png|jpg|jpeg|tif|tiff>
-    <set>/labels/<name>.tif        instance ids (uint8/16/32), 0 = background
-
-Images are read with the evaluation reader (uint8 as is, other dtypes through
-``normalize_image``) and kept as uint8 RGB. 3D stacks are split into labelled 2D slices.
+Folders follow the layout of :mod:`napari_ritm.folders` and are read with its readers (uint8 as
+is, other dtypes through ``normalize_image``) and kept as uint8 RGB. 3D stacks are split into labelled 2D slices.
 A split file is JSON ``{"format": "napari-ritm-split/1", "seed", "val_fraction",
 "sets": {<set>: {"train": [names], "val": [names]}}}``; names are image file stems (with
 ``@z<k>`` for slice k of a stack).
@@ -22,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from napari_ritm.evaluation.datasets import (
+from napari_ritm.folders import (
     image_label_pairs,
     read_array,
     slice_name,
