@@ -11,16 +11,17 @@ Stacks:
 
 For each object (track of at least 3 planes), propagation starts from its ground-truth mask on
 its middle plane and runs both ways with the window predictor and the default model, without a
-stop rule, up to 4 planes past the object's true end (or the stack's end). Every step records
-what the network returned: area, IoU with the previous plane's mask, the probability at the
-click, the mean probability inside the mask. Each candidate rule is then applied offline (a
-rule stops at the first step where it fires; that plane is not written), giving per rule:
-the share of objects with no plane written past their end, the most planes past an end, planes
-missed before the end, and the mean IoU of the written planes that hold the object.
+stop rule, up to 4 planes past the object's true end (or the stack's end), as the product does
+it: per plane a guided pass (previous mask as input) and a fresh one (the click alone). Every
+step records what the network returned (:class:`~napari_ritm.propagation.StepFigures`). Each
+candidate rule of ``STOP_RULES`` is then applied offline (a rule stops at the first step where
+it fires; that plane is not written), giving per rule: the share of objects with no plane
+written past their end, the most planes past an end, planes missed before the end, and the
+mean IoU with the ground truth of the written planes that hold the object.
 
-    python benchmarks/propagation.py [--model default] [--past 4]
+    python benchmarks/propagation.py [--model default] [--past 4] [--steps FILE.json]
 
-Writes benchmarks/results/propagation.json.
+Writes benchmarks/results/propagation.json (``--steps``: also every step's figures, ~1.5 MB).
 """
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ from napari_ritm.folders import image_label_pairs, read_array, to_rgb01
 from napari_ritm.inference.clicks import Click
 from napari_ritm.inference.modes import make_predictor
 from napari_ritm.model.zoo import load_model
-from napari_ritm.propagation import STOP_RULES, StepFigures, interior_point
+from napari_ritm.propagation import STOP_RULE, STOP_RULES, StepFigures, interior_point
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("NAPARI_RITM_SHARED", REPO.parent / "shared")) / "data"
@@ -191,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="default")
     parser.add_argument("--past", type=int, default=4)
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--steps", type=Path, help="also write every step's figures here")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     predictor = make_predictor(load_model(args.model).eval(), "window")
@@ -211,7 +213,9 @@ def main(argv: list[str] | None = None) -> int:
     for rule_name, rule in STOP_RULES.items():
         report["rules"][rule_name] = {g: apply_rule(rule, ts) for g, ts in groups.items() if ts}
         print(rule_name, report["rules"][rule_name], flush=True)
-    report["trajectories"] = trajectories
+    report["chosen"] = STOP_RULE
+    if args.steps:
+        args.steps.write_text(json.dumps(trajectories) + "\n")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1) + "\n")
     print(f"wrote {args.out}")

@@ -277,7 +277,7 @@ def test_time_series_of_stacks_propagates_along_z_only():
     session.set_slice((1, 2))  # t = 1, z = 2
     session.click(10, 10, True)
     session.run_pending()
-    prop = session.propagate(1, min_area=1)
+    prop = session.propagate(1)
     for step in prop.steps():
         session.apply_step(step)
     session.end_propagation()
@@ -492,7 +492,7 @@ def random_episode(rng, n_ops):
                               overwrite=session.overwrite)
             probs_after_click.clear()
         else:
-            prop = session.propagate(1 if op == "propagate_up" else -1, min_area=1)
+            prop = session.propagate(1 if op == "propagate_up" else -1)
             if prop is not None:
                 label, start = session.object_id, session.key
                 for step in prop.steps():
@@ -538,3 +538,26 @@ def test_a_new_predictor_mid_object_carries_on_from_the_current_mask():
     session.undo()
     session.run_pending()
     np.testing.assert_array_equal(session.preview, before)
+
+
+@pytest.mark.parametrize("after", [0, 120], ids=["object ends", "another cell below"])
+def test_propagation_stops_where_the_object_ends(after):
+    from _fakes import FloodNet
+    from napari_ritm.inference.window import WindowPredictor
+
+    image = np.full((8, 64, 64), 20, np.uint8)
+    image[:, 0, 0] = 30
+    image[0:4, 20:40, 20:40] = 200  # the object: slices 0-3
+    image[4:8, 22:42, 22:42] = after  # then nothing, or a dimmer cell at the same place
+    session, labels, messages = make_session(image, np.zeros(image.shape, np.uint16),
+                                             predictor=WindowPredictor(FloodNet()))
+    session.set_slice((1,))
+    session.click(30, 30, True)
+    session.finish()
+    session.run_pending()
+    prop = session.propagate(1)
+    for step in prop.steps():
+        session.apply_step(step)
+    session.end_propagation()
+    assert {z for z in range(8) if labels.data[z].any()} == {1, 2, 3}
+    assert "ended at slice (4,)" in messages[-1]

@@ -1,8 +1,13 @@
 """Carrying an object from slice to slice through a stack (pure Python, no Qt).
 
-On each next plane the predictor gets the previous plane's mask as its previous-mask input and
-one positive click at that mask's most interior pixel. The session writes each plane as one undo
-step (:meth:`napari_ritm.session.Session.apply_step`).
+On each next plane the predictor runs twice with one positive click at the previous mask's
+innermost pixel: *guided* (the previous plane's mask as its previous-mask input: the mask kept)
+and *fresh* (the click alone). The object has ended, or the mask went astray, when the stop rule
+(:data:`STOP_RULE`) fires on what they returned (:class:`StepFigures`): the two disagree, the
+guided mask overlaps the previous one too little, or the image inside it changed a lot (another
+cell at the same place). Rule and thresholds were chosen on synthetic stacks with known object
+ends and on the isbi2012_em serial sections (benchmarks/propagation.py). The session writes
+each plane as one undo step (:meth:`napari_ritm.session.Session.apply_step`).
 """
 from __future__ import annotations
 
@@ -16,7 +21,8 @@ from scipy import ndimage
 from napari_ritm.inference.clicks import Click
 from napari_ritm.planes import image_for
 
-__all__ = ["STOP_RULES", "Propagation", "PropagationStep", "StepFigures", "interior_point"]
+__all__ = ["STOP_RULE", "STOP_RULES", "Propagation", "PropagationStep", "StepFigures",
+           "interior_point"]
 
 
 @dataclass(frozen=True)
@@ -88,6 +94,9 @@ STOP_RULES = {
     "mean_prob<0.8 or iou_prev<0.3": lambda f: f.mean_prob < 0.8 or f.iou_prev < 0.3,
 }
 
+#: The rule propagation uses (benchmarks/results/propagation.json has every candidate's figures).
+STOP_RULE = "agreement<0.7 or iou_prev<0.5 or intensity>0.2"
+
 
 @dataclass(frozen=True)
 class PropagationStep:
@@ -118,10 +127,9 @@ class Propagation:
     ``predictor``: set_image / reset / predict as in ``Predictor``; ``source``: an object with
     ``shape`` (spatial, (..., H, W)) and ``windows(key)`` (an :class:`~napari_ritm.planes.ImageSource`);
     ``start_mask``: (H, W) bool, the object on plane ``key``; ``direction``: +1 or -1.
-    ``steps()`` yields one :class:`PropagationStep` per plane and stops when the mask covers
-    fewer than ``min_area`` pixels (the object ended), grows more than ``max_growth`` times
-    (it leaked into the background; that plane is not kept), the stack ends or :meth:`cancel`
-    is called. ``stop_reason`` and ``done`` say how it ended.
+    ``steps()`` yields one :class:`PropagationStep` per plane and stops when ``stop_rule`` (a
+    name of :data:`STOP_RULES`) fires on a plane (that plane is not kept), the stack ends or
+    :meth:`cancel` is called. ``stop_reason`` and ``done`` say how it ended.
     """
 
     def __init__(
@@ -133,8 +141,7 @@ class Propagation:
         direction: int,
         *,
         threshold: float = 0.49,
-        min_area: int = 10,
-        max_growth: float = 3.0,
+        stop_rule: str = STOP_RULE,
         generation: int = 0,
     ) -> None:
         if direction not in (1, -1):
@@ -147,8 +154,7 @@ class Propagation:
         self.start_mask = np.asarray(start_mask, dtype=bool)
         self.direction = direction
         self.threshold = threshold
-        self.min_area = min_area
-        self.max_growth = max_growth
+        self.stop_rule = STOP_RULES[stop_rule]
         self.generation = generation
         size = int(source.shape[len(self.key) - 1])
         position = self.key[-1]
@@ -176,8 +182,23 @@ class Propagation:
     def finished(self) -> bool:
         return self._finished
 
+    def _predict(self, plane: Any, prev: np.ndarray, image: np.ndarray,
+                 prev_image: np.ndarray) -> tuple[np.ndarray, StepFigures]:
+        """The guided and the fresh pass on one plane: (guided mask, what they returned)."""
+        self.predictor.set_image(image_for(self.predictor, plane))
+        row, col = interior_point(prev)
+        click = [Click(float(row), float(col), True)]
+        self.predictor.reset()
+        guided = np.asarray(self.predictor.predict(click, prev_mask=prev.astype(np.float32)))
+        self.predictor.reset()
+        fresh = np.asarray(self.predictor.predict(click))
+        figures = StepFigures.of(guided, fresh, prev, (row, col), image, prev_image,
+                                 self.threshold)
+        return guided > self.threshold, figures
+
     def steps(self) -> Iterator[PropagationStep]:
         prev = self.start_mask
+        prev_image = self.source.windows(self.key).full()[..., 0]
         position = self.key[-1]
         self.stop_reason = "reached the end of the stack"
         for _ in range(self.total):
@@ -189,25 +210,18 @@ class Propagation:
             position += self.direction
             key = (*self.key[:-1], position)
             try:
-                plane = image_for(self.predictor, self.source.windows(key))
+                plane = self.source.windows(key)
             except ValueError as error:  # e.g. a constant (empty) slice
                 self.stop_reason = f"slice {key} cannot be segmented: {error}"
                 return
-            self.predictor.set_image(plane)
-            self.predictor.reset()
-            row, col = interior_point(prev)
-            probs = self.predictor.predict(
-                [Click(float(row), float(col), True)], prev_mask=prev.astype(np.float32)
-            )
-            mask = np.asarray(probs) > self.threshold
-            area, prev_area = int(mask.sum()), int(prev.sum())
-            if area < self.min_area:
-                self.stop_reason = f"the object ended at slice {key} ({area} pixel(s))"
-                return
-            if area > self.max_growth * prev_area:
-                self.stop_reason = (f"the mask leaked at slice {key} ({area} pixels after "
-                                    f"{prev_area}); that slice was not kept")
+            image = plane.full()[..., 0]
+            mask, figures = self._predict(plane, prev, image, prev_image)
+            if self.stop_rule(figures):
+                self.stop_reason = (f"the object ended at slice {key} (there the mask overlaps "
+                                    f"the last one by {figures.iou_prev:.0%}, agrees with a "
+                                    f"fresh prediction by {figures.agreement:.0%}); that slice "
+                                    "was not kept")
                 return
             self.done += 1
             yield PropagationStep(key, mask, self.done, self.total, self.generation)
-            prev = mask
+            prev, prev_image = mask, image

@@ -261,9 +261,7 @@ class Session:
             return False
         return self.refine(int(read_plane(self.labels, self._key)[row, col]))
 
-    def propagate(
-        self, direction: int, *, min_area: int = 10, max_growth: float = 3.0
-    ) -> Propagation | None:
+    def propagate(self, direction: int) -> Propagation | None:
         """Carry the object to the next planes along the last stack axis (``direction`` +1/-1).
 
         The object is the current one (its preview here is committed first) or, when none is in
@@ -297,8 +295,7 @@ class Session:
         self._propagated_label = label
         self._propagation = Propagation(
             self.predictor, self.image, self._key, start, direction,
-            threshold=self.threshold, min_area=min_area, max_growth=max_growth,
-            generation=self._propagations,
+            threshold=self.threshold, generation=self._propagations,
         )
         return self._propagation
 
