@@ -113,3 +113,28 @@ def test_channel_picker_uses_one_channel_and_remembers_it(make_napari_viewer, qt
     widget.image_combo.setCurrentText("two channels")
     assert widget.channel_combo.currentText() == "channel 1 (first axis)"
     assert widget.labels_layer.data[27, 27] == 1
+
+
+def test_the_widget_saves_a_record_that_replays_its_labels(make_napari_viewer, qtbot, tmp_path):
+    from napari_ritm.record import replay
+
+    viewer = make_napari_viewer()
+    image = blob_image((40, 50), (5, 35, 5, 45))
+    viewer.add_image(image, name="cells")
+    widget = open_widget(viewer, qtbot, DiskPredictor(radius=3))
+    for world, button in (((10, 10), 1), ((12, 12), 2), ((30, 40), 1)):
+        mouse_click(viewer, world, button=button)
+    wait_idle(widget, qtbot)
+    widget.undo()
+    widget.finish()
+    widget.threshold_slider.setValue(80)
+    mouse_click(viewer, (25, 20))
+    wait_idle(widget, qtbot)
+    widget.finish()
+    wait_idle(widget, qtbot)
+    widget.save_record(str(tmp_path / "cells.ritm.json"))
+    assert "Record saved" in widget.status.text()
+    result = replay(tmp_path / "cells.ritm.json", image,
+                    predictor_for=lambda entry: DiskPredictor(radius=3))
+    assert result.exact and widget.labels_layer.data.any()
+    np.testing.assert_array_equal(result.labels, widget.labels_layer.data)

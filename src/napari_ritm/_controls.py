@@ -136,6 +136,9 @@ class RITMControls(QWidget):
         self.stop_button = button("Stop", "Stop the running propagation (slices written so "
                                    "far are kept; each is one undo step)")
         self.stop_button.setEnabled(False)
+        self.record_button = button("Save record...", "Save what you did here (model, clicks, "
+                                    "settings) as a small JSON file from which `napari-ritm "
+                                    "replay` rebuilds these labels")
         self.progress = QProgressBar()
         self.progress.setToolTip("Busy: the model is loading or predicting")
         self.progress.setTextVisible(False)
@@ -152,6 +155,7 @@ class RITMControls(QWidget):
         data.addRow("Image", self.image_combo)
         data.addRow("Channel", self.channel_combo)
         data.addRow("Labels", self.labels_combo)
+        data.addRow("", self.record_button)
         model = QFormLayout()
         model.addRow("Model", self.model_combo)
         model.addRow("Mode", self.mode_combo)
@@ -179,7 +183,7 @@ class RITMControls(QWidget):
                 self.mode_combo, self.zoom_check, self.flip_check, self.threshold_slider,
                 self.marker_spin, self.overwrite_check, self.finish_button, self.undo_button,
                 self.reset_button, self.refine_cursor_button, self.refine_selected_button,
-                self.up_button, self.down_button, self.stop_button]
+                self.up_button, self.down_button, self.stop_button, self.record_button]
 
 
 def _row(*widgets: QWidget) -> QHBoxLayout:

@@ -133,10 +133,11 @@ class LayerPanel:
         except ValueError as error:
             self.warn(f"Cannot use these layers: {error}")
             return
-        self.session = Session(source, labels, predictor=self.predictor,
+        self.session = Session(source, labels, predictor=None,
                                threshold=self.threshold_slider.value() / 100,
                                overwrite=self.overwrite_check.isChecked(),
                                labels_name=labels.name, notify=self.say)
+        self.session.set_predictor(self.predictor, self._predictor_info)
         self.image_layer, self.labels_layer = image, labels
         self._pairs[image.name] = labels.name
         image.events.contrast_limits.connect(self._on_contrast)

@@ -19,16 +19,18 @@ from napari_ritm.inference.modes import mode_settings
 __all__ = ["ModelPanel", "load_networks"]
 
 
-def load_networks(source: str) -> tuple[Any, dict[str, Any]]:
-    """The network and its inference copy for each mode, built in the background (the exact
-    mode's copy runs a probe), so that switching mode, mirror averaging or zoom-in is instant."""
+def load_networks(source: str) -> tuple[Any, dict[str, Any], str | None]:
+    """The network, its inference copy for each mode and its file's SHA-256 (for the record),
+    built in the background (the exact mode's copy runs a probe), so that switching mode,
+    mirror averaging or zoom-in is instant."""
     from napari_ritm.inference.modes import NETWORKS
     from napari_ritm.model.fuse import optimize
-    from napari_ritm.model.zoo import load_model
+    from napari_ritm.model.zoo import load_model, model_file_hash
 
     net = load_model(source)
     copies = {kind: optimize(net, kind).model for kind in set(NETWORKS.values())}
-    return net, {mode: copies[kind] for mode, kind in NETWORKS.items()}
+    networks = {mode: copies[kind] for mode, kind in NETWORKS.items()}
+    return net, networks, model_file_hash(source)
 
 
 class ModelPanel:
@@ -38,6 +40,8 @@ class ModelPanel:
     predictor: Any = None
     _alive = True  # False once the widget's Qt objects are deleted
     model_name: str | None = None  # the model in use (shown in the model box)
+    _model_hash: str | None = None
+    _predictor_info: dict | None = None
 
     def _on_model_chosen(self, index: int) -> None:
         source = self.model_combo.itemData(index) or self.model_combo.itemText(index)
@@ -74,9 +78,11 @@ class ModelPanel:
         self._model_worker = worker
         worker.start()
 
-    def _model_loaded(self, worker: Any, source: str, net: Any, networks: dict) -> None:
+    def _model_loaded(self, worker: Any, source: str, net: Any, networks: dict,
+                      digest: str | None) -> None:
         if worker is self._model_worker and self._alive:  # another model may have been chosen
             self.net, self._networks, self.model_name = net, networks, source
+            self._model_hash = digest
             self._build_predictor()
             self.say(f"Model {Path(source).name} ready: left click on the image adds to the "
                      "object, right click (or Ctrl+click) removes")
@@ -117,13 +123,15 @@ class ModelPanel:
         if mode != "window":
             overrides["zoom_in"] = self.zoom_check.isChecked()
         set_interactive_threads()
+        info = {"model": self.model_name, "sha256": self._model_hash, "mode": mode,
+                "settings": overrides}
         self.set_predictor(make_predictor(self._networks[mode], mode, interactive=True,
-                                          **overrides))
+                                          **overrides), info)
 
-    def set_predictor(self, predictor: Any) -> None:
+    def set_predictor(self, predictor: Any, info: dict | None = None) -> None:
         """Predict with ``predictor`` (a window predictor, a ``Predictor`` or anything with
-        their interface)."""
-        self.predictor = predictor
+        their interface); ``info`` says how to build it again (for the session's record)."""
+        self.predictor, self._predictor_info = predictor, info
         if self.session is not None:
-            self.session.set_predictor(predictor)
+            self.session.set_predictor(predictor, info)
             self._pump()

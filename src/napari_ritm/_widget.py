@@ -76,6 +76,7 @@ class RITMWidget(LayerPanel, ModelPanel, RITMControls):
         self.up_button.clicked.connect(lambda: self.propagate(1))
         self.down_button.clicked.connect(lambda: self.propagate(-1))
         self.stop_button.clicked.connect(self.stop_propagation)
+        self.record_button.clicked.connect(self._on_save_record)
         self.image_combo.currentTextChanged.connect(self._on_image_chosen)
         self.channel_combo.currentTextChanged.connect(self._on_channel_chosen)
         self.labels_combo.currentTextChanged.connect(lambda _: self._rebuild_session())
@@ -200,15 +201,39 @@ class RITMWidget(LayerPanel, ModelPanel, RITMControls):
         elif not self.session.busy:
             self._undo_armed = False
             self.labels_layer.undo()
-            self.session.forget_commit()
+            self.session.labels_undone()
             self.say(f"Undid the last change to {self.labels_layer.name!r} (napari undo; "
                      "Ctrl+Shift+Z redoes it)")
         self._pump()
+
+    def _on_save_record(self) -> None:
+        from qtpy.QtWidgets import QFileDialog
+
+        if self.session is None:
+            self.say("Nothing to save yet: choose an image and segment something")
+            return
+        default = f"{self.labels_layer.name}.ritm.json"
+        path, _ = QFileDialog.getSaveFileName(self, "Save the record", default,
+                                              "napari-ritm record (*.json)")
+        if path:
+            self.save_record(path)
+
+    def save_record(self, path: str) -> None:
+        """Write the session's record (see :mod:`napari_ritm.record`) to ``path``."""
+        try:
+            self.session.save_record(path)
+        except OSError as error:
+            self.warn(f"Could not save the record: {error}")
+            return
+        self.say(f"Record saved to {path}: `napari-ritm replay {path} --image IMAGE --out "
+                 "LABELS.tif` rebuilds these labels")
 
     def redo(self) -> None:
         """napari's redo of the labels layer (after an Undo that took back a commit)."""
         if self.labels_layer is not None:
             self.labels_layer.redo()
+            if self.session is not None:
+                self.session.labels_redone()
             self.say(f"Redid the last undone change to {self.labels_layer.name!r}")
 
     def reset(self) -> None:
@@ -292,7 +317,7 @@ class RITMWidget(LayerPanel, ModelPanel, RITMControls):
 
     def _on_overwrite(self, on: bool) -> None:
         if self.session is not None:
-            self.session.overwrite = on
+            self.session.set_overwrite(on)
 
     # -- background predictions --------------------------------------------------------------
 

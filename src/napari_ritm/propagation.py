@@ -198,7 +198,11 @@ class Propagation:
 
     def steps(self) -> Iterator[PropagationStep]:
         prev = self.start_mask
-        prev_image = self.source.windows(self.key).full()[..., 0]
+        try:
+            prev_image = self.source.windows(self.key).full()[..., 0]
+        except ValueError as error:  # e.g. a constant (empty) slice
+            self.stop_reason = f"slice {self.key} cannot be read: {error}"
+            return
         position = self.key[-1]
         self.stop_reason = "reached the end of the stack"
         for _ in range(self.total):

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,37 +28,30 @@ from napari_ritm.editing import (
     read_plane,
 )
 from napari_ritm.inference.clicks import Click
-from napari_ritm.planes import ImageSource, JobResult, PredictJob, PredictorLike
-from napari_ritm.propagation import Propagation, PropagationStep
+from napari_ritm.planes import ImageSource, PredictJob, PredictorLike
+from napari_ritm.propagation import Propagation
+from napari_ritm.record import ArrayLabels, fingerprint, new_record
+from napari_ritm.session_propagation import PropagationActions
+from napari_ritm.session_queue import PredictionQueue, _full
 
 __all__ = ["ImageSource", "Session"]
 
 
-def _full(probs: Any) -> np.ndarray | None:
-    """Probabilities as a full (H, W) array (a window predictor's LocalProbs pasted)."""
-    return probs.full() if hasattr(probs, "full") else probs
-
-
-@dataclass(frozen=True)
-class _Step:
-    """Undo record of one applied click: the state and probabilities before it."""
-
-    state_before: Any
-    probs_before: Any  # (H, W) float32 or LocalProbs
-    state_owner_before: Any  # the predictor whose state ``state_before`` is
-
-
-class Session:
+class Session(PredictionQueue, PropagationActions):
     """Segments objects one at a time into ``labels`` from clicks on ``image``.
 
-    ``image``: :class:`ImageSource` with spatial shape (..., H, W); ``labels``: a
-    :class:`~napari_ritm.editing.LabelsLike` (napari ``Labels``) of the same shape, written only
-    through ``data_setitem``; ``predictor``: a :class:`PredictorLike` or None until a model is
-    loaded (clicks wait in the queue). ``threshold`` turns probabilities into the preview;
-    ``overwrite`` lets objects take pixels of other labels; ``notify`` receives user messages.
+    ``image``: an :class:`ImageSource` or an array (numpy, dask, zarr) with spatial shape
+    (..., H, W) (an extra last axis of 3 or 4 is read as RGB); ``labels``: a napari ``Labels``
+    layer or an integer array (numpy) of that shape, written only through ``data_setitem``
+    (arrays are written in place, with undo: :class:`~napari_ritm.record.ArrayLabels`);
+    ``predictor``: a :class:`PredictorLike` or None until a model is loaded (clicks wait in the
+    queue). ``threshold`` turns probabilities into the preview; ``overwrite`` lets objects take
+    pixels of other labels; ``notify`` receives user messages.
 
     State in view: ``key`` (leading indices of the plane), ``clicks``, ``preview`` ((H, W) bool
     or None), ``object_id`` (None until the object is first committed or when refining a label).
+    ``record``: every action applied (:class:`~napari_ritm.record.Record`; ``save_record``
+    writes it) unless ``record_actions`` is False.
     """
 
     def __init__(
@@ -70,10 +64,17 @@ class Session:
         overwrite: bool = False,
         labels_name: str = "labels",
         notify: Callable[[str], None] | None = None,
+        record_actions: bool = True,
     ) -> None:
+        if not hasattr(labels, "data_setitem"):
+            labels = ArrayLabels(np.asarray(labels))
+        if not isinstance(image, ImageSource):
+            image = ImageSource(image, rgb=image.ndim == labels.data.ndim + 1
+                                and image.shape[-1] in (3, 4))
         check_layers_match(image.shape, labels.data.shape, labels_name=labels_name)
         self.image = image
         self.labels = labels
+        self.record = new_record(image, labels.data) if record_actions else None
         self.predictor = predictor
         self.threshold = float(threshold)
         self.overwrite = bool(overwrite)
@@ -89,11 +90,16 @@ class Session:
         self._propagation: Propagation | None = None
         self._propagations = 0  # numbers each propagation, so late steps of an old one are ignored
         self._propagated_label = 0
-        self._propagation_written = 0
+        self._propagation_written = self._propagation_applied = 0
+        self._propagation_start: tuple = ((), 1)
         self._plane_cache: tuple[Any, np.ndarray] | None = None
         self._predictor_holds: tuple[Any, Any] | None = None
         self._object_id: int | None = None
         self._end_object()
+        self._log("threshold", value=self.threshold)
+        self._log("overwrite", value=self.overwrite)
+        if predictor is not None:
+            self.set_predictor(predictor)
 
     # -- what the widget draws ---------------------------------------------------------------
 
@@ -158,26 +164,49 @@ class Session:
     def set_threshold(self, threshold: float) -> None:
         """Re-threshold the cached probabilities (no prediction)."""
         self.threshold = float(threshold)
+        self._log("threshold", value=self.threshold)
 
-    def set_predictor(self, predictor: PredictorLike | None) -> None:
-        """Use ``predictor`` from the next click on (model, zoom-in or flip changed)."""
+    def set_overwrite(self, on: bool) -> None:
+        """Whether objects may take pixels of other labels from now on."""
+        self.overwrite = bool(on)
+        self._log("overwrite", value=self.overwrite)
+
+    def set_predictor(self, predictor: PredictorLike | None, info: dict | None = None) -> None:
+        """Use ``predictor`` from the next click on (model, mode or settings changed). ``info``
+        says how to build it again, for the record: ``{"model": name or path, "sha256",
+        "mode", "settings": {...}}`` (:func:`napari_ritm.record.predictor_from_entry`)."""
         self.predictor = predictor
         self._predictor_holds = None
+        self._log("predictor", **(info or {"model": None}))
 
     def set_contrast_limits(self, limits: tuple[float, float] | None) -> None:
         """The image's display range changed: the next click normalises with it."""
-        self.image = replace(self.image, contrast_limits=None if limits is None else tuple(limits))
+        limits = None if limits is None else (float(limits[0]), float(limits[1]))
+        self.image = replace(self.image, contrast_limits=limits)
+        self._log("contrast", value=limits)
+
+    def save_record(self, path: str | Path) -> None:
+        """Write the record of this session (JSON) to ``path``."""
+        if self.record is None:
+            raise RuntimeError("this session does not record its actions")
+        self.record.image["fingerprint"] = fingerprint(self.image.data)
+        self.record.save(path, self.labels.data)
 
     @property
     def last_commit(self) -> tuple[int, tuple[int, ...]] | None:
         """(label, slice key) of the newest commit of this session not undone, or None."""
         return self._commits[-1] if self._commits else None
 
-    def forget_commit(self) -> None:
-        """The newest commit was undone in the labels layer (napari's undo)."""
+    def labels_undone(self) -> None:
+        """The labels layer's last change was undone (napari's undo, e.g. the newest commit)."""
         if self._commits:
             self._commits.pop()
+        self._log("labels_undo")
         self._say("")
+
+    def labels_redone(self) -> None:
+        """The labels layer redid its last undone change (napari's redo)."""
+        self._log("labels_redo")
 
     # -- user actions ------------------------------------------------------------------------
 
@@ -214,6 +243,7 @@ class Session:
         if self._propagation is not None:
             self._propagation.cancel()
         self._end_object()
+        self._log("reset")
         self._say(message)
 
     def set_slice(self, key: Sequence[int]) -> None:
@@ -234,6 +264,7 @@ class Session:
         object_id = self._object_id
         self._end_object()
         self._key = key
+        self._log("slice", key=list(key))
         if object_id is not None:
             self._start_object(object_id)
 
@@ -248,6 +279,7 @@ class Session:
             return False
         self._end_object()
         self._start_object(label)
+        self._log("refine", key=list(self._key), label=label)
         found = self._initial is not None
         self._say(f"Refining label {label}" + ("" if found else " (no pixels on this slice yet)"))
         return True
@@ -261,168 +293,22 @@ class Session:
             return False
         return self.refine(int(read_plane(self.labels, self._key)[row, col]))
 
-    def propagate(self, direction: int) -> Propagation | None:
-        """Carry the object to the next planes along the last stack axis (``direction`` +1/-1).
-
-        The object is the current one (its preview here is committed first) or, when none is in
-        progress, the one finished last. Returns a :class:`Propagation` whose ``steps()`` the
-        caller runs (a worker thread may), passing each step to :meth:`apply_step` and finally
-        calling :meth:`end_propagation`; None (with a message) when there is nothing to carry.
-        """
-        if not self._key:
-            self._say("Propagate needs a stack (3D or time series)")
-            return None
-        if self.busy:
-            self._say("Wait for the running prediction before propagating")
-            return None
-        if self.predictor is None:
-            self._say("No model loaded yet")
-            return None
-        if self._clicks and not self._commit_here():
-            return None
-        label = self._object_id if self._object_id is not None else self.last_committed
-        if label is None:
-            self._say("Nothing to propagate: segment an object (or refine a label) first")
-            return None
-        start = read_plane(self.labels, self._key) == label
-        if not start.any():
-            self._say(f"Label {label} has no pixels on this slice: nothing to propagate")
-            return None
-        self._start_object(label)
-        self._predictor_holds = None
-        self._propagations += 1
-        self._propagation_written = 0
-        self._propagated_label = label
-        self._propagation = Propagation(
-            self.predictor, self.image, self._key, start, direction,
-            threshold=self.threshold, generation=self._propagations,
-        )
-        return self._propagation
-
-    def apply_step(self, step: PropagationStep) -> None:
-        """Write one propagated plane (one undo step in the labels layer). The user may change
-        slices meanwhile; steps of a cancelled or finished propagation are ignored."""
-        prop = self._propagation
-        if prop is None or prop.cancelled or prop.finished or step.generation != prop.generation:
-            return
-        label = self._propagated_label
-        if not self.overwrite and (read_plane(self.labels, step.key) == label).any():
-            prop.finish(f"label {label} already has pixels on slice {step.key}: stopped there "
-                        "without changing them (turn on Overwrite to replace them)")
-            return
-        try:
-            commit_plane(self.labels, step.key, step.mask, self._propagated_label,
-                         overwrite=self.overwrite, layer_name=self.labels_name)
-        except (ValueError, TypeError) as error:  # e.g. read-only labels data
-            prop.finish(f"slice {step.key} not written: {error}")
-            return
-        self._propagation_written += 1
-
-    def end_propagation(self, *, cancelled: bool = False) -> None:
-        """The propagation ended (finished, stopped or failed): report it and accept clicks."""
-        prop, self._propagation = self._propagation, None
-        if prop is None or (prop.cancelled and not cancelled):  # reset: already reported
-            return
-        how = "stopped by you" if cancelled else prop.stop_reason
-        # the propagated object is done: the next click starts a new object
-        self._end_object()
-        self._say(f"Propagated label {self._propagated_label} to {self._propagation_written} "
-                  f"slice(s); {how}")
-
-    # -- the queue ---------------------------------------------------------------------------
-
-    def pump(self) -> PredictJob | None:
-        """Run queued undos/finishes in order up to the next click; return that click's job.
-
-        None when the queue is empty, a job is running, or no predictor is loaded yet.
-        """
-        if self._running is not None or self._propagation is not None:
-            return None
-        while self._queue:
-            kind, click = self._queue[0]
-            if kind == "click":
-                if self.predictor is None:
-                    return None
-                self._queue.popleft()
-                self._running = self._job_for(click)
-                return self._running
-            self._queue.popleft()
-            if kind == "undo":
-                self._undo_applied()
-            else:
-                self._finish_now()
-        return None
-
-    def complete(self, job: PredictJob, result: JobResult) -> None:
-        """Apply a finished job's result (ignored when the session moved on meanwhile)."""
-        if job is self._running:
-            self._running = None
-        if job.generation != self._generation:
-            return
-        cache_key = (job.key, job.source.contrast_limits)  # what the job normalised with
-        self._plane_cache = (cache_key, result.plane)
-        self._predictor_holds = (job.predictor, cache_key)
-        self._steps.append(_Step(job.state, self._probs, self._state_owner))
-        self._clicks.append(job.clicks[-1])
-        self._probs, self._state = result.probs, result.state
-        self._state_owner = job.predictor
-
-    def fail(self, job: PredictJob, error: BaseException) -> None:
-        """A job raised: reset the object cleanly and tell the user why."""
-        if job is self._running:
-            self._running = None
-        self._predictor_holds = None
-        if job.generation == self._generation:
-            self.reset(f"Prediction failed, object reset: {error}")
-
-    def run_pending(self) -> None:
-        """Run every queued operation synchronously in this thread."""
-        while (job := self.pump()) is not None:
-            try:
-                result = job.run()
-            except Exception as error:  # noqa: BLE001 - reported to the user, session reset
-                self.fail(job, error)
-            else:
-                self.complete(job, result)
-
     # -- internals ---------------------------------------------------------------------------
+
+    def _log(self, op: str, **fields: Any) -> None:
+        if self.record is not None:
+            self.record.add(op, **fields)
 
     def _say(self, message: str) -> None:
         self.last_message = message
         if message and self._notify is not None:
             self._notify(message)
 
-    def _job_for(self, click: Click) -> PredictJob:
-        cache_key = (self._key, self.image.contrast_limits)
-        cached = self._plane_cache
-        plane = cached[1] if cached is not None and cached[0] == cache_key else None
-        holds = self._predictor_holds
-        needs_image = holds is None or holds[0] is not self.predictor or holds[1] != cache_key
-        state, prev_mask = self._state, self._initial
-        if state is not None and self._state_owner is not self.predictor:
-            # another predictor (model or mode changed mid-object): it carries on from the
-            # current mask, as when refining a label
-            state, prev_mask = None, _full(self._probs)
-        return PredictJob(
-            predictor=self.predictor, source=self.image, key=self._key, plane=plane,
-            needs_image=needs_image, state=state, clicks=(*self._clicks, click),
-            prev_mask=prev_mask, generation=self._generation,
-        )
-
-    def _cancel_pending(self) -> int:
-        """Drop queued operations and orphan the running job; the number of clicks dropped."""
-        dropped = sum(kind == "click" for kind, _ in self._queue)
-        self._queue.clear()
-        if self._running is not None:
-            dropped += 1
-        self._generation += 1
-        return dropped
-
     def _end_object(self) -> None:
         self._object_id = None
         self._initial: np.ndarray | None = None
         self._clicks: list[Click] = []
-        self._steps: list[_Step] = []
+        self._steps: list = []  # undo records of the applied clicks (session_queue._Step)
         self._probs: np.ndarray | None = None
         self._state: Any = None
         self._state_owner: Any = None
@@ -437,6 +323,7 @@ class Session:
     def _undo_applied(self) -> None:
         if not self._steps:
             return
+        self._log("undo")
         step = self._steps.pop()
         self._clicks.pop()
         self._probs, self._state = step.probs_before, step.state_before
@@ -466,6 +353,7 @@ class Session:
         return True
 
     def _finish_now(self) -> None:
+        self._log("finish")
         if self._clicks and not self._commit_here():
             return  # keep the object: the user can fix the labels dtype and finish again
         self._end_object()

@@ -275,3 +275,21 @@ def describe_load_error(source: str | os.PathLike, error: BaseException) -> str:
     if len(first) > 200:
         first = first[:197] + "..."
     return f"Cannot use model {name!r}: {first}"
+
+
+def model_file(source: str | os.PathLike) -> Path:
+    """The checkpoint file ``load_model(source)`` reads (a registered name's cached or shipped
+    file, else the path itself), without downloading anything."""
+    if isinstance(source, str) and source in REGISTRY:
+        return local_path(source)
+    return Path(source)
+
+
+def model_file_hash(source: str | os.PathLike) -> str | None:
+    """SHA-256 of the checkpoint file of ``source`` (None when there is no such file yet)."""
+    path = model_file(source)
+    if not path.is_file():
+        return None
+    import pooch
+
+    return pooch.file_hash(str(path), alg="sha256")
