@@ -79,7 +79,7 @@ def test_ctrl_c_leaves_a_usable_partial_json(toy_set, tmp_path, monkeypatch, cap
         (["--model", "baseline:nope"], "unknown baseline"),
         (["--model", "baseline:watershed", "--clicks", "0"], "--clicks"),
         (["--model", "baseline:watershed", "--min-area", "100000"], "no object"),
-        (["--model", "/no/such/model.pth"], "cannot load model"),
+        (["--model", "/no/such/model.pth"], "--model /no/such/model.pth: No model file at"),
     ],
 )
 def test_bad_input_is_a_usage_error(toy_set, argv, message, capsys):

@@ -161,7 +161,9 @@ def test_threshold_out_of_range(image_tif, tmp_path, capsys):
 def test_model_not_found(image_tif, tmp_path, capsys):
     _fails(capsys, ["predict", str(image_tif), "-c", "1,1,+", "--model",
                     str(tmp_path / "missing.pth"), "-o", str(tmp_path / "o.tif")],
-           "cannot load model")
+           f"--model {tmp_path / 'missing.pth'}: No model file at")
+    _fails(capsys, ["predict", str(image_tif), "-c", "1,1,+", "--model", "defualt", "-o",
+                    str(tmp_path / "o.tif")], "unknown model name 'defualt'")
     assert not (tmp_path / "o.tif").exists()
 
 

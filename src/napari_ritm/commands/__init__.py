@@ -8,3 +8,15 @@ Each public module here defines ``register(subparsers)``, which adds its parser 
 
 class UsageError(Exception):
     """Bad input from the user (missing file, wrong shape, ...): reported without a traceback."""
+
+
+def load_model_or_exit(source: str, option: str = "--model"):
+    """``load_model(source)``, with any failure to load it turned into a :class:`UsageError`
+    whose one or two lines say what went wrong and what to do (``option``: the flag that named
+    the model, shown first)."""
+    from napari_ritm.model.zoo import describe_load_error, load_model
+
+    try:
+        return load_model(source)
+    except (OSError, KeyError, ValueError, RuntimeError) as err:
+        raise UsageError(f"{option} {source}: {describe_load_error(source, err)}") from None

@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from napari_ritm.commands import UsageError
+from napari_ritm.commands import UsageError, load_model_or_exit
 
 DESCRIPTION = """\
 Simulate a user clicking each object of each dataset (RITM's NoC protocol: next click at the
@@ -83,14 +83,9 @@ def make_predictor(model: str, mode: str = "window"):
         if name not in BASELINES:
             raise UsageError(f"unknown baseline {name!r}; choose from {', '.join(BASELINES)}")
         return BASELINES[name]()
-    from napari_ritm import load_model
     from napari_ritm.inference import modes
 
-    try:
-        net = load_model(model)
-    except (OSError, ValueError, RuntimeError, KeyError) as err:
-        raise UsageError(f"cannot load model {model!r}: {err}") from err
-    return modes.make_predictor(net, mode)
+    return modes.make_predictor(load_model_or_exit(model), mode)
 
 
 def _check_args(args: argparse.Namespace) -> None:

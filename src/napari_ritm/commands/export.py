@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from napari_ritm.commands import UsageError
+from napari_ritm.commands import UsageError, load_model_or_exit
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -35,12 +35,8 @@ def run(args: argparse.Namespace) -> int:
     if args.onnx.parent and not args.onnx.parent.exists():
         raise UsageError(f"the folder {args.onnx.parent} does not exist")
     from napari_ritm.model.onnx_backend import OnnxRITM, export_onnx
-    from napari_ritm.model.zoo import load_model
 
-    try:
-        net = load_model(args.model)
-    except (ValueError, RuntimeError, OSError) as err:
-        raise UsageError(f"cannot load model {args.model!r}: {err}") from None
+    net = load_model_or_exit(args.model)
     try:
         path = export_onnx(net, args.onnx)
     except ImportError as err:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_ritm.commands import UsageError
+from napari_ritm.commands import UsageError, load_model_or_exit
 
 _CLICK = re.compile(r"^\s*([-+0-9.eE]+)\s*,\s*([-+0-9.eE]+)\s*,\s*([+-]|pos|neg)\s*$")
 _TIFF = (".tif", ".tiff")
@@ -169,15 +169,11 @@ def _predict(
     """Load the model and replay the clicks; returns the final probabilities and bool mask."""
     import torch
 
-    from napari_ritm import load_model
     from napari_ritm.inference.clicks import Click
     from napari_ritm.inference.modes import make_predictor
 
     torch.set_num_threads(args.threads)
-    try:
-        model = load_model(args.model)
-    except (OSError, KeyError, ValueError, RuntimeError) as err:
-        raise UsageError(f"cannot load model {args.model!r}: {err}") from None
+    model = load_model_or_exit(args.model)
     overrides: dict = {"prob_thresh": args.threshold}
     if args.mode != "window":
         overrides.update(max_size=args.max_size, **({"flip": False} if args.no_flip else {}))

@@ -13,7 +13,7 @@ import json
 import os
 from pathlib import Path
 
-from napari_ritm.commands import UsageError
+from napari_ritm.commands import UsageError, load_model_or_exit
 from napari_ritm.model.variants import ARCHITECTURES
 
 
@@ -225,12 +225,7 @@ def _build_net(args):
     import torch
 
     if args.init:
-        from napari_ritm.model.zoo import load_model
-
-        try:
-            net = load_model(args.init)
-        except (OSError, KeyError, ValueError, RuntimeError) as err:
-            raise UsageError(f"--init {args.init}: {err}") from None
+        net = load_model_or_exit(args.init, "--init")
         if args.model is not None and net.variant.architecture != args.model:
             raise UsageError(f"--init {args.init} is not a {args.model} model "
                              f"({net.variant.name})")
