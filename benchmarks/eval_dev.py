@@ -27,13 +27,13 @@ import sys
 import tempfile
 from pathlib import Path
 
+from common import DATA, REPO, SPLIT
+from common import RESULTS as RESULTS_DIR
+
 from napari_ritm.cli import main as cli
 from napari_ritm.evaluation.plots import plot_iou_curves
 
-REPO = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("NAPARI_RITM_SHARED", REPO.parent / "shared")) / "data"
-SPLIT = REPO / "src" / "napari_ritm" / "training" / "recipes" / "shared_split.json"
-RESULTS = REPO / "benchmarks" / "results"
+RESULTS = RESULTS_DIR
 #: dev set -> (objects per val image, at most this many objects in the set)
 SETS = {"dsb2018": (5, 45), "isbi2012_em": (10, 40), "weizmann_horse": (1, 66),
         "stardist_nuclei2d": (30, 30), "coelho_nuclei": (3, 45), "usiigaci_phase": (6, 42),

@@ -18,9 +18,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from common import REPO, SHARED
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("NAPARI_RITM_SHARED", REPO.parent / "shared"))
 FAKE_H18S = SHARED / "ref" / "checkpoints" / "fake_coco_lvis_h18s_itermask.pth"
 DEV_SETS = ("blobs", "dsb2018", "isbi2012_em", "stardist_nuclei2d", "weizmann_horse")
 
@@ -130,7 +129,7 @@ def _memory_case(kind: str) -> dict:
 
 def _thread_case(threads: int) -> dict:
     """Reference port, exact and fast clicks (h18s, 1024 px) at ``threads`` torch threads."""
-    from click_latency import REFERENCE_SETTINGS, Runner, random_network, synthetic_image
+    from common import REFERENCE_SETTINGS, Runner, random_network, synthetic_image
     from reference_port import ReferencePredictor
 
     from napari_ritm.inference.modes import make_predictor

@@ -23,18 +23,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from common import DATA, SPLIT
+from common import RESULTS as RESULTS_DIR
 
 from napari_ritm.evaluation.clicker import Clicker
-from napari_ritm.folders import image_label_pairs, read_array, to_rgb01
 from napari_ritm.evaluation.noc import get_iou
+from napari_ritm.folders import image_label_pairs, read_array, to_rgb01
 from napari_ritm.inference.modes import make_predictor
 from napari_ritm.model.zoo import load_model
 from napari_ritm.training.data import load_split
 
-REPO = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("NAPARI_RITM_SHARED", REPO.parent / "shared")) / "data"
-SPLIT = REPO / "src" / "napari_ritm" / "training" / "recipes" / "shared_split.json"
-RESULTS = REPO / "benchmarks" / "results" / "mosaic.json"
+RESULTS = RESULTS_DIR / "mosaic.json"
 SETS = ("dsb2018", "coelho_nuclei", "stardist_nuclei2d", "isbi2012_em", "usiigaci_phase",
         "emps_particles")
 TILE, GRID = 512, 4

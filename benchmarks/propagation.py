@@ -27,13 +27,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import sys
 from pathlib import Path
 
 import numpy as np
 import torch
+from common import DATA
+from common import RESULTS as RESULTS_DIR
 from scipy import ndimage
 
 from napari_ritm.folders import image_label_pairs, read_array, to_rgb01
@@ -42,9 +43,7 @@ from napari_ritm.inference.modes import make_predictor
 from napari_ritm.model.zoo import load_model
 from napari_ritm.propagation import STOP_RULE, STOP_RULES, StepFigures, interior_point
 
-REPO = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("NAPARI_RITM_SHARED", REPO.parent / "shared")) / "data"
-RESULTS = REPO / "benchmarks" / "results" / "propagation.json"
+RESULTS = RESULTS_DIR / "propagation.json"
 
 
 def synthetic_stack(seed: int, depth: int = 24, size: int = 256, cells: int = 14):

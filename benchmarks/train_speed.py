@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from common import RESULTS as RESULTS_DIR
+from common import SHARED
 from torch.utils.data import default_collate
 
 from napari_ritm.model.ritm_net import RITMNet
@@ -31,9 +33,7 @@ from napari_ritm.training.optim import init_weights
 from napari_ritm.training.sampler import MultiPointSampler
 from napari_ritm.training.trainer import Trainer, TrainOptions
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("NAPARI_RITM_SHARED", REPO.parent / "shared"))
-RESULTS = REPO / "benchmarks" / "results" / "train_speed.json"
+RESULTS = RESULTS_DIR / "train_speed.json"
 
 
 def measure(samples, crop, mode: str, args) -> dict:

@@ -30,12 +30,11 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
+from common import RESULTS as RESULTS_DIR
 
-REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "benchmarks" / "results" / "widget_click.json"
+RESULTS = RESULTS_DIR / "widget_click.json"
 MODES = {"default": (True, True), "no-flip": (True, False), "no-zoom": (False, True)}
 MODE_NAMES = {"default": "zoom-in + flip (widget default)", "no-flip": "zoom-in, no flip",
               "no-zoom": "no zoom-in, flip"}

@@ -29,6 +29,8 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from common import DATA, SPLIT
+from common import RESULTS as RESULTS_DIR
 
 from napari_ritm.evaluation.clicker import Clicker
 from napari_ritm.evaluation.datasets import InstanceDataset
@@ -43,10 +45,7 @@ from napari_ritm.inference.window import (
 )
 from napari_ritm.training.data import load_split
 
-REPO = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("NAPARI_RITM_SHARED", REPO.parent / "shared")) / "data"
-SPLIT = REPO / "src" / "napari_ritm" / "training" / "recipes" / "shared_split.json"
-RESULTS = REPO / "benchmarks" / "results" / "window_rule.json"
+RESULTS = RESULTS_DIR / "window_rule.json"
 SETS = ("dsb2018", "coelho_nuclei", "stardist_nuclei2d", "isbi2012_em", "usiigaci_phase",
         "emps_particles", "weizmann_horse")
 #: candidate settings: (net_size, first_window, min_crop_size)
