@@ -154,7 +154,3 @@ def test_modes_mapping():
     assert PREDICTOR_MODES["fast"]["flip"] is False
     with pytest.raises(ValueError, match="exact, fast"):
         predictor_kwargs("quick")
-    # the evaluation code uses the same mapping
-    from napari_ritm.evaluation.noc import PREDICTOR_MODES as evaluation_modes
-
-    assert evaluation_modes is PREDICTOR_MODES

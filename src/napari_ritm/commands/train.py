@@ -20,12 +20,7 @@ from napari_ritm.model.variants import ARCHITECTURES
 
 def register(subparsers) -> None:
     """Add the ``train`` and ``finetune`` subcommands."""
-    p = subparsers.add_parser(
-        "train",
-        help="train a RITM model on labelled image folders",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = _parser(subparsers, "train", "train a RITM model on labelled image folders")
     p.add_argument(
         "--model",
         choices=sorted(ARCHITECTURES),
@@ -36,12 +31,7 @@ def register(subparsers) -> None:
     _add_common(p, steps=None, lr=5e-4, crop=(320, 480), batch=8, save_every=500, val_fraction=None)
     p.set_defaults(handler=lambda args: run(args, finetune=False))
 
-    f = subparsers.add_parser(
-        "finetune",
-        help="adapt a trained model to your own labelled images",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    f = _parser(subparsers, "finetune", "adapt a trained model to your own labelled images")
     f.add_argument(
         "--init",
         metavar="NAME_OR_PATH",
@@ -50,6 +40,11 @@ def register(subparsers) -> None:
     )
     _add_common(f, steps=300, lr=1e-4, crop=(256, 256), batch=4, save_every=100, val_fraction=None)
     f.set_defaults(handler=lambda args: run(args, finetune=True), model=None)
+
+
+def _parser(subparsers, name: str, summary: str) -> argparse.ArgumentParser:
+    return subparsers.add_parser(name, help=summary, description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
 def _add_common(p, *, steps, lr, crop, batch, save_every, val_fraction) -> None:
@@ -285,32 +280,14 @@ def run(args, *, finetune: bool) -> int:
     epoch_len = resolve_epoch_len(args.epoch_len, len(train_samples), args.batch_size)
     steps = args.steps or args.epochs * steps_per_epoch(epoch_len, args.batch_size, world)
     net = _build_net(args)
+    same = ("batch_size", "lr", "backbone_lr_mult", "min_object_area", "balance_sets",
+            "object_crops", "single_click_prob", "val_mode", "seed", "save_every", "val_every",
+            "val_samples", "val_objects", "val_max_clicks", "workers", "resume")
     options = TrainOptions(
-        out=args.out,
-        steps=steps,
-        batch_size=args.batch_size,
-        crop_size=tuple(args.crop),
-        scale_range=tuple(args.scale_range),
-        lr=args.lr,
-        backbone_lr_mult=args.backbone_lr_mult,
-        epoch_len=epoch_len,
-        max_num_next_clicks=args.max_next_clicks,
-        min_object_area=args.min_object_area,
-        balance_sets=args.balance_sets,
-        object_crops=args.object_crops,
-        single_click_prob=args.single_click_prob,
-        val_mode=args.val_mode,
-        seed=args.seed,
-        save_every=args.save_every,
-        val_every=args.val_every,
-        val_samples=args.val_samples,
-        val_objects=args.val_objects,
-        val_max_clicks=args.val_max_clicks,
-        workers=args.workers,
-        device=device,
-        amp=not args.no_amp,
-        resume=args.resume,
-        progress=not args.no_progress,
+        out=args.out, steps=steps, crop_size=tuple(args.crop),
+        scale_range=tuple(args.scale_range), epoch_len=epoch_len,
+        max_num_next_clicks=args.max_next_clicks, device=device, amp=not args.no_amp,
+        progress=not args.no_progress, **{name: getattr(args, name) for name in same},
     )
     if rank == 0:
         print(

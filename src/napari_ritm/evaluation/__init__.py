@@ -10,27 +10,7 @@ The ``napari-ritm evaluate`` command puts them together.
 """
 from napari_ritm.evaluation.clicker import Clicker
 from napari_ritm.evaluation.datasets import InstanceDataset, Sample
-from napari_ritm.evaluation.noc import (
-    PREDICTOR_MODES,
-    DatasetResult,
-    evaluate_dataset,
-    evaluate_sample,
-    get_iou,
-    miou_per_click,
-    noc,
-    summarize,
-)
+from napari_ritm.evaluation.noc import DatasetResult, evaluate_dataset, evaluate_sample, noc
 
-__all__ = [
-    "PREDICTOR_MODES",
-    "Clicker",
-    "DatasetResult",
-    "InstanceDataset",
-    "Sample",
-    "evaluate_dataset",
-    "evaluate_sample",
-    "get_iou",
-    "miou_per_click",
-    "noc",
-    "summarize",
-]
+__all__ = ["Clicker", "DatasetResult", "InstanceDataset", "Sample", "evaluate_dataset",
+           "evaluate_sample", "noc"]

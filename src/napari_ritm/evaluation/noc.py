@@ -20,10 +20,8 @@ import numpy as np
 from napari_ritm.evaluation.clicker import Clicker
 from napari_ritm.evaluation.datasets import Sample
 from napari_ritm.inference.clicks import Click
-from napari_ritm.inference.modes import PREDICTOR_MODES  # re-exported: defined once there
 
 __all__ = [
-    "PREDICTOR_MODES",
     "ClickPredictor",
     "DatasetResult",
     "SampleResult",

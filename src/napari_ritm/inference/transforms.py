@@ -134,22 +134,12 @@ class ZoomIn:
     image as ROI even before there is a previous prediction (the official demo setting).
     """
 
-    def __init__(
-        self,
-        *,
-        target_size: int | tuple[int, int] = 400,
-        skip_clicks: int = 1,
-        expansion_ratio: float = 1.4,
-        min_crop_size: int = 200,
-        recompute_thresh_iou: float = 0.5,
-        prob_thresh: float = 0.5,
-    ) -> None:
-        self.target_size = target_size
-        self.skip_clicks = skip_clicks
-        self.expansion_ratio = expansion_ratio
-        self.min_crop_size = min_crop_size
-        self.recompute_thresh_iou = recompute_thresh_iou
-        self.prob_thresh = prob_thresh
+    def __init__(self, *, target_size: int | tuple[int, int] = 400, skip_clicks: int = 1,
+                 expansion_ratio: float = 1.4, min_crop_size: int = 200,
+                 recompute_thresh_iou: float = 0.5, prob_thresh: float = 0.5) -> None:
+        self.target_size, self.skip_clicks = target_size, skip_clicks
+        self.expansion_ratio, self.min_crop_size = expansion_ratio, min_crop_size
+        self.recompute_thresh_iou, self.prob_thresh = recompute_thresh_iou, prob_thresh
         self.roi: Roi | None = None
         self.roi_changed = False
 

@@ -118,11 +118,8 @@ class SingleClassOCR(nn.Module):
         post: nn.Module,
     ) -> None:
         super().__init__()
-        self.f_down = f_down
-        self.f_up = f_up
-        self.context_proj = context_proj
-        self.pixel_proj = pixel_proj
-        self.post = post
+        self.f_down, self.f_up, self.post = f_down, f_up, post
+        self.context_proj, self.pixel_proj = context_proj, pixel_proj
 
     @classmethod
     def from_spatial_ocr(cls, head: SpatialOCR) -> SingleClassOCR:
@@ -182,10 +179,8 @@ class InferenceRITM(nn.Module):
         channels_last: bool,
     ) -> None:
         super().__init__()
-        self.variant = variant
-        self.maps_transform = maps_transform
-        self.feature_extractor = feature_extractor
-        self.channels_last = channels_last
+        self.variant, self.channels_last = variant, channels_last
+        self.maps_transform, self.feature_extractor = maps_transform, feature_extractor
         self.folded = False
         self.probe_change: float | None = None
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))

@@ -68,18 +68,11 @@ class RITMLoss(nn.Module):
     Returns (total scalar tensor, {"nfl": scalar, "bce": scalar}) with the parts detached.
     """
 
-    def __init__(
-        self,
-        instance_weight: float = 1.0,
-        aux_weight: float = 0.4,
-        alpha: float = 0.5,
-        gamma: float = 2.0,
-    ) -> None:
+    def __init__(self, instance_weight: float = 1.0, aux_weight: float = 0.4,
+                 alpha: float = 0.5, gamma: float = 2.0) -> None:
         super().__init__()
-        self.instance_weight = instance_weight
-        self.aux_weight = aux_weight
-        self.alpha = alpha
-        self.gamma = gamma
+        self.instance_weight, self.aux_weight = instance_weight, aux_weight
+        self.alpha, self.gamma = alpha, gamma
 
     def forward(self, outputs: dict[str, torch.Tensor], labels: torch.Tensor):
         nfl = normalized_focal_loss(

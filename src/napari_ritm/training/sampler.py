@@ -56,33 +56,22 @@ class MultiPointSampler:
     is empty and only negative clicks are drawn.
     """
 
-    def __init__(
-        self,
-        max_num_points: int = 24,
-        *,
-        prob_gamma: float = 0.80,
-        expand_ratio: float = 0.1,
-        positive_erode_prob: float = 0.9,
-        positive_erode_iters: int = 3,
-        negative_bg_prob: float = 0.1,
-        negative_other_prob: float = 0.4,
-        negative_border_prob: float = 0.5,
-        merge_objects_prob: float = 0.15,
-        max_num_merged_objects: int = 2,
-        single_click_prob: float = 0.0,
-        centre_click_prob: float = 0.5,
-    ) -> None:
+    def __init__(self, max_num_points: int = 24, *, prob_gamma: float = 0.80,
+                 expand_ratio: float = 0.1, positive_erode_prob: float = 0.9,
+                 positive_erode_iters: int = 3, negative_bg_prob: float = 0.1,
+                 negative_other_prob: float = 0.4, negative_border_prob: float = 0.5,
+                 merge_objects_prob: float = 0.15, max_num_merged_objects: int = 2,
+                 single_click_prob: float = 0.0, centre_click_prob: float = 0.5) -> None:
         if max_num_points < 1:
             raise ValueError("max_num_points must be at least 1")
         neg_probs = (negative_bg_prob, negative_other_prob, negative_border_prob)
         if not math.isclose(sum(neg_probs), 1.0):
             raise ValueError(f"the negative strategy probabilities must sum to 1, got {neg_probs}")
-        self.max_num_points = max_num_points
-        self.expand_ratio = expand_ratio
-        self.positive_erode_prob = positive_erode_prob
-        self.positive_erode_iters = positive_erode_iters
-        self.negative_probs = neg_probs
-        self.merge_objects_prob = merge_objects_prob
+        self.max_num_points, self.expand_ratio = max_num_points, expand_ratio
+        self.positive_erode_prob, self.positive_erode_iters = (
+            positive_erode_prob, positive_erode_iters
+        )
+        self.negative_probs, self.merge_objects_prob = neg_probs, merge_objects_prob
         self.max_num_merged_objects = (
             max_num_points if max_num_merged_objects == -1 else max_num_merged_objects
         )
