@@ -124,7 +124,7 @@ class ModelPanel:
             overrides["zoom_in"] = self.zoom_check.isChecked()
         set_interactive_threads()
         info = {"model": self.model_name, "sha256": self._model_hash, "mode": mode,
-                "settings": overrides}
+                "interactive": True, "settings": overrides}
         self.set_predictor(make_predictor(self._networks[mode], mode, interactive=True,
                                           **overrides), info)
 

@@ -169,8 +169,8 @@ def predictor_from_entry(entry: dict, notes: list[str] | None = None) -> Any:
     if notes is not None and entry.get("sha256") and digest != entry["sha256"]:
         notes.append(f"model {entry['model']} is not the file recorded (SHA-256 differs)")
     set_interactive_threads()
-    return make_predictor(load_model(entry["model"]), entry["mode"], interactive=True,
-                          **entry.get("settings", {}))
+    return make_predictor(load_model(entry["model"]), entry["mode"],
+                          interactive=entry.get("interactive", True), **entry.get("settings", {}))
 
 
 def _limits(value: Any) -> tuple[float, float] | None:

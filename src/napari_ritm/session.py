@@ -174,10 +174,12 @@ class Session(PredictionQueue, PropagationActions):
     def set_predictor(self, predictor: PredictorLike | None, info: dict | None = None) -> None:
         """Use ``predictor`` from the next click on (model, mode or settings changed). ``info``
         says how to build it again, for the record: ``{"model": name or path, "sha256",
-        "mode", "settings": {...}}`` (:func:`napari_ritm.record.predictor_from_entry`)."""
+        "mode", "settings": {...}}`` (:func:`napari_ritm.record.predictor_from_entry`);
+        default: the ``info`` that ``make_predictor`` gives its predictors."""
         self.predictor = predictor
         self._predictor_holds = None
-        self._log("predictor", **(info or {"model": None}))
+        info = info or getattr(predictor, "info", None) or {"model": None}
+        self._log("predictor", **info)
 
     def set_contrast_limits(self, limits: tuple[float, float] | None) -> None:
         """The image's display range changed: the next click normalises with it."""

@@ -105,15 +105,26 @@ def make_predictor(model, mode: str = DEFAULT_MODE, *, interactive: bool = False
     ``interactive`` adds the official demo's settings to the paper's predictor modes (the window
     mode is interactive by construction); ``overrides`` replace single settings (e.g.
     ``flip=False``, ``prob_thresh=0.6``). The one way the widget, the commands and training
-    validation build their predictors."""
+    validation build their predictors. For a model from ``load_model`` the predictor's ``info``
+    says how to build it again (model, its file's SHA-256, mode, settings)."""
+    source = getattr(model, "source", None)
     model = inference_network(model, mode)
     if mode == "window":
         from napari_ritm.inference.window import WindowPredictor
 
-        return WindowPredictor(model, **{**WINDOW_SETTINGS, **overrides})
-    from napari_ritm.inference.predictor import Predictor
+        predictor = WindowPredictor(model, **{**WINDOW_SETTINGS, **overrides})
+    else:
+        from napari_ritm.inference.predictor import Predictor
 
-    return Predictor(model, **{**predictor_kwargs(mode, interactive=interactive), **overrides})
+        predictor = Predictor(
+            model, **{**predictor_kwargs(mode, interactive=interactive), **overrides}
+        )
+    if source is not None:  # how to build it again (a session's record keeps this)
+        from napari_ritm.model.zoo import model_file_hash
+
+        predictor.info = {"model": source, "sha256": model_file_hash(source), "mode": mode,
+                          "interactive": interactive, "settings": dict(overrides)}
+    return predictor
 
 
 def predictor_kwargs(mode: str, *, interactive: bool = False) -> dict:

@@ -235,8 +235,14 @@ def load_model(source: str | os.PathLike, device: str = "cpu") -> RITMNet:
     ``config``), or a name from :data:`REGISTRY` (downloaded into the cache on first use).
     Raises ValueError for an unknown name, FileNotFoundError for a missing file (including
     :class:`ModelNotBundledError`), :class:`DownloadError` when a download fails, and the loader's
-    ValueError/RuntimeError for an unusable file.
+    ValueError/RuntimeError for an unusable file. ``net.source`` keeps ``source``.
     """
+    net = _load(source, device)
+    net.source = str(source)  # where it came from: a predictor's record names it
+    return net
+
+
+def _load(source: str | os.PathLike, device: str) -> RITMNet:
     from napari_ritm.model.checkpoint import load_checkpoint
 
     if isinstance(source, str) and source in REGISTRY:
