@@ -93,6 +93,26 @@ def evaluate_argv(model: str, mode: str, name: str, min_area: int, clicks: int) 
             "--limit", str(limit), "--min-area", str(min_area), "--clicks", str(clicks)]
 
 
+def markdown_table(results: dict) -> str:
+    """Runs as rows, sets as columns; each cell "NoC@85 / NoC@90 (IoU after 1 click)"."""
+    sets = [name for name in SETS if any(name in r["datasets"] for r in results["runs"])]
+    counts = {name: next(r["datasets"][name]["objects"] for r in results["runs"]
+                         if name in r["datasets"]) for name in sets}
+    lines = ["| method | " + " | ".join(f"{n} ({counts[n]})" for n in sets) + " |",
+             "|---|" + "---|" * len(sets)]
+    for run in sorted(results["runs"], key=lambda r: r["model"]):
+        cells = []
+        for name in sets:
+            d = run["datasets"].get(name)
+            if d is None:
+                cells.append("")
+                continue
+            iou1 = sum(s["ious"][0] for s in d["samples"]) / len(d["samples"])
+            cells.append(f"{d['NoC@85']:.2f} / {d['NoC@90']:.2f} ({iou1:.2f})")
+        lines.append(f"| {run['model']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--min-area", type=int, default=30, help="smallest object, pixels (30)")
@@ -103,7 +123,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sets", nargs="+", choices=sorted(SETS), default=list(SETS),
                         help="dev sets to evaluate (default: all)")
     parser.add_argument("--out", type=Path, default=RESULTS / "eval_dev.json")
+    parser.add_argument("--markdown", action="store_true",
+                        help="only print the results file as a markdown table (for docs/)")
     args = parser.parse_args(argv)
+    if args.markdown:
+        print(markdown_table(json.loads(args.out.read_text())))
+        return 0
     if not DATA.is_dir():
         print(f"dev sets not found at {DATA} (set NAPARI_RITM_SHARED)", file=sys.stderr)
         return 1

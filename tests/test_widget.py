@@ -30,13 +30,13 @@ def mouse_click(viewer, world, *, button=1, modifiers=(), drag=(0, 0)):
 
 def open_widget(viewer, qtbot, predictor=None) -> RITMWidget:
     _, widget = viewer.window.add_plugin_dock_widget("napari-ritm", WIDGET)
-    qtbot.waitUntil(lambda: widget._model_worker is None, timeout=30000)  # "default" is tried
+    qtbot.waitUntil(lambda: widget._model_worker is None, timeout=120000)  # "default" is tried
     if predictor is not None:
         widget.set_predictor(predictor)
     return widget
 
 
-def wait_idle(widget, qtbot, timeout=30000):
+def wait_idle(widget, qtbot, timeout=120000):
     qtbot.waitUntil(lambda: widget.idle, timeout=timeout)
 
 
@@ -63,8 +63,9 @@ def test_click_finish_and_napari_undo(make_napari_viewer, qtbot):
     wait_idle(widget, qtbot)
     assert widget.session.predictor.predict_calls == 3
     assert len(widget.clicks_layer.data) == 3
-    colors = widget.clicks_layer.face_color
-    assert colors[0][1] > 0.5 and colors[2][0] > 0.9 and colors[2][1] < 0.1  # green, red
+    colors = widget.clicks_layer.border_color  # hollow rings: green, red
+    assert colors[0][1] > 0.5 and colors[2][0] > 0.9 and colors[2][1] < 0.1
+    assert (widget.clicks_layer.face_color[:, 3] == 0).all()
     preview = widget.preview_layer.data
     assert preview[20, 20] == 1 and preview[20, 30] == 0 and preview[20, 35] == 1
     assert preview[40, 60] == 0
@@ -270,7 +271,7 @@ def test_stop_cancels_a_running_propagation(make_napari_viewer, qtbot):
     wait_idle(widget, qtbot)
     widget.propagate(1)
     assert not widget.progress.isHidden() and widget.stop_button.isEnabled()
-    qtbot.waitUntil(lambda: widget.progress.value() >= 2, timeout=30000)
+    qtbot.waitUntil(lambda: widget.progress.value() >= 2, timeout=120000)
     widget.stop_button.click()
     wait_idle(widget, qtbot)
     done = sum(bool(widget.labels_layer.data[z].any()) for z in range(40))

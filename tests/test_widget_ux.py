@@ -84,7 +84,7 @@ def test_a_failed_download_keeps_the_working_model(make_napari_viewer, qtbot, mo
     monkeypatch.setattr(zoo, "fetch", no_network)
     widget.model_combo.setCurrentText("coco_lvis_h18s_itermask")
     widget._on_model_chosen(widget.model_combo.currentIndex())
-    qtbot.waitUntil(lambda: widget._model_worker is None, timeout=30000)
+    qtbot.waitUntil(lambda: widget._model_worker is None, timeout=120000)
     message = widget.status.text()
     assert message.startswith("Could not download model 'coco_lvis_h18s_itermask'. Save ")
     assert "Still using default" in message and len(message) < 300

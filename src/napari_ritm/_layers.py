@@ -122,7 +122,8 @@ def add_clicks_layer(viewer: Any, labels: Labels, name: str, size: float) -> Poi
     whose markers are rings of ``size`` screen pixels at any zoom."""
     layer = viewer.add_points(
         np.empty((0, labels.ndim)), ndim=labels.ndim, name=name, scale=labels.scale,
-        translate=labels.translate, symbol="ring", metadata={OWN: "clicks"},
+        translate=labels.translate, symbol="disc", face_color="transparent",
+        border_width=0.3, border_width_is_relative=True, metadata={OWN: "clicks"},
     )
     set_marker_size(layer, size)
     layer.mode = "pan_zoom"
@@ -143,10 +144,9 @@ def draw_clicks(
     background, of ``size`` screen pixels."""
     data = np.array([(*key, c.y, c.x) for c in clicks], dtype=float).reshape(-1, len(key) + 2)
     layer.data = data
-    if len(clicks):
-        colors = [POSITIVE if c.positive else NEGATIVE for c in clicks]
-        layer.face_color = colors
-        layer.border_color = colors
+    if len(clicks):  # hollow rings: the object under a click stays visible
+        layer.face_color = "transparent"
+        layer.border_color = [POSITIVE if c.positive else NEGATIVE for c in clicks]
     set_marker_size(layer, size)
 
 
