@@ -26,3 +26,18 @@ def data_dir() -> Path:
     if not DATA.is_dir():
         pytest.skip(f"shared datasets not found at {DATA}")
     return DATA
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread():
+    """Every test runs torch on one thread, as the widget and the commands do: on a 2-core
+    machine with anything else busy, two threads make each network call many times slower."""
+    try:
+        import torch
+    except ImportError:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -1,0 +1,70 @@
+"""Adapting a model to the user's labels: held-back objects are hidden from training, the
+comparison runs before and after, cancelling leaves the model untouched."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from napari_ritm.training.adapt import (  # noqa: E402
+    AdaptCancelled,
+    AdaptOptions,
+    adapt,
+    split_objects,
+)
+from napari_ritm.training.data import read_folder  # noqa: E402
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One torch thread: on a busy 2-core machine two threads can be many times slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+FAST = AdaptOptions(steps=2, batch_size=2, crop_size=(64, 64), max_clicks=2, min_area=20)
+
+
+@pytest.fixture(scope="module")
+def blobs(data_dir):
+    return read_folder(data_dir / "blobs")
+
+
+@pytest.fixture(scope="module")
+def small_net():
+    from napari_ritm.model.ritm_net import RITMNet, RITMVariant
+    from napari_ritm.training.optim import init_weights
+
+    torch.manual_seed(0)
+    return init_weights(RITMNet.from_variant(RITMVariant.named("h18s"))).eval()
+
+
+def test_held_back_objects_are_hidden_from_training(blobs):
+    train, held = split_objects(blobs, 0.25, min_held=3, min_train=5, min_area=20)
+    ids = {k for _, k in held}
+    n = len(np.unique(blobs[0].labels[blobs[0].labels > 0]))
+    assert len(ids) >= 3 and len(ids) <= n - 5
+    assert not np.isin(train[0].labels, list(ids)).any()
+    assert (train[0].labels[np.isin(blobs[0].labels, list(ids))] == -1).all()
+    with pytest.raises(ValueError, match="needs 8"):
+        split_objects(blobs, 0.25, min_held=3, min_train=5, min_area=10**6)
+
+
+def test_adapt_compares_before_and_after_on_a_copy(blobs, small_net):
+    before_weights = {k: v.clone() for k, v in small_net.state_dict().items()}
+    seen = []
+    result = adapt(small_net, blobs, FAST, on_progress=lambda s, t, loss: seen.append((s, t)))
+    assert seen == [(1, 2), (2, 2)] and result.steps == 2
+    assert set(result.before) == {"val_noc85", "val_noc90", "val_iou1", "val_objects"}
+    assert result.after["val_objects"] == result.held_objects >= 3
+    assert result.net is not small_net
+    assert all(torch.equal(before_weights[k], v) for k, v in small_net.state_dict().items())
+    card = result.card("default")
+    assert card["source_model"] == "default" and card["steps"] == 2
+
+
+def test_cancel_stops_after_the_current_step(blobs, small_net):
+    with pytest.raises(AdaptCancelled):
+        adapt(small_net, blobs, FAST, should_stop=lambda: True)
