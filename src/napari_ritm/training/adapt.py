@@ -36,7 +36,8 @@ class AdaptOptions:
     """``steps`` of ``batch_size`` crops of ``crop_size`` at Adam ``lr`` (all layers);
     ``held_out``: share of the objects held back for the comparison (at least ``min_held``,
     and at least ``min_train`` left to train on); objects of at least ``min_area`` pixels;
-    comparison with at most ``max_clicks`` clicks per object."""
+    comparison with at most ``max_clicks`` clicks per object; ``max_seconds``: stop training
+    early (keeping what was learnt) after that long."""
 
     steps: int = 300
     lr: float = 1e-4
@@ -47,7 +48,12 @@ class AdaptOptions:
     min_train: int = 5
     min_area: int = 30
     max_clicks: int = 10
+    max_seconds: float | None = None
     seed: int = 0
+
+
+class _TimeUp(Exception):
+    """The time budget is spent: training ends here, the model is kept."""
 
 
 @dataclass
@@ -143,6 +149,10 @@ def adapt(
             on_progress(step, total, loss)
         if should_stop is not None and should_stop():
             raise AdaptCancelled
+        if options.max_seconds is not None and (
+            time.perf_counter() - training_start > options.max_seconds
+        ):
+            raise _TimeUp
 
     with tempfile.TemporaryDirectory(prefix="napari-ritm-adapt-") as tmp:
         trainer_options = TrainOptions(
@@ -153,8 +163,11 @@ def adapt(
             val_samples=0, progress=False,
         )
         trainer = Trainer(work, train, [], trainer_options)
+        training_start = time.perf_counter()
         try:
             trainer.fit(step_done)
+        except _TimeUp:
+            pass
         finally:
             trainer.close()
     work.eval()

@@ -1,0 +1,101 @@
+"""Does adapting the model to 20 of the user's objects help on the rest of their images?
+
+For each shared set the model never trained on (``default`` v1: usiigaci_phase and
+emps_particles), 20 objects of one train image of that set are the user's labels (the image's
+other objects are ignored, as unlabelled); :func:`napari_ritm.training.adapt.adapt` fine-tunes
+on them on one thread within a time budget. Then NoC@85 / NoC@90 and the IoU after one click,
+before and after, in the window mode:
+
+- on the val images of the same set (other images than the one adapted on);
+- on the val images of the sets the model was trained on (it must not get worse there).
+
+    python benchmarks/adapt.py [--model default] [--steps 300] [--lr 1e-4] [--objects 20]
+
+Writes benchmarks/results/adapt.json (one entry per setting, per set).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from common import DATA, RESULTS, SPLIT, machine
+
+from napari_ritm.evaluation.datasets import InstanceDataset
+from napari_ritm.evaluation.noc import DatasetResult, evaluate_dataset
+from napari_ritm.inference.modes import make_predictor
+from napari_ritm.model.zoo import load_model
+from napari_ritm.training.adapt import AdaptOptions, adapt
+from napari_ritm.training.data import load_split, read_folder
+
+NEW_SETS = ("usiigaci_phase", "emps_particles")
+KNOWN_SETS = {"dsb2018": 3, "isbi2012_em": 5, "weizmann_horse": 1}  # objects per val image
+
+
+def user_labels(set_name: str, count: int, seed: int = 0):
+    """One train image of ``set_name`` with at least ``count`` objects, only ``count`` of them
+    labelled (the others ignored, -1)."""
+    train_names = set(load_split(SPLIT)["sets"][set_name]["train"])
+    for sample in read_folder(DATA / set_name):
+        ids = np.unique(sample.labels[sample.labels > 0])
+        if sample.name in train_names and len(ids) >= count:
+            keep = np.random.default_rng(seed).choice(ids, size=count, replace=False)
+            labels = np.where(np.isin(sample.labels, keep), sample.labels,
+                              np.where(sample.labels > 0, -1, 0))
+            return replace(sample, labels=labels.astype(np.int32))
+    raise ValueError(f"no train image of {set_name} has {count} objects")
+
+
+def score(net, set_name: str, per_image: int, limit: int) -> dict:
+    """NoC@85/90 and IoU@1 of ``net`` (window mode) on the val images of ``set_name``."""
+    names = set(load_split(SPLIT)["sets"][set_name]["val"])
+    data = InstanceDataset(DATA / set_name, names=names, min_area=30,
+                           max_objects_per_image=per_image, limit=limit)
+    result = DatasetResult(set_name, max_clicks=20)
+    evaluate_dataset(make_predictor(net, "window"), data, result)
+    out = result.to_json()
+    iou1 = float(np.mean([s["ious"][0] for s in out["samples"]]))
+    return {"objects": out["objects"], "NoC@85": out["NoC@85"], "NoC@90": out["NoC@90"],
+            "IoU@1": round(iou1, 4)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="default")
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--objects", type=int, default=20)
+    parser.add_argument("--budget", type=float, default=300.0, help="seconds of training")
+    parser.add_argument("--out", type=Path, default=RESULTS / "adapt.json")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    net = load_model(args.model)
+    known = {name: score(net, name, k, 40) for name, k in KNOWN_SETS.items()}
+    entries = []
+    for set_name in NEW_SETS:
+        sample = user_labels(set_name, args.objects)
+        before = score(net, set_name, 4, 48)
+        options = AdaptOptions(steps=args.steps, lr=args.lr, max_seconds=args.budget)
+        result = adapt(net, [sample], options)
+        after = score(result.net, set_name, 4, 48)
+        known_after = {name: score(result.net, name, k, 40) for name, k in KNOWN_SETS.items()}
+        entry = {"set": set_name, "image": sample.name, "objects": args.objects,
+                 "steps": result.steps, "lr": args.lr, "train_seconds": round(result.seconds, 1),
+                 "held_back": {"before": result.before, "after": result.after},
+                 "other_images": {"before": before, "after": after},
+                 "known_sets": {"before": known, "after": known_after}}
+        entries.append(entry)
+        print(json.dumps(entry), flush=True)
+    report = {"benchmark": "adapt", "model": args.model, "mode": "window", "torch_threads": 1,
+              "machine": machine(), "runs": entries}
+    args.out.write_text(json.dumps(report, indent=1) + "\n")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
