@@ -86,6 +86,16 @@ class RITMControls(QWidget):
             self.model_combo.addItem(name)
             self.model_combo.setItemData(self.model_combo.count() - 1, entry.description,
                                          Qt.ItemDataRole.ToolTipRole)
+        from napari_ritm.model.user_models import model_card, user_models
+
+        for name in user_models():  # the user's own, e.g. adapted to their labels
+            card = model_card(name) or {}
+            self.model_combo.addItem(name)
+            self.model_combo.setItemData(
+                self.model_combo.count() - 1,
+                f"your model, adapted from {card.get('source_model', '?')} on "
+                f"{card.get('train_objects', '?')} objects ({card.get('date', '')})",
+                Qt.ItemDataRole.ToolTipRole)
         self.model_combo.addItem(CHOOSE_FILE)
         self.mode_combo = _combo("\n".join(MODE_TIPS[mode] for mode in MODES))
         self.mode_combo.addItems(MODES)
@@ -136,6 +146,10 @@ class RITMControls(QWidget):
         self.stop_button = button("Stop", "Stop the running propagation (slices written so "
                                    "far are kept; each is one undo step)")
         self.stop_button.setEnabled(False)
+        self.adapt_button = button("Adapt model to my labels...", "Fine-tune a copy of the "
+                                   "model on the objects of the Labels layer (a few minutes, in "
+                                   "the background; you can keep working). It is kept only if "
+                                   "it needs fewer clicks on objects held back from it")
         self.record_button = button("Save record...", "Save what you did here (model, clicks, "
                                     "settings) as a small JSON file from which `napari-ritm "
                                     "replay` rebuilds these labels")
@@ -163,6 +177,7 @@ class RITMControls(QWidget):
         model.addRow("Threshold", _row(self.threshold_slider, self.threshold_label))
         model.addRow("Markers", self.marker_spin)
         model.addRow("", self.overwrite_check)
+        model.addRow("", self.adapt_button)
         obj = QVBoxLayout()
         obj.addWidget(self.state_label)
         obj.addLayout(_row(self.finish_button, self.undo_button, self.reset_button))
@@ -183,7 +198,8 @@ class RITMControls(QWidget):
                 self.mode_combo, self.zoom_check, self.flip_check, self.threshold_slider,
                 self.marker_spin, self.overwrite_check, self.finish_button, self.undo_button,
                 self.reset_button, self.refine_cursor_button, self.refine_selected_button,
-                self.up_button, self.down_button, self.stop_button, self.record_button]
+                self.up_button, self.down_button, self.stop_button, self.record_button,
+                self.adapt_button]
 
 
 def _row(*widgets: QWidget) -> QHBoxLayout:

@@ -42,6 +42,7 @@ class ModelPanel:
     model_name: str | None = None  # the model in use (shown in the model box)
     _model_hash: str | None = None
     _predictor_info: dict | None = None
+    _model_message: str | None = None  # said once the model being loaded is ready
 
     def _on_model_chosen(self, index: int) -> None:
         source = self.model_combo.itemData(index) or self.model_combo.itemText(index)
@@ -84,8 +85,9 @@ class ModelPanel:
             self.net, self._networks, self.model_name = net, networks, source
             self._model_hash = digest
             self._build_predictor()
-            self.say(f"Model {Path(source).name} ready: left click on the image adds to the "
-                     "object, right click (or Ctrl+click) removes")
+            self.say(self._model_message or f"Model {Path(source).name} ready: left click on "
+                     "the image adds to the object, right click (or Ctrl+click) removes")
+            self._model_message = None
 
     def _model_failed(self, worker: Any, source: str, error: BaseException) -> None:
         if worker is not self._model_worker or not self._alive:

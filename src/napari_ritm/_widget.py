@@ -13,6 +13,7 @@ from napari.layers import Image, Labels, Points
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_warning
 
+from napari_ritm._adapt_panel import AdaptPanel
 from napari_ritm._controls import RITMControls
 from napari_ritm._keys import load_keys
 from napari_ritm._layer_panel import LayerPanel
@@ -28,7 +29,7 @@ from napari_ritm.session import Session
 if TYPE_CHECKING:
     import napari
 
-class RITMWidget(LayerPanel, ModelPanel, RITMControls):
+class RITMWidget(AdaptPanel, LayerPanel, ModelPanel, RITMControls):
     """Click-based segmentation dock: pick an image and a Labels layer, click, finish.
 
     In: ``napari_viewer``; the image layer (2D/3D/time, gray/RGB/multichannel, any dtype, numpy
@@ -77,6 +78,8 @@ class RITMWidget(LayerPanel, ModelPanel, RITMControls):
         self.down_button.clicked.connect(lambda: self.propagate(-1))
         self.stop_button.clicked.connect(self.stop_propagation)
         self.record_button.clicked.connect(self._on_save_record)
+        self.adapt_button.clicked.connect(self.adapt_model)
+        self._adapt_text = self.adapt_button.text()
         self.image_combo.currentTextChanged.connect(self._on_image_chosen)
         self.channel_combo.currentTextChanged.connect(self._on_channel_chosen)
         self.labels_combo.currentTextChanged.connect(lambda _: self._rebuild_session())

@@ -244,6 +244,7 @@ def load_model(source: str | os.PathLike, device: str = "cpu") -> RITMNet:
 
 def _load(source: str | os.PathLike, device: str) -> RITMNet:
     from napari_ritm.model.checkpoint import load_checkpoint
+    from napari_ritm.model.user_models import user_model_path
 
     if isinstance(source, str) and source in REGISTRY:
         path = fetch(source)
@@ -259,6 +260,8 @@ def _load(source: str | os.PathLike, device: str) -> RITMNet:
             ) from err
     if not isinstance(source, (str, os.PathLike)):
         raise TypeError(f"source must be a model name or a path, not {type(source).__name__}")
+    if isinstance(source, str) and (own := user_model_path(source)) is not None:
+        return load_checkpoint(own, device=device)  # one of the user's models, by name
     path = Path(source)
     if not path.is_file():
         if isinstance(source, str) and not path.suffix and len(path.parts) == 1:
@@ -286,8 +289,12 @@ def describe_load_error(source: str | os.PathLike, error: BaseException) -> str:
 def model_file(source: str | os.PathLike) -> Path:
     """The checkpoint file ``load_model(source)`` reads (a registered name's cached or shipped
     file, else the path itself), without downloading anything."""
+    from napari_ritm.model.user_models import user_model_path
+
     if isinstance(source, str) and source in REGISTRY:
         return local_path(source)
+    if isinstance(source, str) and (own := user_model_path(source)) is not None:
+        return own
     return Path(source)
 
 

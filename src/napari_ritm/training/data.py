@@ -295,3 +295,17 @@ class ClickDataset(torch.utils.data.Dataset):
         if which not in self._boxes:
             self._boxes[which] = object_boxes(self.samples[which].labels, self.min_object_area)
         return self._boxes[which]
+
+
+def samples_from_planes(source, labels, *, name: str = "layer") -> list[LabeledImage]:
+    """Training images from every plane of ``labels`` (an (..., H, W) array) that holds a label,
+    with the image read through ``source.normalized(key)`` (an ``ImageSource``: the widget's
+    image, channel and contrast limits), one plane at a time."""
+    labels_shape = tuple(int(s) for s in labels.shape)
+    out = []
+    for key in np.ndindex(labels_shape[:-2]):
+        plane = np.asarray(labels[key])
+        if plane.max() > 0:
+            suffix = "@" + ",".join(map(str, key)) if key else ""
+            out += samples_from_arrays(source.normalized(key), plane, name=f"{name}{suffix}")
+    return out

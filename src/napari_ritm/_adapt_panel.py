@@ -1,0 +1,108 @@
+"""The dock's "Adapt model to my labels": fine-tune a copy of the model in the background.
+
+:class:`AdaptPanel` is a mix-in of :class:`napari_ritm._widget.RITMWidget`. It takes the
+objects of the current Labels layer, runs :func:`napari_ritm.training.adapt.adapt` in a worker
+thread (one torch thread, so clicking still works), shows progress and the time left, and lets
+the user cancel. An adapted model that needs fewer clicks on the held-back objects is saved in
+the user's model folder with its card, added to the Model box and used; the model it came from
+stays in the box, one click away.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from napari.qt.threading import create_worker
+from qtpy.QtCore import QTimer
+
+__all__ = ["AdaptPanel"]
+
+
+class AdaptPanel:
+    """Adaptation for the dock widget (a mix-in)."""
+
+    adapt_options: Any = None  # AdaptOptions; None: the defaults with a 5-minute budget
+    _adapt_worker: Any = None
+    _adapt_stop = False
+    _adapt_progress: tuple[int, int, float] = (0, 0, 0.0)
+
+    def adapt_model(self) -> None:
+        """Start adapting the current model to the objects of the Labels layer (or cancel)."""
+        if self._adapt_worker is not None:
+            self._adapt_stop = True
+            self.say("Stopping the adaptation after the current step...")
+            return
+        if self.session is None or self.net is None:
+            self.say("Choose an image and wait for the model before adapting it")
+            return
+        from napari_ritm.training.adapt import AdaptOptions, adapt
+        from napari_ritm.training.data import samples_from_planes
+
+        samples = samples_from_planes(self.session.image, self.labels_layer.data,
+                                      name=self.labels_layer.name)
+        options = self.adapt_options or AdaptOptions(max_seconds=300)
+        source = self.model_name
+        self._adapt_stop, self._adapt_progress = False, (0, options.steps, time.perf_counter())
+
+        def progress(step: int, total: int, loss: float) -> None:  # (in the worker thread)
+            self._adapt_progress = (step, total, self._adapt_progress[2])
+
+        worker = create_worker(adapt, self.net, samples, options, on_progress=progress,
+                               should_stop=lambda: self._adapt_stop, _ignore_errors=True)
+        worker.returned.connect(lambda result: self._adapted(result, source))
+        worker.errored.connect(self._adapt_failed)
+        worker.finished.connect(self._adapt_finished)
+        self._adapt_worker = worker
+        self._adapt_timer = QTimer(self)
+        self._adapt_timer.timeout.connect(self._show_adapt_progress)
+        self._adapt_timer.start(250)
+        self.adapt_button.setText("Cancel adaptation")
+        self.set_busy("adapt", True, total=options.steps)
+        self.say(f"Adapting {source} to {self.labels_layer.name!r}: comparing it first on the "
+                 "objects held back...")
+        worker.start()
+
+    def _show_adapt_progress(self) -> None:
+        step, total, start = self._adapt_progress
+        if not self._alive or not step:
+            return
+        self.progress.setValue(step)
+        left = (time.perf_counter() - start) / step * (total - step)
+        self.say(f"Adapting: step {step} of {total}, about {left / 60:.0f} min left "
+                 "(you can keep clicking)")
+
+    def _adapted(self, result: Any, source: str) -> None:
+        if not self._alive:
+            return
+        before, after = result.before, result.after
+        figures = (f"NoC@85 {before['val_noc85']:.1f} -> {after['val_noc85']:.1f} on "
+                   f"{result.held_objects} held-back objects, {result.steps} steps")
+        if not result.improved:
+            self.say(f"The adapted model is no better ({figures}), so it was not kept. "
+                     "Segment or correct more objects and try again.")
+            return
+        from napari_ritm.model.user_models import save_user_model, unique_name
+
+        name = unique_name(f"{source}-adapted")
+        save_user_model(result.net, name, result.card(source))
+        self._model_message = (f"Adapted model {name!r} is better ({figures}) and now in use; "
+                               f"{source!r} is one click away in Model")
+        self.load_model(name)
+
+    def _adapt_failed(self, error: BaseException) -> None:
+        if not self._alive:
+            return
+        from napari_ritm.training.adapt import AdaptCancelled
+
+        if isinstance(error, AdaptCancelled):
+            self.say("Adaptation cancelled: the model is unchanged")
+        else:
+            self.warn(f"Adaptation failed: {error}")
+
+    def _adapt_finished(self) -> None:
+        self._adapt_worker = None
+        if not self._alive:
+            return
+        self._adapt_timer.stop()
+        self.adapt_button.setText(self._adapt_text)
+        self.set_busy("adapt", False)

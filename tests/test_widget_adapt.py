@@ -1,0 +1,66 @@
+"""The dock's "Adapt model to my labels": a short adaptation in the background on a tiny set,
+with progress; the adapted model is saved with its card, used, and switching back is one
+click."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import tifffile
+
+from test_widget import open_widget, wait_idle
+
+
+@pytest.mark.parametrize("better", [True, False], ids=["better", "no better"])
+def test_adapt_model_to_my_labels(make_napari_viewer, qtbot, data_dir, tmp_path, monkeypatch,
+                                  better):
+    from napari_ritm.training.adapt import AdaptOptions, AdaptResult
+
+    monkeypatch.setenv("NAPARI_RITM_MODELS", str(tmp_path / "models"))
+    monkeypatch.setattr(AdaptResult, "improved", property(lambda self: better))
+    viewer = make_napari_viewer()
+    viewer.add_image(tifffile.imread(data_dir / "blobs" / "images" / "blobs.tif"), name="blobs")
+    viewer.add_labels(tifffile.imread(data_dir / "blobs" / "labels" / "blobs.tif"),
+                      name="my labels")
+    widget = open_widget(viewer, qtbot)
+    widget.labels_combo.setCurrentText("my labels")
+    widget.adapt_options = AdaptOptions(steps=3, batch_size=2, crop_size=(64, 64), max_clicks=2,
+                                        min_area=20)
+    widget.adapt_button.click()
+    assert widget.adapt_button.text() == "Cancel adaptation" and not widget.progress.isHidden()
+    qtbot.waitUntil(lambda: widget._adapt_worker is None, timeout=300000)
+    wait_idle(widget, qtbot)
+    assert widget.adapt_button.text().startswith("Adapt model")
+    models = tmp_path / "models"
+    if not better:
+        assert "no better" in widget.status.text() and not models.exists()
+        assert widget.model_combo.currentText() == "default"
+        return
+    card = json.loads((models / "default-adapted.json").read_text())
+    assert card["source_model"] == "default" and card["steps"] == 3
+    assert (models / "default-adapted.pth").is_file()
+    assert widget.model_name == "default-adapted"
+    assert widget.model_combo.currentText() == "default-adapted"
+    assert "is better" in widget.status.text() and "one click away" in widget.status.text()
+    widget.model_combo.setCurrentText("default")  # back: one click in the Model box
+    widget._on_model_chosen(widget.model_combo.currentIndex())
+    qtbot.waitUntil(lambda: widget._model_worker is None, timeout=120000)
+    assert widget.model_name == "default"
+
+
+def test_cancel_leaves_the_model(make_napari_viewer, qtbot, data_dir, monkeypatch, tmp_path):
+    from napari_ritm.training.adapt import AdaptOptions
+
+    monkeypatch.setenv("NAPARI_RITM_MODELS", str(tmp_path / "models"))
+    viewer = make_napari_viewer()
+    viewer.add_image(tifffile.imread(data_dir / "blobs" / "images" / "blobs.tif"), name="blobs")
+    viewer.add_labels(tifffile.imread(data_dir / "blobs" / "labels" / "blobs.tif"), name="lab")
+    widget = open_widget(viewer, qtbot)
+    widget.labels_combo.setCurrentText("lab")
+    widget.adapt_options = AdaptOptions(steps=500, batch_size=2, crop_size=(64, 64),
+                                        max_clicks=2, min_area=20)
+    widget.adapt_button.click()
+    widget.adapt_button.click()  # the same button cancels
+    qtbot.waitUntil(lambda: widget._adapt_worker is None, timeout=300000)
+    assert "cancelled" in widget.status.text() and widget.model_name == "default"
+    assert not (tmp_path / "models").exists()
