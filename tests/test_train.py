@@ -179,28 +179,11 @@ def test_resume_and_finetune(trained, tiny_set):
     assert torch.load(state_path(trained), weights_only=True)["step"] == 3
     assert [r["step"] for r in csv.DictReader(open(metrics_path(trained)))][-1] == "3"
     tuned = trained.with_name("tuned.pth")
-    assert (
-        main(
-            [
-                "finetune",
-                "--init",
-                str(trained),
-                "--data",
-                str(tiny_set),
-                "--out",
-                str(tuned),
-                "--steps",
-                "1",
-                "--batch-size",
-                "2",
-                "--crop",
-                "64",
-                "64",
-                "--no-progress",
-            ]
-        )
-        == 0
-    )
+    assert main(["finetune", "--init", str(trained), "--data", str(tiny_set), "--out", str(tuned),
+                 "--steps", "1", "--keep-anyway"]) == 0
+    card = json.loads(tuned.with_suffix(".json").read_text())
+    assert card["source_model"] == str(trained) and card["steps"] == 1
+    assert set(card["before"]) == {"val_noc85", "val_noc90", "val_iou1", "val_objects"}
     from napari_ritm.model.checkpoint import load_checkpoint
 
     before, after = load_checkpoint(trained).state_dict(), load_checkpoint(tuned).state_dict()

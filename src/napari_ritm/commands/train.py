@@ -1,9 +1,9 @@
-"""``napari-ritm train`` and ``napari-ritm finetune``: the RITM training recipe as commands.
+"""``napari-ritm train``: the RITM training recipe as a command.
 
-Both accept folders in the ``<set>/images`` + ``<set>/labels`` layout. ``train`` starts from
-scratch (or ``--init``) with the recipe's Adam lr 5e-4 and 320x480 crops; ``finetune`` adapts an
-existing model (a registered name or a checkpoint) with fewer steps, lr 1e-4 and 256x256 crops.
-Run either under ``torchrun --nproc_per_node N`` to train with DDP.
+It takes folders in the ``<set>/images`` + ``<set>/labels`` layout and starts from scratch (or
+``--init``) with the recipe's Adam lr 5e-4 and 320x480 crops. Run it under ``torchrun
+--nproc_per_node N`` to train with DDP. Adapting a model to your own labels, with a
+comparison on held-back objects, is ``napari-ritm finetune``.
 """
 
 from __future__ import annotations
@@ -19,8 +19,10 @@ from napari_ritm.model.variants import ARCHITECTURES
 
 
 def register(subparsers) -> None:
-    """Add the ``train`` and ``finetune`` subcommands."""
-    p = _parser(subparsers, "train", "train a RITM model on labelled image folders")
+    """Add the ``train`` subcommand."""
+    p = subparsers.add_parser("train", help="train a RITM model on labelled image folders",
+                              description=__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument(
         "--model",
         choices=sorted(ARCHITECTURES),
@@ -29,22 +31,8 @@ def register(subparsers) -> None:
     )
     p.add_argument("--init", metavar="CKPT", help="start from this checkpoint or registered model")
     _add_common(p, steps=None, lr=5e-4, crop=(320, 480), batch=8, save_every=500, val_fraction=None)
-    p.set_defaults(handler=lambda args: run(args, finetune=False))
+    p.set_defaults(handler=run)
 
-    f = _parser(subparsers, "finetune", "adapt a trained model to your own labelled images")
-    f.add_argument(
-        "--init",
-        metavar="NAME_OR_PATH",
-        required=True,
-        help="model to start from: a registered name (e.g. default) or a checkpoint",
-    )
-    _add_common(f, steps=300, lr=1e-4, crop=(256, 256), batch=4, save_every=100, val_fraction=None)
-    f.set_defaults(handler=lambda args: run(args, finetune=True), model=None)
-
-
-def _parser(subparsers, name: str, summary: str) -> argparse.ArgumentParser:
-    return subparsers.add_parser(name, help=summary, description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
 def _add_common(p, *, steps, lr, crop, batch, save_every, val_fraction) -> None:
@@ -232,8 +220,8 @@ def _build_net(args):
     return init_weights(RITMNet.from_variant(RITMVariant.named(args.model or "h18s")))
 
 
-def run(args, *, finetune: bool) -> int:
-    """Handler of both subcommands."""
+def run(args) -> int:
+    """Handler of ``napari-ritm train``."""
     import torch
 
     from napari_ritm.training.trainer import (
@@ -291,7 +279,7 @@ def run(args, *, finetune: bool) -> int:
     )
     if rank == 0:
         print(
-            f"{'fine-tuning' if finetune else 'training'} {net.variant} on {len(train_samples)} "
+            f"training {net.variant} on {len(train_samples)} "
             f"images ({len(val_samples)} for validation): {steps} steps of {args.batch_size}, "
             f"device {device}, "
             f"{world} process(es)"

@@ -1,0 +1,90 @@
+"""``napari-ritm finetune``: adapt a model to your own labelled images, as the widget's "Adapt
+model to my labels" does (:func:`napari_ritm.training.adapt.adapt`): a short fine-tuning of a
+copy, then a comparison on objects held back from it. The adapted model is written only when it
+needs fewer clicks there (or with ``--keep-anyway``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from napari_ritm.commands import UsageError, load_model_or_exit
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("finetune", help="adapt a model to your own labelled images",
+                              description=__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--init", default="default", metavar="NAME_OR_PATH",
+                   help="the model to adapt: a name (default: %(default)s) or a checkpoint")
+    p.add_argument("--data", action="append", required=True, type=Path, metavar="DIR",
+                   help="folder with images/ and labels/ (repeat for several)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--out", type=Path, metavar="CKPT",
+                       help="write the adapted model here (.pth; its card goes next to it)")
+    where.add_argument("--name", help="save it among your models under this name (default: "
+                       "<init>-adapted), where the widget's Model box lists it")
+    p.add_argument("--steps", type=int, default=300, help="training steps (%(default)s)")
+    p.add_argument("--lr", type=float, default=1e-4, help="learning rate (%(default)g)")
+    p.add_argument("--minutes", type=float, default=None,
+                   help="stop training after this long, keeping what was learnt")
+    p.add_argument("--held-out", type=float, default=0.25,
+                   help="share of the objects held back for the comparison (%(default)s)")
+    p.add_argument("--keep-anyway", action="store_true",
+                   help="write the adapted model even when it is not better")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (%(default)s)")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from napari_ritm.training.adapt import AdaptOptions, adapt
+    from napari_ritm.training.data import read_folder
+
+    for name, value in (("steps", args.steps), ("threads", args.threads)):
+        if value < 1:
+            raise UsageError(f"--{name} must be at least 1, got {value}")
+    if not 0 < args.held_out < 1:
+        raise UsageError(f"--held-out must be between 0 and 1, got {args.held_out}")
+    if args.out is not None and args.out.suffix != ".pth":
+        raise UsageError(f"--out must be a .pth file, got {args.out}")
+    samples = []
+    for folder in args.data:
+        try:
+            samples += read_folder(folder)
+        except ValueError as err:
+            raise UsageError(f"--data {err}") from None
+    torch.set_num_threads(args.threads)
+    net = load_model_or_exit(args.init, "--init")
+    options = AdaptOptions(steps=args.steps, lr=args.lr, held_out=args.held_out,
+                           max_seconds=None if args.minutes is None else 60 * args.minutes)
+    try:
+        result = adapt(net, samples, options,
+                       on_progress=lambda s, t, loss: print(f"step {s}/{t} loss {loss:.4f}",
+                                                            flush=True) if s % 50 == 0 else None)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    b, a = result.before, result.after
+    print(f"held-back objects: {result.held_objects}; NoC@85 {b['val_noc85']:.2f} -> "
+          f"{a['val_noc85']:.2f}, NoC@90 {b['val_noc90']:.2f} -> {a['val_noc90']:.2f}, "
+          f"IoU after 1 click {b['val_iou1']:.3f} -> {a['val_iou1']:.3f} ({result.steps} steps, "
+          f"{result.seconds / 60:.1f} min)")
+    if not (result.improved or args.keep_anyway):
+        print("the adapted model is no better on the held-back objects: not written "
+              "(--keep-anyway writes it)")
+        return 0
+    card = result.card(args.init)
+    if args.out is not None:
+        from napari_ritm.model.checkpoint import save_checkpoint
+
+        save_checkpoint(result.net, args.out)
+        args.out.with_suffix(".json").write_text(json.dumps(card, indent=1) + "\n")
+        print(f"wrote {args.out}")
+    else:
+        from napari_ritm.model.user_models import save_user_model, unique_name
+
+        name = unique_name(args.name or f"{Path(args.init).stem}-adapted")
+        print(f"saved as your model {name!r}: {save_user_model(result.net, name, card)}")
+    return 0
