@@ -45,8 +45,7 @@ def test_segments_stardist_nuclei_within_three_clicks(data_dir):
     from napari_ritm import load_model
     from napari_ritm.evaluation.datasets import InstanceDataset
     from napari_ritm.evaluation.noc import evaluate_sample
-    from napari_ritm.inference.modes import make_predictor, predictor_kwargs
-    from napari_ritm.inference.predictor import Predictor
+    from napari_ritm.inference.modes import make_predictor
 
     predictor = make_predictor(load_model("default"), "exact")
     nuclei = InstanceDataset(data_dir / "stardist_nuclei2d", max_objects_per_image=NUCLEI,

@@ -11,7 +11,7 @@ import pytest
 from _fakes import DiskPredictor
 from napari_ritm.record import ArrayLabels, Record, fingerprint, replay
 from napari_ritm.session import Session
-from test_session import random_setup
+from test_session_random import random_setup
 
 
 def test_a_session_writes_into_a_plain_numpy_array_with_undo():

@@ -93,7 +93,8 @@ def test_a_fixed_batch_is_fitted(data_dir):
     from napari_ritm.training.data import ClickDataset, read_folder
     from napari_ritm.training.optim import init_weights
     from napari_ritm.training.sampler import MultiPointSampler
-    from napari_ritm.training.trainer import Trainer, TrainOptions
+    from napari_ritm.training.options import TrainOptions
+    from napari_ritm.training.trainer import Trainer
 
     samples = read_folder(data_dir / "blobs")
     data = ClickDataset(
@@ -124,7 +125,7 @@ def test_a_fixed_batch_is_fitted(data_dir):
 
 def test_cli_train_writes_official_checkpoint_metrics_and_split(trained):
     from napari_ritm.model.checkpoint import load_checkpoint
-    from napari_ritm.training.trainer import metrics_path, state_path
+    from napari_ritm.training.options import metrics_path, state_path
 
     raw = torch.load(trained, map_location="cpu", weights_only=True)
     assert set(raw) == {"state_dict", "config"}
@@ -157,7 +158,7 @@ def test_trained_checkpoint_runs_in_the_predictor(trained, tiny_set):
 
 
 def test_resume_and_finetune(trained, tiny_set):
-    from napari_ritm.training.trainer import metrics_path, state_path
+    from napari_ritm.training.options import metrics_path, state_path
 
     args = [
         "--data",

@@ -224,13 +224,13 @@ def run(args) -> int:
     """Handler of ``napari-ritm train``."""
     import torch
 
-    from napari_ritm.training.trainer import (
+    from napari_ritm.training.options import (
         TrainOptions,
         resolve_epoch_len,
         state_path,
         steps_per_epoch,
-        train,
     )
+    from napari_ritm.training.trainer import train
 
     rank = int(os.environ.get("RANK", "0"))
     world = int(os.environ.get("WORLD_SIZE", "1"))

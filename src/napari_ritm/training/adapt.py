@@ -133,7 +133,8 @@ def adapt(
     with ``net`` on held-back objects. ``on_progress(step, steps, loss)`` after each step;
     ``should_stop()`` True raises :class:`AdaptCancelled` (checked after each step). Raises
     ValueError when there are too few objects."""
-    from napari_ritm.training.trainer import Trainer, TrainOptions
+    from napari_ritm.training.options import TrainOptions
+    from napari_ritm.training.trainer import Trainer
 
     start = time.perf_counter()
     train, held = split_objects(samples, options.held_out, min_held=options.min_held,

@@ -20,8 +20,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import asdict
 
 import numpy as np
 import torch
@@ -37,106 +36,17 @@ from napari_ritm.training.iterative import simulate_previous_clicks
 from napari_ritm.training.losses import RITMLoss
 from napari_ritm.training.object_crops import ObjectCropper
 from napari_ritm.training.optim import build_optimizer
+from napari_ritm.training.options import (
+    METRIC_FIELDS,
+    TrainOptions,
+    _atomic_save,
+    metrics_path,
+    resolve_epoch_len,
+    state_path,
+)
 from napari_ritm.training.precision import autocast_dtype
 from napari_ritm.training.sampler import MultiPointSampler
 from napari_ritm.training.validate import validate
-
-#: The official schedule: MultiStepLR milestones at epochs 200 and 220 of 230, here as fractions
-#: of the run so that they scale with its length.
-OFFICIAL_MILESTONES = (200 / 230, 220 / 230)
-METRIC_FIELDS = (
-    "epoch",
-    "step",
-    "lr",
-    "loss",
-    "nfl",
-    "bce",
-    "iter_clicks",
-    "samples_per_s",
-    "elapsed_s",
-    "val_loss",
-    "val_noc85",
-    "val_noc90",
-    "val_iou1",
-    "val_objects",
-)
-
-
-@dataclass(frozen=True)
-class TrainOptions:
-    """Everything a training run needs besides the network and the images.
-
-    ``steps``: optimizer steps in total; ``batch_size``: global batch (split over DDP processes);
-    ``scale_range``: random resize factors of the training images (the recipe's 0.75-1.40);
-    ``epoch_len``: samples per epoch (None: the number of training images, at least one batch);
-    ``milestones``: fractions of ``steps`` where the lr is multiplied by ``lr_gamma``;
-    ``save_every``: steps between checkpoints (0: only at the end); ``val_every``: epochs between
-    validations; ``val_samples``: crops for the validation loss; ``val_objects``: objects of the
-    validation images for NoC (0: none), clicked at most ``val_max_clicks`` times; ``amp``: mixed
-    precision where the hardware has it (bfloat16 on CPUs with native support, see
-    :mod:`~napari_ritm.training.precision`); ``channels_last``: NHWC memory layout (faster on
-    CPUs, with or without ``amp``); ``object_crops``: crop around one object at a scale the
-    window predictor would show it (:class:`~napari_ritm.training.object_crops.ObjectCropper`)
-    instead of the recipe's random resize and crop; ``single_click_prob``: share of samples with exactly one
-    positive click (see :class:`~napari_ritm.training.sampler.MultiPointSampler`); ``val_mode``:
-    the predictor mode of the validation NoC.
-    """
-
-    out: Path
-    steps: int
-    batch_size: int = 8
-    crop_size: tuple[int, int] = (320, 480)
-    scale_range: tuple[float, float] = (0.75, 1.40)
-    lr: float = 5e-4
-    backbone_lr_mult: float = 0.1
-    milestones: tuple[float, ...] = OFFICIAL_MILESTONES
-    lr_gamma: float = 0.1
-    epoch_len: int | None = None
-    max_num_points: int = 24
-    max_num_next_clicks: int = 3
-    min_object_area: int = 20
-    balance_sets: bool = False
-    object_crops: bool = False
-    single_click_prob: float = 0.0
-    seed: int = 0
-    save_every: int = 500
-    val_every: int = 1
-    val_samples: int = 32
-    val_objects: int = 8
-    val_max_clicks: int = 20
-    val_mode: str = "window"
-    workers: int = 0
-    device: str = "cpu"
-    amp: bool = True
-    channels_last: bool = True
-    resume: bool = False
-    progress: bool = True
-
-
-def state_path(out: Path) -> Path:
-    """Where the resumable trainer state of checkpoint ``out`` lives."""
-    return out.with_name(out.name + ".train-state")
-
-
-def metrics_path(out: Path) -> Path:
-    """The per-epoch metrics CSV next to checkpoint ``out``."""
-    return out.with_name(out.stem + ".metrics.csv")
-
-
-def resolve_epoch_len(epoch_len: int | None, num_images: int, batch_size: int) -> int:
-    """Samples per epoch: ``epoch_len`` or the number of training images, at least one batch."""
-    return max(epoch_len or num_images, batch_size)
-
-
-def steps_per_epoch(epoch_len: int, batch_size: int, world_size: int = 1) -> int:
-    """Optimizer steps per epoch: each process drops its incomplete last batch."""
-    return (epoch_len // world_size) // (batch_size // world_size)
-
-
-def _atomic_save(write: Callable[[Path], None], path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    os.replace(tmp, path)
 
 
 class Trainer:
