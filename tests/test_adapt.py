@@ -68,3 +68,46 @@ def test_adapt_compares_before_and_after_on_a_copy(blobs, small_net):
 def test_cancel_stops_after_the_current_step(blobs, small_net):
     with pytest.raises(AdaptCancelled):
         adapt(small_net, blobs, FAST, should_stop=lambda: True)
+
+
+def test_objects_made_in_the_session_are_what_adaptation_learns_from():
+    """committed_objects follows commits, propagated slices and napari undo/redo; with it,
+    samples_from_planes keeps just those objects (other labels are background there)."""
+    from napari.layers import Labels
+
+    from _fakes import DiskPredictor
+    from napari_ritm.session import ImageSource, Session
+    from napari_ritm.training.data import samples_from_planes
+
+    image = np.full((8, 24, 24), 20, np.uint8)
+    image[2:6, 6:18, 6:18] = 200  # one object on slices 2..5
+    image[6, 0:3, 0:3] = 90
+    painted = np.zeros((8, 24, 24), np.uint16)
+    painted[3, 0:3, 0:3] = 7  # painted before the session: not the session's
+    painted[6, 0:3, 0:3] = 7
+    labels = Labels(painted.copy())
+    session = Session(ImageSource(image), labels, predictor=DiskPredictor())
+    session.set_slice((3,))
+    session.click(12, 12, True)
+    session.finish()
+    session.run_pending()
+    assert session.committed_objects() == {(3,): {8}}
+    prop = session.propagate(1)
+    for step in prop.steps():
+        session.apply_step(step)
+    session.end_propagation()
+    assert session.committed_objects() == {(3,): {8}, (4,): {8}, (5,): {8}}
+    labels.undo()  # napari's undo of the last propagated slice
+    session.labels_undone()
+    assert session.committed_objects() == {(3,): {8}, (4,): {8}}
+    labels.redo()
+    session.labels_redone()
+    only = session.committed_objects()
+    assert only == {(3,): {8}, (4,): {8}, (5,): {8}}
+    samples = samples_from_planes(session.image, labels.data, name="lab", only=only)
+    assert [s.name for s in samples] == ["lab@3", "lab@4", "lab@5"]
+    for sample, z in zip(samples, (3, 4, 5)):
+        np.testing.assert_array_equal(sample.labels, np.where(labels.data[z] == 8, 8, 0))
+    every = samples_from_planes(session.image, labels.data, name="lab")
+    assert [s.name for s in every] == ["lab@3", "lab@4", "lab@5", "lab@6"]
+    assert (every[0].labels == 7).sum() == 9

@@ -64,3 +64,43 @@ def test_cancel_leaves_the_model(make_napari_viewer, qtbot, data_dir, monkeypatc
     qtbot.waitUntil(lambda: widget._adapt_worker is None, timeout=300000)
     assert "cancelled" in widget.status.text() and widget.model_name == "default"
     assert not (tmp_path / "models").exists()
+
+
+def test_adapt_on_the_objects_made_in_this_session(make_napari_viewer, qtbot, monkeypatch):
+    """'Adapt on: objects made in this session' trains on just the clicked object: labels that
+    were there before are left out; with nothing made yet it says so and starts nothing."""
+    import numpy as np
+
+    import napari_ritm.training.adapt as adapt_module
+    from _fakes import DiskPredictor
+    from test_widget import blob_image, mouse_click
+
+    seen = []
+
+    def fake_adapt(net, samples, options, **kwargs):
+        seen.append(samples)
+        raise adapt_module.AdaptCancelled
+
+    monkeypatch.setattr(adapt_module, "adapt", fake_adapt)
+    viewer = make_napari_viewer()
+    viewer.add_image(blob_image((48, 64), (10, 30, 10, 40)), name="cells")
+    widget = open_widget(viewer, qtbot, DiskPredictor(radius=4))
+    painted = np.zeros((48, 64), np.int32)
+    painted[40:45, 50:60] = 5  # from another tool, before the session
+    widget.labels_layer.data = painted
+    widget.adapt_scope_combo.setCurrentText("objects made in this session")
+    widget.adapt_button.click()
+    assert "No object made in this session" in widget.status.text() and not seen
+    mouse_click(viewer, (20, 20))
+    wait_idle(widget, qtbot)
+    widget.finish_button.click()
+    wait_idle(widget, qtbot)
+    widget.adapt_button.click()
+    qtbot.waitUntil(lambda: widget._adapt_worker is None, timeout=60000)
+    (samples,) = seen
+    assert len(samples) == 1 and set(np.unique(samples[0].labels)) == {0, 6}
+    assert "cancelled" in widget.status.text()
+    widget.adapt_scope_combo.setCurrentText("all objects of the layer")
+    widget.adapt_button.click()
+    qtbot.waitUntil(lambda: widget._adapt_worker is None, timeout=60000)
+    assert set(np.unique(seen[1][0].labels)) == {0, 5, 6}

@@ -38,8 +38,19 @@ class AdaptPanel:
         from napari_ritm.training.adapt import AdaptOptions, adapt
         from napari_ritm.training.data import samples_from_planes
 
-        samples = samples_from_planes(self.session.image, self.labels_layer.data,
-                                      name=self.labels_layer.name)
+        only = None
+        if self.adapt_scope_combo.currentIndex() == 1:  # objects made in this session
+            only = self.session.committed_objects()
+            if not only:
+                self.say("No object made in this session yet: segment or correct some, or "
+                         "adapt on all objects of the layer")
+                return
+        try:
+            samples = samples_from_planes(self.session.image, self.labels_layer.data,
+                                          name=self.labels_layer.name, only=only)
+        except ValueError as error:  # e.g. a labelled plane of a constant image
+            self.say(f"Cannot adapt on {self.labels_layer.name!r}: {error}")
+            return
         options = self.adapt_options or AdaptOptions(max_seconds=300)
         source = self.model_name
         self._adapt_stop, self._adapt_progress = False, (0, options.steps, time.perf_counter())

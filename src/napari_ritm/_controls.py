@@ -29,6 +29,8 @@ from napari_ritm.inference.modes import MODES, WIDGET_MODE, mode_settings
 __all__ = ["CHOOSE_FILE", "MODE_TIPS", "RITMControls"]
 
 CHOOSE_FILE = "Choose a .pth file..."
+#: what "Adapt model to my labels" learns from: every object of the layer, or this session's
+ADAPT_SCOPES = ("all objects of the layer", "objects made in this session")
 
 MODE_TIPS = {
     "window": "window (recommended): looks only around your clicks, so a click costs the same "
@@ -150,6 +152,10 @@ class RITMControls(QWidget):
                                    "model on the objects of the Labels layer (a few minutes, in "
                                    "the background; you can keep working). It is kept only if "
                                    "it needs fewer clicks on objects held back from it")
+        self.adapt_scope_combo = _combo("Which objects the adaptation learns from: every "
+                                        "object of the Labels layer, or only those you made or "
+                                        "corrected in this session (clicked or propagated)")
+        self.adapt_scope_combo.addItems(ADAPT_SCOPES)
         self.record_button = button("Save record...", "Save what you did here (model, clicks, "
                                     "settings) as a small JSON file from which `napari-ritm "
                                     "replay` rebuilds these labels")
@@ -177,6 +183,7 @@ class RITMControls(QWidget):
         model.addRow("Threshold", _row(self.threshold_slider, self.threshold_label))
         model.addRow("Markers", self.marker_spin)
         model.addRow("", self.overwrite_check)
+        model.addRow("Adapt on", self.adapt_scope_combo)
         model.addRow("", self.adapt_button)
         obj = QVBoxLayout()
         obj.addWidget(self.state_label)
@@ -199,7 +206,7 @@ class RITMControls(QWidget):
                 self.marker_spin, self.overwrite_check, self.finish_button, self.undo_button,
                 self.reset_button, self.refine_cursor_button, self.refine_selected_button,
                 self.up_button, self.down_button, self.stop_button, self.record_button,
-                self.adapt_button]
+                self.adapt_scope_combo, self.adapt_button]
 
 
 def _row(*widgets: QWidget) -> QHBoxLayout:

@@ -82,7 +82,8 @@ class Session(PredictionQueue, PropagationActions):
         self._notify = notify
         self.last_message = ""
         self.last_committed: int | None = None  # id of the latest committed object
-        self._commits: list[tuple[int, tuple[int, ...]]] = []  # (label, slice) of each commit
+        self._commits: list[tuple[int, tuple[int, ...]]] = []  # (label, slice) of each change
+        self._undone_commits: list[tuple[int, tuple[int, ...]]] = []  # for napari's redo
         self._key: tuple[int, ...] = (0,) * (len(image.shape) - 2)
         self._generation = 0
         self._queue: deque[tuple[str, Click | None]] = deque()
@@ -199,15 +200,24 @@ class Session(PredictionQueue, PropagationActions):
         """(label, slice key) of the newest commit of this session not undone, or None."""
         return self._commits[-1] if self._commits else None
 
+    def committed_objects(self) -> dict[tuple[int, ...], set[int]]:
+        """Slice key -> the labels this session wrote there (clicked or propagated, not undone)."""
+        out: dict[tuple[int, ...], set[int]] = {}
+        for label, key in self._commits:
+            out.setdefault(key, set()).add(label)
+        return out
+
     def labels_undone(self) -> None:
         """The labels layer's last change was undone (napari's undo, e.g. the newest commit)."""
         if self._commits:
-            self._commits.pop()
+            self._undone_commits.append(self._commits.pop())
         self._log("labels_undo")
         self._say("")
 
     def labels_redone(self) -> None:
         """The labels layer redid its last undone change (napari's redo)."""
+        if self._undone_commits:
+            self._commits.append(self._undone_commits.pop())
         self._log("labels_redo")
 
     # -- user actions ------------------------------------------------------------------------
@@ -306,6 +316,12 @@ class Session(PredictionQueue, PropagationActions):
         if message and self._notify is not None:
             self._notify(message)
 
+    def _changed(self, label: int, key: tuple[int, ...]) -> None:
+        """Label ``label`` was written on slice ``key``: one new undo step of the labels layer
+        (napari drops its redo history then)."""
+        self._commits.append((label, key))
+        self._undone_commits.clear()
+
     def _end_object(self) -> None:
         self._object_id = None
         self._initial: np.ndarray | None = None
@@ -349,7 +365,7 @@ class Session(PredictionQueue, PropagationActions):
             return False
         self._object_id = self.last_committed = label
         if changed:
-            self._commits.append((label, self._key))
+            self._changed(label, self._key)
         where = f" on slice {self._key}" if self._key else ""
         self._say(f"Label {label} committed{where} ({changed} pixel(s) changed)")
         return True

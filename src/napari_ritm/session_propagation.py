@@ -63,12 +63,14 @@ class PropagationActions:
                         "without changing them (turn on Overwrite to replace them)")
             return
         try:
-            commit_plane(self.labels, step.key, step.mask, self._propagated_label,
-                         overwrite=self.overwrite, layer_name=self.labels_name)
+            changed = commit_plane(self.labels, step.key, step.mask, self._propagated_label,
+                                   overwrite=self.overwrite, layer_name=self.labels_name)
         except (ValueError, TypeError) as error:  # e.g. read-only labels data
             prop.finish(f"slice {step.key} not written: {error}")
             return
         self._propagation_written += 1
+        if changed:  # one undo step of the labels layer, like a commit
+            self._changed(label, step.key)
 
     def end_propagation(self, *, cancelled: bool = False) -> None:
         """The propagation ended (finished, stopped or failed): report it and accept clicks."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -297,15 +298,25 @@ class ClickDataset(torch.utils.data.Dataset):
         return self._boxes[which]
 
 
-def samples_from_planes(source, labels, *, name: str = "layer") -> list[LabeledImage]:
+def samples_from_planes(source, labels, *, name: str = "layer",
+                        only: Mapping[tuple[int, ...], Collection[int]] | None = None,
+                        ) -> list[LabeledImage]:
     """Training images from every plane of ``labels`` (an (..., H, W) array) that holds a label,
     with the image read through ``source.normalized(key)`` (an ``ImageSource``: the widget's
-    image, channel and contrast limits), one plane at a time."""
+    image, channel and contrast limits), one plane at a time.
+
+    ``only`` (slice key -> label ids, e.g. :meth:`napari_ritm.session.Session.committed_objects`)
+    keeps just those objects on just those planes; the plane's other labels become background
+    there (they are not training targets)."""
     labels_shape = tuple(int(s) for s in labels.shape)
+    keys = np.ndindex(labels_shape[:-2]) if only is None else sorted(only)
     out = []
-    for key in np.ndindex(labels_shape[:-2]):
-        plane = np.asarray(labels[key])
+    for key in keys:
+        plane = np.asarray(labels[tuple(key)])
+        if only is not None:
+            plane = np.where(np.isin(plane, list(only[key])), plane, 0)
         if plane.max() > 0:
             suffix = "@" + ",".join(map(str, key)) if key else ""
-            out += samples_from_arrays(source.normalized(key), plane, name=f"{name}{suffix}")
+            out += samples_from_arrays(source.normalized(tuple(key)), plane,
+                                       name=f"{name}{suffix}")
     return out
