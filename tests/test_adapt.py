@@ -65,6 +65,22 @@ def test_adapt_compares_before_and_after_on_a_copy(blobs, small_net):
     assert card["source_model"] == "default" and card["steps"] == 2
 
 
+@pytest.mark.parametrize("freeze", [True, False], ids=["frozen norms", "free norms"])
+def test_frozen_norms_keep_the_models_statistics(blobs, small_net, freeze):
+    """Adapting keeps the BatchNorm running statistics (so the model does not forget the images
+    it was trained on) while the weights learn; without freeze_norm the statistics follow."""
+    from dataclasses import replace
+
+    result = adapt(small_net, blobs, replace(FAST, freeze_norm=freeze))
+    old, new = small_net.state_dict(), result.net.state_dict()
+    stats = [k for k in old if k.endswith("running_mean") or k.endswith("running_var")]
+    assert stats and all(torch.equal(old[k], new[k]) for k in stats) == freeze
+    trained = [k for k in old if k.endswith(".weight") and old[k].dim() == 4]
+    assert any(not torch.equal(old[k], new[k]) for k in trained)
+    norms = [m for m in result.net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert norms and all(type(m) is torch.nn.BatchNorm2d for m in norms)  # the class is back
+
+
 def test_cancel_stops_after_the_current_step(blobs, small_net):
     with pytest.raises(AdaptCancelled):
         adapt(small_net, blobs, FAST, should_stop=lambda: True)

@@ -92,6 +92,12 @@ STOP_RULES = {
     ),
     "fresh_iou_prev<0.4 or iou_prev<0.5": lambda f: f.fresh_iou_prev < 0.4 or f.iou_prev < 0.5,
     "mean_prob<0.8 or iou_prev<0.3": lambda f: f.mean_prob < 0.8 or f.iou_prev < 0.3,
+    "agreement<0.7 or iou_prev<0.5 or intensity>0.2 or mean_prob<0.8": lambda f: (
+        f.agreement < 0.7 or f.iou_prev < 0.5 or f.intensity_change > 0.2 or f.mean_prob < 0.8
+    ),
+    "agreement<0.7 or iou_prev<0.5 or intensity>0.2 or mean_prob<0.85": lambda f: (
+        f.agreement < 0.7 or f.iou_prev < 0.5 or f.intensity_change > 0.2 or f.mean_prob < 0.85
+    ),
 }
 
 #: The rule propagation uses (benchmarks/results/propagation.json has every candidate's figures).

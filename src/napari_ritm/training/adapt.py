@@ -37,7 +37,10 @@ class AdaptOptions:
     ``held_out``: share of the objects held back for the comparison (at least ``min_held``,
     and at least ``min_train`` left to train on); objects of at least ``min_area`` pixels;
     comparison with at most ``max_clicks`` clicks per object; ``max_seconds``: stop training
-    early (keeping what was learnt) after that long."""
+    early (keeping what was learnt) after that long; ``freeze_norm``: keep the BatchNorm
+    statistics of the model (a few images of one kind would replace them and the model would
+    forget the rest); ``backbone_lr_mult``: the backbone's share of ``lr`` (0: train the head
+    only)."""
 
     steps: int = 300
     lr: float = 1e-4
@@ -49,6 +52,8 @@ class AdaptOptions:
     min_area: int = 30
     max_clicks: int = 10
     max_seconds: float | None = None
+    freeze_norm: bool = True
+    backbone_lr_mult: float = 1.0
     seed: int = 0
 
 
@@ -158,7 +163,8 @@ def adapt(
     with tempfile.TemporaryDirectory(prefix="napari-ritm-adapt-") as tmp:
         trainer_options = TrainOptions(
             out=Path(tmp) / "adapted.pth", steps=options.steps, batch_size=options.batch_size,
-            crop_size=options.crop_size, lr=options.lr, backbone_lr_mult=1.0, milestones=(),
+            crop_size=options.crop_size, lr=options.lr, milestones=(),
+            backbone_lr_mult=options.backbone_lr_mult, freeze_norm=options.freeze_norm,
             epoch_len=options.steps * options.batch_size, object_crops=True,
             single_click_prob=0.4, seed=options.seed, save_every=0, val_objects=0,
             val_samples=0, progress=False,

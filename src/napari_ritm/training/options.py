@@ -46,7 +46,8 @@ class TrainOptions:
     window predictor would show it (:class:`~napari_ritm.training.object_crops.ObjectCropper`)
     instead of the recipe's random resize and crop; ``single_click_prob``: share of samples with exactly one
     positive click (see :class:`~napari_ritm.training.sampler.MultiPointSampler`); ``val_mode``:
-    the predictor mode of the validation NoC.
+    the predictor mode of the validation NoC; ``freeze_norm``: BatchNorms stay in eval mode
+    (their running statistics are not updated), as when fine-tuning on a few images.
     """
 
     out: Path
@@ -78,6 +79,7 @@ class TrainOptions:
     channels_last: bool = True
     resume: bool = False
     progress: bool = True
+    freeze_norm: bool = False
 
 
 def state_path(out: Path) -> Path:

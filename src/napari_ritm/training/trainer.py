@@ -79,6 +79,7 @@ class Trainer:
         self.local_batch = options.batch_size // ctx.world
         self.memory_format = torch.channels_last if options.channels_last else torch.contiguous_format
         self.net = net.to(ctx.device, memory_format=self.memory_format).train()
+        self._frozen_norms = freeze_norms(self.net) if options.freeze_norm else []
         self.model = self.net
         if ctx.world > 1:
             ids = [ctx.device.index] if ctx.device.type == "cuda" else None
@@ -305,9 +306,32 @@ class Trainer:
         }
 
     def close(self) -> None:
-        """Leave the process group if this trainer joined it."""
+        """Give back frozen BatchNorms their class; leave the process group if this trainer
+        joined it."""
+        for module in self._frozen_norms:
+            module.__class__ = torch.nn.BatchNorm2d
+        self._frozen_norms = []
         if self.ctx.owns_group and dist.is_initialized():
             dist.destroy_process_group()
+
+
+class _FrozenBatchNorm2d(torch.nn.BatchNorm2d):
+    """A BatchNorm2d that stays in eval mode whatever ``train()`` asks: it normalises with the
+    running statistics learnt before and does not update them (its scale and shift still
+    train)."""
+
+    def train(self, mode: bool = True) -> _FrozenBatchNorm2d:
+        return super().train(False)
+
+
+def freeze_norms(net: torch.nn.Module) -> list[torch.nn.Module]:
+    """Turn every ``BatchNorm2d`` of ``net`` into a frozen one, in place; returns them (set
+    their ``__class__`` back to ``torch.nn.BatchNorm2d`` to undo)."""
+    norms = [m for m in net.modules() if type(m) is torch.nn.BatchNorm2d]
+    for module in norms:
+        module.__class__ = _FrozenBatchNorm2d
+        module.eval()
+    return norms
 
 
 def train(
