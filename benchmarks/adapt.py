@@ -71,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--objects", type=int, default=20)
     parser.add_argument("--budget", type=float, default=300.0, help="seconds of training")
     parser.add_argument("--backbone-lr-mult", type=float, default=1.0)
+    parser.add_argument("--blend", type=float, default=AdaptOptions.blend,
+                        help="share of the weight change kept")
     parser.add_argument("--no-freeze-norm", dest="freeze_norm", action="store_false",
                         help="let BatchNorm statistics follow the new images")
     parser.add_argument("--out", type=Path, default=RESULTS / "adapt.json")
@@ -84,13 +86,13 @@ def main(argv: list[str] | None = None) -> int:
         before = score(net, set_name, 4, 48)
         options = AdaptOptions(steps=args.steps, lr=args.lr, max_seconds=args.budget,
                                freeze_norm=args.freeze_norm,
-                               backbone_lr_mult=args.backbone_lr_mult)
+                               backbone_lr_mult=args.backbone_lr_mult, blend=args.blend)
         result = adapt(net, [sample], options)
         after = score(result.net, set_name, 4, 48)
         known_after = {name: score(result.net, name, k, 40) for name, k in KNOWN_SETS.items()}
         entry = {"set": set_name, "image": sample.name, "objects": args.objects,
                  "steps": result.steps, "lr": args.lr, "freeze_norm": args.freeze_norm,
-                 "backbone_lr_mult": args.backbone_lr_mult,
+                 "backbone_lr_mult": args.backbone_lr_mult, "blend": args.blend,
                  "train_seconds": round(result.seconds, 1),
                  "held_back": {"before": result.before, "after": result.after},
                  "other_images": {"before": before, "after": after},

@@ -81,6 +81,24 @@ def test_frozen_norms_keep_the_models_statistics(blobs, small_net, freeze):
     assert norms and all(type(m) is torch.nn.BatchNorm2d for m in norms)  # the class is back
 
 
+def test_blend_keeps_that_share_of_the_weight_change(blobs, small_net):
+    import copy
+    from dataclasses import replace
+
+    from napari_ritm.training.adapt import _blend
+
+    old = small_net.state_dict()
+    unchanged = adapt(small_net, blobs, replace(FAST, blend=0.0)).net.state_dict()
+    assert all(torch.equal(old[k], v) for k, v in unchanged.items())
+    moved = copy.deepcopy(small_net)
+    with torch.no_grad():
+        for p in moved.parameters():
+            p.add_(1.0)
+    _blend(moved, small_net, 0.25)
+    for name, tensor in moved.named_parameters():
+        torch.testing.assert_close(tensor, old[name] + 0.25)
+
+
 def test_cancel_stops_after_the_current_step(blobs, small_net):
     with pytest.raises(AdaptCancelled):
         adapt(small_net, blobs, FAST, should_stop=lambda: True)

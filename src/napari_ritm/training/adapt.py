@@ -40,7 +40,10 @@ class AdaptOptions:
     early (keeping what was learnt) after that long; ``freeze_norm``: keep the BatchNorm
     statistics of the model (a few images of one kind would replace them and the model would
     forget the rest); ``backbone_lr_mult``: the backbone's share of ``lr`` (0: train the head
-    only)."""
+    only); ``blend``: the share of the fine-tuning's weight change that is kept (the adapted
+    weights are ``before + blend * (after - before)``: a few objects of one image pull the
+    model too far, and a partial step keeps most of the gain on the user's other images while
+    losing less on everything else)."""
 
     steps: int = 300
     lr: float = 1e-4
@@ -54,6 +57,7 @@ class AdaptOptions:
     max_seconds: float | None = None
     freeze_norm: bool = True
     backbone_lr_mult: float = 1.0
+    blend: float = 0.3
     seed: int = 0
 
 
@@ -118,6 +122,18 @@ def split_objects(
     return train, held
 
 
+def _blend(work, original, share: float) -> None:
+    """``work`` (in place) := ``original + share * (work - original)``, floating tensors only."""
+    import torch
+
+    start = original.state_dict()
+    with torch.no_grad():
+        for name, tensor in work.state_dict().items():
+            if tensor.is_floating_point() and share != 1.0:
+                base = start[name].to(tensor.dtype)
+                tensor.copy_(base + share * (tensor - base))
+
+
 def _score(net, samples: list[LabeledImage], held, max_clicks: int) -> dict:
     from napari_ritm.training.validate import validation_noc
 
@@ -178,6 +194,7 @@ def adapt(
         finally:
             trainer.close()
     work.eval()
+    _blend(work, net, options.blend)
     after = _score(work, samples, held, options.max_clicks)
     n_train = sum(int((np.unique(s.labels[s.labels > 0])).size) for s in train)
     return AdaptResult(work, before, after, n_train, len(held), len(history),
