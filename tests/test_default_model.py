@@ -1,10 +1,10 @@
 """The model shipped inside the package: it loads offline, is small, and segments nuclei.
 
 The acceptance image is ``stardist_nuclei2d``: its one image is held out of training entirely
-(see ``training/recipes/shared_split.json``). The CPU-trained model reaches IoU 0.8 within three
-clicks on 24 of the 30 nuclei of ``benchmarks/eval_dev.py``, and on 3 of the 5 here (best IoUs
-0.803 0.864 0.653 0.783 0.889); the test asks for 2, as one of the 3 is only 0.003 above the bar
-(float differences between machines could tip it). Random weights reach none.
+(see ``training/recipes/shared_split.json``). In the window mode (the widget's) the shipped model
+reaches IoU 0.8 within three clicks on 4 of the 5 nuclei here (best IoUs 0.808 0.819 0.812
+0.767 0.842); the test asks for 3, as the closest one is only 0.008 above the bar (float
+differences between machines could tip it). Random weights reach none.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from napari_ritm.model.zoo import local_path
 
 NUCLEI = 5
 #: nuclei of the 5 that must reach IoU 0.8 within 3 clicks
-MUST_REACH = 2
+MUST_REACH = 3
 
 
 def test_shipped_file_is_small_and_in_the_official_format():
@@ -47,7 +47,7 @@ def test_segments_stardist_nuclei_within_three_clicks(data_dir):
     from napari_ritm.evaluation.noc import evaluate_sample
     from napari_ritm.inference.modes import make_predictor
 
-    predictor = make_predictor(load_model("default"), "exact")
+    predictor = make_predictor(load_model("default"), "window")
     nuclei = InstanceDataset(data_dir / "stardist_nuclei2d", max_objects_per_image=NUCLEI,
                              min_area=30)
     best = []
