@@ -4,8 +4,8 @@ On each next plane the predictor runs twice with one positive click at the previ
 innermost pixel: *guided* (the previous plane's mask as its previous-mask input: the mask kept)
 and *fresh* (the click alone). The object has ended, or the mask went astray, when the stop rule
 (:data:`STOP_RULE`) fires on what they returned (:class:`StepFigures`): the two disagree, the
-guided mask overlaps the previous one too little, or the image inside it changed a lot (another
-cell at the same place). Rule and thresholds were chosen on synthetic stacks with known object
+guided mask overlaps the previous one too little, the image inside it changed a lot (another
+cell at the same place), or the network is unsure of the guided mask. Rule and thresholds were chosen on synthetic stacks with known object
 ends and on the isbi2012_em serial sections (benchmarks/propagation.py). The session writes
 each plane as one undo step (:meth:`napari_ritm.session.Session.apply_step`).
 """
@@ -101,7 +101,7 @@ STOP_RULES = {
 }
 
 #: The rule propagation uses (benchmarks/results/propagation.json has every candidate's figures).
-STOP_RULE = "agreement<0.7 or iou_prev<0.5 or intensity>0.2"
+STOP_RULE = "agreement<0.7 or iou_prev<0.5 or intensity>0.2 or mean_prob<0.85"
 
 
 @dataclass(frozen=True)
