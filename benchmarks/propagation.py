@@ -7,7 +7,8 @@ Stacks:
   breaks.
 - ``synthetic``: 4 stacks of 24 planes, 256 x 256, with 14 bright textured cells each whose
   cross-section grows and shrinks like a sphere's between a first and a last plane (known), drift
-  slowly, and may touch their neighbours; noisy, uneven background.
+  slowly, and may touch their neighbours but never share a voxel with them; noisy, uneven
+  background.
 
 For each object (track of at least 3 planes), propagation starts from its ground-truth mask on
 its middle plane and runs both ways with the window predictor and the default model, without a
@@ -47,13 +48,18 @@ RESULTS = RESULTS_DIR / "propagation.json"
 
 
 def synthetic_stack(seed: int, depth: int = 24, size: int = 256, cells: int = 14):
-    """(image (Z, H, W) uint8, labels (Z, H, W) int32): cells with known first/last planes."""
+    """(image (Z, H, W) uint8, labels (Z, H, W) int32): cells with known first/last planes.
+
+    Cells never share a voxel (a cell drawn where another already is would "end" where the
+    other takes over, with nothing in the image to say so); they may touch, in a plane and
+    from one plane to the next. A placement that overlaps is drawn again."""
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
     background = 40 + 25 * np.sin(xx / 37 + rng.random() * 6) * np.cos(yy / 53)
     image = np.zeros((depth, size, size), np.float32)
     labels = np.zeros((depth, size, size), np.int32)
-    for k in range(1, cells + 1):
+    k = 0
+    while k < cells:
         z0 = int(rng.integers(0, depth - 6))
         z1 = int(min(depth - 1, z0 + rng.integers(5, 14)))
         zc, hz = (z0 + z1) / 2, (z1 - z0) / 2 + 0.5
@@ -62,15 +68,18 @@ def synthetic_stack(seed: int, depth: int = 24, size: int = 256, cells: int = 14
         radius, aspect = rng.uniform(10, 22), rng.uniform(0.7, 1.3)
         bright = rng.uniform(110, 190)
         texture = ndimage.gaussian_filter(rng.normal(0, 1, (size, size)), 2) * 60
+        planes = {}
         for z in range(z0, z1 + 1):
             r = radius * np.sqrt(max(0.0, 1 - ((z - zc) / hz) ** 2))
-            if r < 2.5:
-                continue
-            y, x = cy + vy * (z - zc), cx + vx * (z - zc)
-            inside = ((yy - y) / (r * aspect)) ** 2 + ((xx - x) / r) ** 2 <= 1
-            free = inside & (labels[z] == 0)
-            labels[z][free] = k
-            image[z][free] = bright + texture[free]
+            if r >= 2.5:
+                y, x = cy + vy * (z - zc), cx + vx * (z - zc)
+                planes[z] = ((yy - y) / (r * aspect)) ** 2 + ((xx - x) / r) ** 2 <= 1
+        if len(planes) < 3 or any(labels[z][inside].any() for z, inside in planes.items()):
+            continue
+        k += 1
+        for z, inside in planes.items():
+            labels[z][inside] = k
+            image[z][inside] = bright + texture[inside]
     noise = rng.normal(0, 12, image.shape)
     image = np.clip(np.where(labels > 0, image, background[None]) + noise, 0, 255)
     return image.astype(np.uint8), labels
