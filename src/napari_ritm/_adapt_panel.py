@@ -15,6 +15,8 @@ from typing import Any
 from napari.qt.threading import create_worker
 from qtpy.QtCore import QTimer
 
+from napari_ritm._controls import ADAPT_SCOPES
+
 __all__ = ["AdaptPanel"]
 
 
@@ -39,7 +41,7 @@ class AdaptPanel:
         from napari_ritm.training.data import samples_from_planes
 
         only = None
-        if self.adapt_scope_combo.currentIndex() == 1:  # objects made in this session
+        if self.adapt_scope_combo.currentText() == ADAPT_SCOPES[1]:  # made in this session
             only = self.session.committed_objects()
             if not only:
                 self.say("No object made in this session yet: segment or correct some, or "
@@ -85,6 +87,7 @@ class AdaptPanel:
     def _adapted(self, result: Any, source: str) -> None:
         if not self._alive:
             return
+        self._adapt_timer.stop()  # its next tick would overwrite the outcome with progress
         before, after = result.before, result.after
         figures = (f"NoC@85 {before['val_noc85']:.1f} -> {after['val_noc85']:.1f} on "
                    f"{result.held_objects} held-back objects, {result.steps} steps")
@@ -103,6 +106,7 @@ class AdaptPanel:
     def _adapt_failed(self, error: BaseException) -> None:
         if not self._alive:
             return
+        self._adapt_timer.stop()
         from napari_ritm.training.adapt import AdaptCancelled
 
         if isinstance(error, AdaptCancelled):
