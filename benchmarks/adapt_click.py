@@ -26,7 +26,7 @@ import time
 
 import numpy as np
 from common import RESULTS, machine
-from widget_click import mouse_click, wait_idle
+from widget_click import mouse_click, open_widget, wait_idle
 
 
 def time_clicks(app, viewer, widget, centres) -> list[float]:
@@ -43,9 +43,7 @@ def time_clicks(app, viewer, widget, centres) -> list[float]:
 
 
 def run(args) -> dict:
-    import napari
     import torch
-    from qtpy.QtWidgets import QApplication
     from skimage import filters, measure
 
     from napari_ritm._sample_data import nuclei2d
@@ -57,13 +55,7 @@ def run(args) -> dict:
     regions = sorted(measure.regionprops(nuclei), key=lambda r: r.area, reverse=True)
     centres = [tuple(int(v) for v in r.centroid) for r in regions[: args.objects]]
 
-    viewer = napari.Viewer(show=True)
-    app = QApplication.instance()
-    viewer.add_image(image, name="nuclei 1024")
-    _, widget = viewer.window.add_plugin_dock_widget("napari-ritm", "RITM segmentation")
-    wait_idle(app, widget)
-    widget.load_model(args.model)
-    wait_idle(app, widget)
+    viewer, app, widget = open_widget(image, args.model)
     widget.labels_layer.data = nuclei
     mouse_click(viewer, centres[-1], 1)  # the slice's first click (normalising) is left out
     wait_idle(app, widget)

@@ -63,10 +63,27 @@ def wait_idle(app, widget, timeout=300.0):
     app.processEvents()
 
 
+def open_widget(image, model: str):
+    """A shown viewer with ``image`` and the napari-ritm dock using ``model``: (viewer, app,
+    widget), idle."""
+    import napari
+    from qtpy.QtWidgets import QApplication
+
+    viewer = napari.Viewer(show=True)
+    app = QApplication.instance()
+    viewer.add_image(image, name="nuclei 1024")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-ritm", "RITM segmentation")
+    wait_idle(app, widget)
+    widget.load_model(model)
+    wait_idle(app, widget)
+    if widget.predictor is None:
+        raise SystemExit(f"could not load {model}: {widget.status.text()}")
+    return viewer, app, widget
+
+
 def run(args) -> dict:
     import napari
     import torch
-    from qtpy.QtWidgets import QApplication
     from skimage import filters, measure
 
     from napari_ritm._sample_data import nuclei2d
@@ -91,15 +108,7 @@ def run(args) -> dict:
     regions = sorted(regions, key=lambda r: r.area, reverse=True)[: args.objects]
     centres = [tuple(int(v) for v in r.centroid) for r in regions]
 
-    viewer = napari.Viewer(show=True)
-    app = QApplication.instance()
-    viewer.add_image(image, name="nuclei 1024")
-    _, widget = viewer.window.add_plugin_dock_widget("napari-ritm", "RITM segmentation")
-    wait_idle(app, widget)
-    widget.load_model(args.model)
-    wait_idle(app, widget)
-    if widget.predictor is None:
-        raise SystemExit(f"could not load {args.model}: {widget.status.text()}")
+    viewer, app, widget = open_widget(image, args.model)
 
     results = {}
     for mode in args.modes:

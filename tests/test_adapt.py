@@ -15,15 +15,6 @@ from napari_ritm.training.adapt import (  # noqa: E402
 )
 from napari_ritm.training.data import read_folder  # noqa: E402
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: on a busy 2-core machine two threads can be many times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 FAST = AdaptOptions(steps=2, batch_size=2, crop_size=(64, 64), max_clicks=2, min_area=20)
 
 

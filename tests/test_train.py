@@ -21,15 +21,6 @@ from napari_ritm.cli import main  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: on a busy 2-core machine two threads can be many times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def tiny_set(data_dir, tmp_path_factory) -> Path:
     """Four 96x96 crops of the blobs image as a set folder (one goes to validation)."""

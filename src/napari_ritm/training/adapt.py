@@ -126,10 +126,12 @@ def _blend(work, original, share: float) -> None:
     """``work`` (in place) := ``original + share * (work - original)``, floating tensors only."""
     import torch
 
+    if share == 1.0:
+        return
     start = original.state_dict()
     with torch.no_grad():
         for name, tensor in work.state_dict().items():
-            if tensor.is_floating_point() and share != 1.0:
+            if tensor.is_floating_point():
                 base = start[name].to(tensor.dtype)
                 tensor.copy_(base + share * (tensor - base))
 

@@ -312,11 +312,10 @@ def samples_from_planes(source, labels, *, name: str = "layer",
     keys = np.ndindex(labels_shape[:-2]) if only is None else sorted(only)
     out = []
     for key in keys:
-        plane = np.asarray(labels[tuple(key)])
+        plane = np.asarray(labels[key])
         if only is not None:
             plane = np.where(np.isin(plane, list(only[key])), plane, 0)
         if plane.max() > 0:
             suffix = "@" + ",".join(map(str, key)) if key else ""
-            out += samples_from_arrays(source.normalized(tuple(key)), plane,
-                                       name=f"{name}{suffix}")
+            out += samples_from_arrays(source.normalized(key), plane, name=f"{name}{suffix}")
     return out
