@@ -2,7 +2,8 @@
 # The recipe of the default model v2: h18s on all shared sets, crops at the scales the window
 # predictor shows the network (--object-crops), 40 % single-click samples for the first click,
 # bfloat16 autocast + channels_last where the CPU has native bfloat16, one thread.
-# Starts from the v1 default model (36,000 samples of our own training); 60,000 steps of 8
+# Starts from the v1 model (36,000 samples of our own training; get it with
+# git show bc79e1a:src/napari_ritm/weights/default.pth > runs/v1_default.pth); 60,000 steps of 8
 # (480,000 samples), lr x0.1 at 87 % and 96 %. Resumable: run it again with --resume (the
 # trainer state is saved every 200 steps), e.g. in the background:
 #   setsid nohup bash src/napari_ritm/training/recipes/h18s_v2_cpu.sh --resume > runs/v2/log.txt 2>&1 &
@@ -15,7 +16,7 @@ exec .venv/bin/napari-ritm train \
   --data "$D/coelho_nuclei" --data "$D/usiigaci_phase" --data "$D/emps_particles" \
   --data "$D/stardist_nuclei2d" \
   --val-split src/napari_ritm/training/recipes/shared_split.json --balance-sets \
-  --init default --out runs/v2/model.pth \
+  --init "${V1:-runs/v1_default.pth}" --out runs/v2/model.pth \
   --crop 192 192 --batch-size 8 --epoch-len 800 --steps 60000 \
   --lr 5e-4 --backbone-lr-mult 1.0 --object-crops --single-click-prob 0.4 \
   --device cpu --threads 1 --workers 0 --seed 0 \
