@@ -36,7 +36,7 @@ def test_cli_help_lists_subcommands(capsys):
         main(["--help"])
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
-    for command in ("predict", "evaluate", "train", "finetune", "download", "export"):
+    for command in ("predict", "evaluate", "train", "finetune", "average", "download", "export"):
         assert command in out
 
 
