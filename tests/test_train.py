@@ -69,6 +69,8 @@ def trained(tiny_set, tmp_path_factory):
             "2",
             "--save-every",
             "1",
+            "--keep-every",
+            "1",
             "--no-progress",
         ]
     )
@@ -83,8 +85,8 @@ def test_a_fixed_batch_is_fitted(data_dir):
     from napari_ritm.training.augment import Augmenter
     from napari_ritm.training.data import ClickDataset, read_folder
     from napari_ritm.training.optim import init_weights
-    from napari_ritm.training.sampler import MultiPointSampler
     from napari_ritm.training.options import TrainOptions
+    from napari_ritm.training.sampler import MultiPointSampler
     from napari_ritm.training.trainer import Trainer
 
     samples = read_folder(data_dir / "blobs")
@@ -127,6 +129,10 @@ def test_cli_train_writes_official_checkpoint_metrics_and_split(trained):
     rows = list(csv.DictReader(open(metrics_path(trained))))
     assert rows and rows[-1]["step"] == "2" and float(rows[-1]["loss"]) > 0
     assert rows[-1]["val_loss"] and rows[-1]["val_noc90"] and rows[-1]["val_objects"] == "1"
+    kept = sorted(p.name for p in trained.parent.glob("tiny.step*.pth"))
+    assert kept == ["tiny.step1.pth", "tiny.step2.pth"]
+    assert torch.equal(load_checkpoint(trained.parent / "tiny.step2.pth").state_dict()[
+        "feature_extractor.conv1.weight"], net.state_dict()["feature_extractor.conv1.weight"])
     split = json.loads((trained.parent / "split.json").read_text())
     assert (
         len(split["sets"]["tinyblobs"]["val"]) == 1

@@ -17,7 +17,6 @@ from napari_ritm.commands import UsageError, load_model_or_exit
 from napari_ritm.model.variants import ARCHITECTURES
 
 
-
 def register(subparsers) -> None:
     """Add the ``train`` subcommand."""
     p = subparsers.add_parser("train", help="train a RITM model on labelled image folders",
@@ -103,6 +102,14 @@ def _add_common(p, *, steps, lr, crop, batch, save_every, val_fraction) -> None:
         default=save_every,
         metavar="STEPS",
         help=f"checkpoint interval in steps (default {save_every}; 0: only at the end)",
+    )
+    p.add_argument(
+        "--keep-every",
+        type=int,
+        default=0,
+        metavar="STEPS",
+        help="also keep a copy of the checkpoint every STEPS steps as <out>.step<N>.pth, to "
+        "average the last ones afterwards with 'napari-ritm average' (default 0: none)",
     )
     p.add_argument(
         "--resume", action="store_true", help="continue from the trainer state next to --out"
@@ -269,8 +276,8 @@ def run(args) -> int:
     steps = args.steps or args.epochs * steps_per_epoch(epoch_len, args.batch_size, world)
     net = _build_net(args)
     same = ("batch_size", "lr", "backbone_lr_mult", "min_object_area", "balance_sets",
-            "object_crops", "single_click_prob", "val_mode", "seed", "save_every", "val_every",
-            "val_samples", "val_objects", "val_max_clicks", "workers", "resume")
+            "object_crops", "single_click_prob", "val_mode", "seed", "save_every", "keep_every",
+            "val_every", "val_samples", "val_objects", "val_max_clicks", "workers", "resume")
     options = TrainOptions(
         out=args.out, steps=steps, crop_size=tuple(args.crop),
         scale_range=tuple(args.scale_range), epoch_len=epoch_len,

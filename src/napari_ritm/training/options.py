@@ -37,7 +37,9 @@ class TrainOptions:
     ``scale_range``: random resize factors of the training images (the recipe's 0.75-1.40);
     ``epoch_len``: samples per epoch (None: the number of training images, at least one batch);
     ``milestones``: fractions of ``steps`` where the lr is multiplied by ``lr_gamma``;
-    ``save_every``: steps between checkpoints (0: only at the end); ``val_every``: epochs between
+    ``save_every``: steps between checkpoints (0: only at the end); ``keep_every``: steps between
+    copies kept as ``<out stem>.step<N>.pth`` (0: none), to average them afterwards
+    (:func:`~napari_ritm.training.averaging.average_checkpoints`); ``val_every``: epochs between
     validations; ``val_samples``: crops for the validation loss; ``val_objects``: objects of the
     validation images for NoC (0: none), clicked at most ``val_max_clicks`` times; ``amp``: mixed
     precision where the hardware has it (bfloat16 on CPUs with native support, see
@@ -68,6 +70,7 @@ class TrainOptions:
     single_click_prob: float = 0.0
     seed: int = 0
     save_every: int = 500
+    keep_every: int = 0
     val_every: int = 1
     val_samples: int = 32
     val_objects: int = 8
@@ -80,6 +83,11 @@ class TrainOptions:
     resume: bool = False
     progress: bool = True
     freeze_norm: bool = False
+
+
+def kept_path(out: Path, step: int) -> Path:
+    """Where the copy of checkpoint ``out`` kept at ``step`` lives (``TrainOptions.keep_every``)."""
+    return out.with_name(f"{out.stem}.step{step}{out.suffix}")
 
 
 def state_path(out: Path) -> Path:

@@ -40,6 +40,7 @@ from napari_ritm.training.options import (
     METRIC_FIELDS,
     TrainOptions,
     _atomic_save,
+    kept_path,
     metrics_path,
     resolve_epoch_len,
     state_path,
@@ -267,6 +268,8 @@ class Trainer:
                     and self.step < o.steps
                 ):
                     self.save()
+                if ctx.main and o.keep_every and self.step % o.keep_every == 0:
+                    save_checkpoint(self.net, kept_path(o.out, self.step))
                 if self.step >= o.steps:
                     break
             elapsed = time.perf_counter() - t0
