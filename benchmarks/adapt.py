@@ -12,6 +12,9 @@ Then NoC@85 / NoC@90 and the IoU after one click, before and after, in the windo
 
     python benchmarks/adapt.py [--model runs/holdout/model.pth] [--label NAME] [--blend 0.3] ...
 
+``--images N`` spreads the 20 objects over the first N train images instead; ``--image NAME``
+picks the image; ``--layers``, ``--scale-jitter``, ``--lr`` ... set the adaptation's options.
+
 Adds one entry per set to benchmarks/results/adapt.json under ``runs`` (an earlier entry with the
 same model, label and set is replaced), so settings can be compared side by side.
 """
@@ -41,18 +44,35 @@ KNOWN_SETS = {"dsb2018": (6, 54), "isbi2012_em": (12, 48), "weizmann_horse": (1,
 HOLDOUT_BASE = Path("runs/holdout/model.pth")
 
 
-def user_labels(set_name: str, count: int, seed: int = 0):
-    """One train image of ``set_name`` with at least ``count`` objects, only ``count`` of them
-    labelled (the others ignored, -1)."""
+def user_labels(set_name: str, count: int, image: str | None = None, images: int = 1,
+                seed: int = 0) -> list:
+    """``count`` labelled objects spread evenly over ``images`` train images of ``set_name``
+    (``image``, else the first in name order with enough objects); the images' other objects
+    are ignored (-1), as unlabelled."""
     train_names = set(load_split(SPLIT)["sets"][set_name]["train"])
+    shares = [count // images + (k < count % images) for k in range(images)]
+    chosen = []
     for sample in read_folder(DATA / set_name):
         ids = np.unique(sample.labels[sample.labels > 0])
-        if sample.name in train_names and len(ids) >= count:
-            keep = np.random.default_rng(seed).choice(ids, size=count, replace=False)
+        if image is not None and sample.name != image:
+            continue
+        share = shares[len(chosen)]
+        if sample.name in train_names and len(ids) >= share:
+            keep = np.random.default_rng(seed).choice(ids, size=share, replace=False)
             labels = np.where(np.isin(sample.labels, keep), sample.labels,
                               np.where(sample.labels > 0, -1, 0))
-            return replace(sample, labels=labels.astype(np.int32))
-    raise ValueError(f"no train image of {set_name} has {count} objects")
+            chosen.append(replace(sample, labels=labels.astype(np.int32)))
+            if len(chosen) == images:
+                return chosen
+    raise ValueError(f"no {images} train image(s) of {set_name} ({image or 'any'}) with "
+                     f"{count} objects")
+
+
+def median_side(samples: list) -> float:
+    """Median square root of the labelled objects' areas in ``samples``, in pixels."""
+    areas = np.concatenate([np.unique(s.labels[s.labels > 0], return_counts=True)[1]
+                            for s in samples])
+    return round(float(np.median(np.sqrt(areas))), 1)
 
 
 def score(net, set_name: str, per_image: int, limit: int) -> dict:
@@ -78,31 +98,45 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--objects", type=int, default=20)
+    parser.add_argument("--images", type=int, default=1,
+                        help="spread the objects over this many train images")
+    parser.add_argument("--image", default=None,
+                        help="the train image adapted on (one set only; default: the first "
+                             "with enough objects)")
     parser.add_argument("--budget", type=float, default=300.0, help="seconds of training")
     parser.add_argument("--backbone-lr-mult", type=float, default=1.0)
     parser.add_argument("--blend", type=float, default=AdaptOptions.blend,
                         help="share of the weight change kept")
+    parser.add_argument("--scale-jitter", type=float, nargs=2, default=AdaptOptions.scale_jitter,
+                        metavar=("LOW", "HIGH"), help="range of the object scale factor")
+    parser.add_argument("--layers", choices=("all", "norms"), default=AdaptOptions.layers,
+                        help="the weights trained")
     parser.add_argument("--no-freeze-norm", dest="freeze_norm", action="store_false",
                         help="let BatchNorm statistics follow the new images")
     parser.add_argument("--out", type=Path, default=RESULTS / "adapt.json")
     args = parser.parse_args(argv)
+    if args.image is not None and (len(args.sets) != 1 or args.images != 1):
+        parser.error("--image needs exactly one of --sets and one image")
     torch.set_num_threads(1)
     net = load_model(args.model)
     known = {name: score(net, name, *sizes) for name, sizes in KNOWN_SETS.items()}
     entries = []
     for set_name in args.sets:
-        sample = user_labels(set_name, args.objects)
+        samples = user_labels(set_name, args.objects, args.image, args.images)
         before = score(net, set_name, *NEW_SETS[set_name])
         options = AdaptOptions(steps=args.steps, lr=args.lr, max_seconds=args.budget,
                                freeze_norm=args.freeze_norm,
-                               backbone_lr_mult=args.backbone_lr_mult, blend=args.blend)
-        result = adapt(net, [sample], options)
+                               backbone_lr_mult=args.backbone_lr_mult, blend=args.blend,
+                               scale_jitter=tuple(args.scale_jitter), layers=args.layers)
+        result = adapt(net, samples, options)
         after = score(result.net, set_name, *NEW_SETS[set_name])
         known_after = {name: score(result.net, name, *sizes) for name, sizes in KNOWN_SETS.items()}
         entry = {"model": args.model, "label": args.label, "set": set_name,
-                 "image": sample.name, "objects": args.objects,
+                 "image": ", ".join(s.name for s in samples), "objects": args.objects,
+                 "median_object_side_px": median_side(samples),
                  "steps": result.steps, "lr": args.lr, "freeze_norm": args.freeze_norm,
                  "backbone_lr_mult": args.backbone_lr_mult, "blend": args.blend,
+                 "scale_jitter": list(args.scale_jitter), "layers": args.layers,
                  "train_seconds": round(result.seconds, 1),
                  "held_back": {"before": result.before, "after": result.after},
                  "other_images": {"before": before, "after": after},

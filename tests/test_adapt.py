@@ -43,6 +43,25 @@ def test_held_back_objects_are_hidden_from_training(blobs):
         split_objects(blobs, 0.25, min_held=3, min_train=5, min_area=10**6)
 
 
+def test_with_several_images_whole_images_are_held_back(blobs):
+    """The comparison then runs on an image the model did not train on; when whole images
+    would leave too few objects to train on, random objects are held back instead."""
+    from dataclasses import replace
+
+    images = [replace(blobs[0], name=f"b{k}") for k in range(4)]
+    train, held = split_objects(images, 0.25, min_held=3, min_train=5, min_area=20)
+    held_images = {i for i, _ in held}
+    assert len(held_images) == 1
+    (i,) = held_images
+    _, areas = np.unique(blobs[0].labels[blobs[0].labels > 0], return_counts=True)
+    n = int((areas >= 20).sum())
+    assert len(held) == n and not np.isin(train[i].labels, [k for _, k in held]).any()
+    assert all((t.labels > 0).any() for j, t in enumerate(train) if j != i)
+    two = [replace(blobs[0], name="a"), replace(blobs[0], name="b")]
+    _, held = split_objects(two, 0.25, min_held=3, min_train=2 * n - 3, min_area=20)
+    assert len(held) == 3  # one whole image would leave too few: random objects
+
+
 def test_adapt_compares_before_and_after_on_a_copy(blobs, small_net):
     before_weights = {k: v.clone() for k, v in small_net.state_dict().items()}
     seen = []
@@ -64,7 +83,7 @@ def test_frozen_norms_keep_the_models_statistics(blobs, small_net, freeze):
 
     result = adapt(small_net, blobs, replace(FAST, freeze_norm=freeze))
     old, new = small_net.state_dict(), result.net.state_dict()
-    stats = [k for k in old if k.endswith("running_mean") or k.endswith("running_var")]
+    stats = [k for k in old if k.endswith(("running_mean", "running_var"))]
     assert stats and all(torch.equal(old[k], new[k]) for k in stats) == freeze
     trained = [k for k in old if k.endswith(".weight") and old[k].dim() == 4]
     assert any(not torch.equal(old[k], new[k]) for k in trained)
@@ -88,6 +107,38 @@ def test_blend_keeps_that_share_of_the_weight_change(blobs, small_net):
     _blend(moved, small_net, 0.25)
     for name, tensor in moved.named_parameters():
         torch.testing.assert_close(tensor, old[name] + 0.25)
+
+
+def test_norms_only_changes_just_the_batchnorm_scale_and_shift(blobs, small_net):
+    from dataclasses import replace
+
+    result = adapt(small_net, blobs, replace(FAST, layers="norms", lr=1e-2, blend=1.0))
+    norm_params = {f"{name}.{p}" for name, m in small_net.named_modules()
+                   if isinstance(m, torch.nn.BatchNorm2d) for p in ("weight", "bias")}
+    old, new = dict(small_net.named_parameters()), dict(result.net.named_parameters())
+    changed = {k for k in old if not torch.equal(old[k], new[k])}
+    assert changed and changed <= norm_params
+    assert all(p.requires_grad for p in result.net.parameters())
+    with pytest.raises(ValueError, match="layers"):
+        adapt(small_net, blobs, replace(FAST, layers="head"))
+
+
+def test_scale_jitter_reaches_the_object_crops(blobs, small_net, monkeypatch):
+    """The user's objects are shown at scales drawn from AdaptOptions.scale_jitter."""
+    from dataclasses import replace
+
+    from napari_ritm.training import trainer
+
+    seen = []
+
+    class Recording(trainer.ObjectCropper):
+        def __init__(self, crop_size, **kwargs):
+            seen.append(kwargs["jitter"])
+            super().__init__(crop_size, **kwargs)
+
+    monkeypatch.setattr(trainer, "ObjectCropper", Recording)
+    adapt(small_net, blobs, replace(FAST, scale_jitter=(0.5, 2.0)))
+    assert seen == [(0.5, 2.0)]
 
 
 def test_cancel_stops_after_the_current_step(blobs, small_net):

@@ -43,7 +43,11 @@ class AdaptOptions:
     only); ``blend``: the share of the fine-tuning's weight change that is kept (the adapted
     weights are ``before + blend * (after - before)``: a few objects of one image pull the
     model too far, and a partial step keeps most of the gain on the user's other images while
-    losing less on everything else)."""
+    losing less on everything else); ``scale_jitter``: the range of the log-uniform factor on
+    the scale at which each object is shown (the user's objects come in one size, the rest of
+    their images may not); ``layers``: ``"all"`` trains every weight, ``"norms"`` only the
+    scale and shift of the BatchNorms (0.4 % of the weights: the model can follow a new stain
+    or modality with little room to forget)."""
 
     steps: int = 300
     lr: float = 1e-4
@@ -58,6 +62,8 @@ class AdaptOptions:
     freeze_norm: bool = True
     backbone_lr_mult: float = 1.0
     blend: float = 0.3
+    scale_jitter: tuple[float, float] = (0.75, 1.33)
+    layers: str = "all"
     seed: int = 0
 
 
@@ -102,7 +108,12 @@ def split_objects(
 ) -> tuple[list[LabeledImage], list[tuple[int, int]]]:
     """(training images with the held-back objects ignored (-1), held-back (image, id) pairs).
 
-    Raises ValueError when there are fewer than ``min_train + min_held`` objects."""
+    With objects in several images, whole images are held back (in random order, until the
+    share is reached) so that the comparison asks whether the model carries over to an image
+    it did not train on: objects of the training image itself may improve while other images
+    get worse. With one image, or when whole images would leave fewer than ``min_train``
+    objects, random objects are held back. Raises ValueError when there are fewer than
+    ``min_train + min_held`` objects."""
     found = []
     for i, sample in enumerate(samples):
         ids, areas = np.unique(sample.labels[sample.labels > 0], return_counts=True)
@@ -111,8 +122,10 @@ def split_objects(
         raise ValueError(f"{len(found)} object(s) of at least {min_area} pixels; adapting needs "
                          f"{min_train + min_held} (segment or correct a few more)")
     n_held = min(max(min_held, round(held_out * len(found))), len(found) - min_train)
-    order = np.random.default_rng(seed).permutation(len(found))
-    held = sorted(found[j] for j in order[:n_held])
+    rng = np.random.default_rng(seed)
+    held = _whole_images(found, n_held, len(found) - min_train, rng)
+    if held is None:
+        held = sorted(found[j] for j in rng.permutation(len(found))[:n_held])
     train = []
     for i, sample in enumerate(samples):
         hidden = [k for j, k in held if j == i]
@@ -120,6 +133,23 @@ def split_objects(
         labels[np.isin(labels, hidden)] = -1
         train.append(replace(sample, labels=labels))
     return train, held
+
+
+def _whole_images(found: list[tuple[int, int]], n_held: int, most: int,
+                  rng: np.random.Generator) -> list[tuple[int, int]] | None:
+    """Objects of whole images, in random image order, until at least ``n_held`` (at most
+    ``most``); None with objects in one image only or when no such choice exists."""
+    images = sorted({i for i, _ in found})
+    if len(images) < 2:
+        return None
+    held: list[tuple[int, int]] = []
+    for image in rng.permutation(images):
+        objects = [obj for obj in found if obj[0] == image]
+        if len(held) + len(objects) <= most:
+            held += objects
+        if len(held) >= n_held:
+            return sorted(held)
+    return None
 
 
 def _blend(work, original, share: float) -> None:
@@ -134,6 +164,16 @@ def _blend(work, original, share: float) -> None:
             if tensor.is_floating_point():
                 base = start[name].to(tensor.dtype)
                 tensor.copy_(base + share * (tensor - base))
+
+
+def _train_norms_only(net) -> None:
+    """Only the BatchNorms' scale and shift of ``net`` get gradients (the rest is fixed)."""
+    import torch
+
+    net.requires_grad_(False)
+    for module in net.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.requires_grad_(True)
 
 
 def _score(net, samples: list[LabeledImage], held, max_clicks: int) -> dict:
@@ -159,12 +199,16 @@ def adapt(
     from napari_ritm.training.options import TrainOptions
     from napari_ritm.training.trainer import Trainer
 
+    if options.layers not in ("all", "norms"):
+        raise ValueError(f"layers must be 'all' or 'norms', not {options.layers!r}")
     start = time.perf_counter()
     train, held = split_objects(samples, options.held_out, min_held=options.min_held,
                                 min_train=options.min_train, min_area=options.min_area,
                                 seed=options.seed)
     before = _score(net, samples, held, options.max_clicks)
     work = copy.deepcopy(net).float().train()
+    if options.layers == "norms":
+        _train_norms_only(work)
     history: list[float] = []
 
     def step_done(step: int, total: int, loss: float) -> None:
@@ -184,6 +228,7 @@ def adapt(
             crop_size=options.crop_size, lr=options.lr, milestones=(),
             backbone_lr_mult=options.backbone_lr_mult, freeze_norm=options.freeze_norm,
             epoch_len=options.steps * options.batch_size, object_crops=True,
+            object_scale_jitter=options.scale_jitter,
             single_click_prob=0.4, seed=options.seed, save_every=0, val_objects=0,
             val_samples=0, progress=False,
         )
@@ -195,7 +240,7 @@ def adapt(
             pass
         finally:
             trainer.close()
-    work.eval()
+    work.eval().requires_grad_(True)
     _blend(work, net, options.blend)
     after = _score(work, samples, held, options.max_clicks)
     n_train = sum(int((np.unique(s.labels[s.labels > 0])).size) for s in train)

@@ -46,7 +46,8 @@ class TrainOptions:
     :mod:`~napari_ritm.training.precision`); ``channels_last``: NHWC memory layout (faster on
     CPUs, with or without ``amp``); ``object_crops``: crop around one object at a scale the
     window predictor would show it (:class:`~napari_ritm.training.object_crops.ObjectCropper`)
-    instead of the recipe's random resize and crop; ``single_click_prob``: share of samples with exactly one
+    instead of the recipe's random resize and crop, at the predictor's scale times a log-uniform
+    factor from ``object_scale_jitter``; ``single_click_prob``: share of samples with exactly one
     positive click (see :class:`~napari_ritm.training.sampler.MultiPointSampler`); ``val_mode``:
     the predictor mode of the validation NoC; ``freeze_norm``: BatchNorms stay in eval mode
     (their running statistics are not updated), as when fine-tuning on a few images.
@@ -67,6 +68,7 @@ class TrainOptions:
     min_object_area: int = 20
     balance_sets: bool = False
     object_crops: bool = False
+    object_scale_jitter: tuple[float, float] = (0.75, 1.33)
     single_click_prob: float = 0.0
     seed: int = 0
     save_every: int = 500

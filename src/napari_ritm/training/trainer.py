@@ -97,7 +97,9 @@ class Trainer:
             seed=options.seed,
             min_object_area=options.min_object_area,
             balance_sets=options.balance_sets,
-            object_crops=ObjectCropper(options.crop_size, augmenter=augmenter)
+            object_crops=ObjectCropper(
+                options.crop_size, jitter=options.object_scale_jitter, augmenter=augmenter
+            )
             if options.object_crops
             else None,
         )
