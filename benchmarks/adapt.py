@@ -68,6 +68,14 @@ def user_labels(set_name: str, count: int, image: str | None = None, images: int
                      f"{count} objects")
 
 
+def train_images(set_name: str, count: int) -> list:
+    """The first ``count`` train images of ``set_name`` (name order), all objects labelled."""
+    if count <= 0:
+        return []
+    train_names = set(load_split(SPLIT)["sets"][set_name]["train"])
+    return [s for s in read_folder(DATA / set_name) if s.name in train_names][:count]
+
+
 def median_side(samples: list) -> float:
     """Median square root of the labelled objects' areas in ``samples``, in pixels."""
     areas = np.concatenate([np.unique(s.labels[s.labels > 0], return_counts=True)[1]
@@ -109,6 +117,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="share of the weight change kept")
     parser.add_argument("--scale-jitter", type=float, nargs=2, default=AdaptOptions.scale_jitter,
                         metavar=("LOW", "HIGH"), help="range of the object scale factor")
+    parser.add_argument("--rehearsal", type=int, default=0, metavar="N",
+                        help="mix N train images of each known set into the adaptation "
+                             "(half of each batch)")
     parser.add_argument("--layers", choices=("all", "norms"), default=AdaptOptions.layers,
                         help="the weights trained")
     parser.add_argument("--no-freeze-norm", dest="freeze_norm", action="store_false",
@@ -120,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     net = load_model(args.model)
     known = {name: score(net, name, *sizes) for name, sizes in KNOWN_SETS.items()}
+    rehearsal = [sample for name in KNOWN_SETS for sample in train_images(name, args.rehearsal)]
     entries = []
     for set_name in args.sets:
         samples = user_labels(set_name, args.objects, args.image, args.images)
@@ -128,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
                                freeze_norm=args.freeze_norm,
                                backbone_lr_mult=args.backbone_lr_mult, blend=args.blend,
                                scale_jitter=tuple(args.scale_jitter), layers=args.layers)
-        result = adapt(net, samples, options)
+        result = adapt(net, samples, options, rehearsal=rehearsal)
         after = score(result.net, set_name, *NEW_SETS[set_name])
         known_after = {name: score(result.net, name, *sizes) for name, sizes in KNOWN_SETS.items()}
         entry = {"model": args.model, "label": args.label, "set": set_name,
@@ -137,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
                  "steps": result.steps, "lr": args.lr, "freeze_norm": args.freeze_norm,
                  "backbone_lr_mult": args.backbone_lr_mult, "blend": args.blend,
                  "scale_jitter": list(args.scale_jitter), "layers": args.layers,
+                 "rehearsal_images_per_known_set": args.rehearsal,
                  "train_seconds": round(result.seconds, 1),
                  "held_back": {"before": result.before, "after": result.after},
                  "other_images": {"before": before, "after": after},

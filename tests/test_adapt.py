@@ -141,6 +141,27 @@ def test_scale_jitter_reaches_the_object_crops(blobs, small_net, monkeypatch):
     assert seen == [(0.5, 2.0)]
 
 
+def test_rehearsal_images_fill_half_of_the_training_and_are_not_scored(blobs, small_net,
+                                                                       monkeypatch):
+    from dataclasses import replace
+
+    from napari_ritm.training import trainer
+
+    seen = []
+
+    class Recording(trainer.Trainer):
+        def __init__(self, net, train, val, options):
+            seen.append(([t.set_name for t in train], options.balance_sets))
+            super().__init__(net, train, val, options)
+
+    monkeypatch.setattr(trainer, "Trainer", Recording)
+    alone = adapt(small_net, blobs, FAST)
+    mixed = adapt(small_net, blobs, FAST, rehearsal=[replace(blobs[0], name="old")])
+    assert seen == [(["blobs"], False), (["user", "rehearsal"], True)]
+    assert mixed.train_objects == alone.train_objects
+    assert mixed.held_objects == alone.held_objects
+
+
 def test_cancel_stops_after_the_current_step(blobs, small_net):
     with pytest.raises(AdaptCancelled):
         adapt(small_net, blobs, FAST, should_stop=lambda: True)

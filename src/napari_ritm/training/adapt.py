@@ -191,9 +191,12 @@ def adapt(
     *,
     on_progress: Callable[[int, int, float], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    rehearsal: list[LabeledImage] | None = None,
 ) -> AdaptResult:
     """Fine-tune a copy of ``net`` (an ``RITMNet``) on the objects of ``samples`` and compare it
-    with ``net`` on held-back objects. ``on_progress(step, steps, loss)`` after each step;
+    with ``net`` on held-back objects. ``rehearsal``: images of the kind the model was trained
+    on, drawn as often as the user's (half of each batch) so that it keeps what it knew; they
+    are not scored. ``on_progress(step, steps, loss)`` after each step;
     ``should_stop()`` True raises :class:`AdaptCancelled` (checked after each step). Raises
     ValueError when there are too few objects."""
     from napari_ritm.training.options import TrainOptions
@@ -232,7 +235,12 @@ def adapt(
             single_click_prob=0.4, seed=options.seed, save_every=0, val_objects=0,
             val_samples=0, progress=False,
         )
-        trainer = Trainer(work, train, [], trainer_options)
+        fit_on = train
+        if rehearsal:
+            trainer_options = replace(trainer_options, balance_sets=True)
+            fit_on = [replace(t, set_name="user") for t in train] + [
+                replace(r, set_name="rehearsal") for r in rehearsal]
+        trainer = Trainer(work, fit_on, [], trainer_options)
         training_start = time.perf_counter()
         try:
             trainer.fit(step_done)
