@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 torch = pytest.importorskip("torch")
 
+from napari_ritm.training import iterative  # noqa: E402
 from napari_ritm.training.augment import Augmenter, pad_and_crop  # noqa: E402
 from napari_ritm.training.data import (  # noqa: E402
     ClickDataset,
@@ -17,7 +19,7 @@ from napari_ritm.training.data import (  # noqa: E402
     samples_from_arrays,
     save_split,
 )
-from napari_ritm.training.iterative import next_click_points  # noqa: E402
+from napari_ritm.training.iterative import next_click_points, squared_distance_inside  # noqa: E402
 from napari_ritm.training.sampler import MultiPointSampler, geometric_probs  # noqa: E402
 
 
@@ -175,6 +177,39 @@ def test_next_click_negative_slot():
     )
     y, x, idx = out[0, 4].tolist()  # 2N - click_index = 4
     assert idx == 2 and 10 <= y < 20 and 10 <= x < 20
+
+
+def _random_masks(rng, batch, h, w):
+    blobs = rng.random((batch, h, w)) > 0.35
+    masks = np.stack([ndimage.binary_opening(b, iterations=2) for b in blobs])
+    masks[0] = True  # the distance to the image border only
+    masks[1] = False
+    return torch.from_numpy(masks)
+
+
+@pytest.mark.parametrize("shape", [(5, 40, 40), (4, 23, 57), (3, 61, 9)])
+def test_gpu_distance_transform_matches_scipy(shape, monkeypatch):
+    # the torch transform the GPU uses gives scipy's exact squared distances, also when it
+    # splits the batch into chunks
+    masks = _random_masks(np.random.default_rng(shape[1]), *shape)
+    expected = squared_distance_inside(masks)  # scipy on a CPU tensor
+    assert expected[0, 0, 0] == 1 and expected[1].max() == 0 and expected.max() > 4
+    monkeypatch.setattr(iterative, "CHUNK_ELEMENTS", 2 * shape[1] * shape[2] * (shape[2] + 2))
+    assert torch.equal(iterative._squared_distance_torch(masks), expected)
+
+
+def test_next_click_is_the_same_with_either_distance_transform(monkeypatch):
+    rng = np.random.default_rng(3)
+    gt = _random_masks(rng, 6, 48, 48)[:, None].float()
+    gt[0, 0, :, :10] = -1
+    probs = torch.from_numpy(rng.random((6, 1, 48, 48)).astype(np.float32))
+    probs = torch.from_numpy(ndimage.uniform_filter(probs.numpy(), size=(1, 1, 7, 7)) * 1.6)
+    points = torch.full((6, 8, 3), -1.0)
+    cpu = next_click_points(probs, gt, points, 2, np.random.default_rng(0))
+    monkeypatch.setattr(iterative, "squared_distance_inside", iterative._squared_distance_torch)
+    torch_path = next_click_points(probs, gt, points, 2, np.random.default_rng(0))
+    assert torch.equal(cpu, torch_path)
+    assert (cpu[:, :, 2] == 2).sum() >= 4  # clicks were added
 
 
 def test_pad_and_crop_and_augmenter_shapes():

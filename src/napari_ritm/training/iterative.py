@@ -13,6 +13,9 @@ import torch
 from scipy import ndimage
 from torch import nn
 
+#: Elements of the (images, H, W, W + 2) tensor the GPU distance transform builds at once.
+CHUNK_ELEMENTS = 2**26
+
 
 def next_click_points(
     probs: torch.Tensor,
@@ -35,32 +38,64 @@ def next_click_points(
     """
     if click_index < 1:
         raise ValueError("click_index starts at 1")
-    pred = probs.detach().float().cpu().numpy()[:, 0]
-    target = gt.detach().cpu().numpy()[:, 0]
-    valid = target != -1
-    is_object = target > 0.5
-    fn = is_object & (pred < pred_thresh) & valid
-    fp = ~is_object & (pred > pred_thresh) & valid
+    valid = gt != -1
+    is_object = gt > 0.5
+    fn = (is_object & (probs < pred_thresh) & valid)[:, 0]
+    fp = (~is_object & (probs > pred_thresh) & valid)[:, 0]
+    fn_d2, fp_d2 = squared_distance_inside(fn), squared_distance_inside(fp)
+    fn_max, fp_max = fn_d2.amax(dim=(1, 2)), fp_d2.amax(dim=(1, 2))
+    positive = fn_max > fp_max
+    d2 = torch.where(positive[:, None, None], fn_d2, fp_d2)
+    # distance > max / 2, in exact integer squared distances
+    far = 4 * d2 > torch.maximum(fn_max, fp_max)[:, None, None]
+    far, positive = far.cpu().numpy(), positive.cpu().numpy()
     num = points.shape[1] // 2
-    out = points.clone()
-    for b in range(pred.shape[0]):
-        fn_dt = _padded_edt(fn[b])
-        fp_dt = _padded_edt(fp[b])
-        fn_max, fp_max = fn_dt.max(), fp_dt.max()
-        positive = fn_max > fp_max
-        dt = fn_dt if positive else fp_dt
-        candidates = np.argwhere(dt > max(fn_max, fp_max) / 2.0)
+    out = points.detach().cpu().clone()
+    for b in range(far.shape[0]):
+        candidates = np.argwhere(far[b])
         if len(candidates) == 0:
             continue
         y, x = candidates[rng.integers(len(candidates))]
-        row = num - click_index if positive else 2 * num - click_index
-        out[b, row, 0], out[b, row, 1], out[b, row, 2] = float(y), float(x), float(click_index)
+        row = num - click_index if positive[b] else 2 * num - click_index
+        out[b, row] = torch.tensor([float(y), float(x), float(click_index)])
+    return out.to(points.device)
+
+
+def squared_distance_inside(mask: torch.Tensor) -> torch.Tensor:
+    """Exact squared Euclidean distance of each ``True`` pixel to the nearest ``False`` pixel,
+    outside the image counting as ``False``; 0 elsewhere.
+
+    mask (B, H, W) bool on any device; returns (B, H, W) int64 on the same device. On a CPU this
+    is scipy's ``distance_transform_edt`` per image; on other devices a separable exact transform
+    in torch (nearest ``False`` pixel in each column, then the minimum over each row of
+    ``g(x')^2 + (x - x')^2``), so the iterative clicks of a GPU run stay on the GPU.
+    """
+    if mask.device.type == "cpu":
+        planes = [ndimage.distance_transform_edt(np.pad(m, 1))[1:-1, 1:-1] for m in mask.numpy()]
+        return torch.from_numpy(np.rint(np.square(np.stack(planes))).astype(np.int64)).reshape(
+            mask.shape
+        )
+    return _squared_distance_torch(mask)
+
+
+def _squared_distance_torch(mask: torch.Tensor) -> torch.Tensor:
+    batch, h, w = mask.shape
+    inside = torch.nn.functional.pad(mask, (1, 1, 1, 1))
+    ys = torch.arange(h + 2, device=mask.device, dtype=torch.int64)[None, :, None]
+    big = 4 * (h + w + 4)
+    above = torch.cummax(torch.where(inside, -big, ys), dim=1).values
+    below = torch.flip(
+        torch.cummin(torch.flip(torch.where(inside, big, ys), dims=(1,)), dim=1).values, dims=(1,)
+    )
+    g2 = torch.minimum(ys - above, below - ys).square()[:, 1:-1]  # (B, H, W + 2) column distances
+    xs = torch.arange(w + 2, device=mask.device, dtype=torch.int64)
+    dx2 = (xs[1:-1, None] - xs[None, :]).square()  # (W, W + 2)
+    out = torch.empty((batch, h, w), dtype=torch.int64, device=mask.device)
+    chunk = max(1, CHUNK_ELEMENTS // (h * w * (w + 2)))
+    for start in range(0, batch, chunk):
+        part = g2[start : start + chunk, :, None, :] + dx2
+        out[start : start + chunk] = part.amin(dim=-1)
     return out
-
-
-def _padded_edt(mask: np.ndarray) -> np.ndarray:
-    """Distance of each mask pixel to the nearest non-mask pixel (outside the image is non-mask)."""
-    return ndimage.distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1]
 
 
 @torch.no_grad()

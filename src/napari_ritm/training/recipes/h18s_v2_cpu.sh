@@ -9,7 +9,7 @@
 # (napari-ritm average, docs/models.md). Resumable: run it again with --resume (the
 # trainer state is saved every 200 steps), e.g. in the background:
 #   setsid nohup bash src/napari_ritm/training/recipes/h18s_v2_cpu.sh --resume > runs/v2/log.txt 2>&1 &
-# On a GPU: add --device cuda and raise --threads/--workers; the rest is the same.
+# On a GPU: h18s_v2_gpu.sh (the same recipe, batch 32, for a wall-clock budget).
 set -euo pipefail
 SHARED="${NAPARI_RITM_SHARED:-../shared}"
 D="$SHARED/data"

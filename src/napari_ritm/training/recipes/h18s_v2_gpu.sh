@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The v2 recipe (h18s_v2_cpu.sh) on one CUDA GPU for a fixed wall-clock budget: the same data,
+# object crops, clicks and loss, with the paper's batch size (32 here, 28 in the paper) at its lr
+# and the data loading spread over the CPU cores. A 400-step probe measures the speed; the run
+# then gets the number of steps that fills the budget, with the lr x0.1 at 87 % and 96 % of it,
+# and keeps a copy every tenth of it (to average with `napari-ritm average`, docs/models.md).
+#   bash src/napari_ritm/training/recipes/h18s_v2_gpu.sh DATA_ROOT INIT_CKPT OUT_DIR SECONDS
+# DATA_ROOT holds the shared sets (../shared/data); INIT_CKPT is where training starts (the v2
+# CPU run's latest checkpoint); PYTHON, WORKERS (default: cores - 2), DEVICE (default cuda),
+# PROBE (steps, default 400) and EPOCH_LEN (samples, default 12800: the probe is one epoch) may be set.
+set -euo pipefail
+D=$1 INIT=$2 OUT=$3 BUDGET=$4
+PY=${PYTHON:-python3}
+WORKERS=${WORKERS:-$(( $(nproc) - 2 ))}
+PROBE=${PROBE:-400}
+START=$(date +%s)
+mkdir -p "$OUT"
+train() {
+  "$PY" -m napari_ritm.cli train \
+    --data "$D/dsb2018" --data "$D/isbi2012_em" --data "$D/weizmann_horse" \
+    --data "$D/coelho_nuclei" --data "$D/usiigaci_phase" --data "$D/emps_particles" \
+    --data "$D/stardist_nuclei2d" \
+    --val-split src/napari_ritm/training/recipes/shared_split.json --balance-sets \
+    --init "$INIT" --out "$OUT/model.pth" \
+    --crop 192 192 --batch-size 32 --epoch-len "${EPOCH_LEN:-12800}" \
+    --lr 5e-4 --backbone-lr-mult 1.0 --object-crops --single-click-prob 0.4 \
+    --device "${DEVICE:-cuda}" --workers "$WORKERS" --seed 0 --val-samples 64 --val-mode window \
+    --no-progress "$@"
+}
+VAL_OBJECTS=28
+if ! train --steps "$PROBE" --save-every "$PROBE" --val-every 1 --val-objects 8; then
+  echo "probe failed; again without the NoC validation" >&2
+  VAL_OBJECTS=0
+  rm -f "$OUT"/model.*
+  train --steps "$PROBE" --save-every "$PROBE" --val-objects 0
+fi
+# steps per second after the first epoch (worker start-up and cuDNN tuning), 10 % kept in hand
+STEPS=$("$PY" - "$OUT/model.metrics.csv" "$BUDGET" "$(( $(date +%s) - START ))" "$PROBE" <<'PYEOF'
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+first, last = (rows[0], rows[-1]) if len(rows) > 1 else ({"step": 0, "elapsed_s": 0}, rows[0])
+rate = (int(last["step"]) - int(first["step"])) / (float(last["elapsed_s"]) - float(first["elapsed_s"]))
+left = float(sys.argv[2]) - float(sys.argv[3]) - 30
+print(int(sys.argv[4]) + max(0, int(0.9 * rate * left)))
+PYEOF
+)
+echo "probe done after $(( $(date +%s) - START )) s; training to step $STEPS"
+train --resume --steps "$STEPS" --save-every 1000 --keep-every $(( STEPS / 10 )) \
+  --val-every 4 --val-objects "$VAL_OBJECTS"
+echo "done after $(( $(date +%s) - START )) s"
