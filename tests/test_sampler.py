@@ -228,6 +228,27 @@ def test_pad_and_crop_and_augmenter_shapes():
         assert set(np.unique(lab)) <= {0, 1, 2}
 
 
+def test_photon_noise_keeps_grey_images_grey_and_grows_at_low_counts():
+    flat = np.full((64, 64, 3), 100, np.uint8)
+    spread = {}
+    for photons in (10.0, 300.0):
+        aug = Augmenter((64, 64), brightness_contrast_prob=0, rgb_shift_prob=0, gamma_prob=0,
+                        noise_prob=1.0, photon_range=(photons, photons))
+        out = aug.intensity(flat, np.random.default_rng(0))
+        assert out.dtype == np.float32 and out.shape == flat.shape
+        assert np.array_equal(out[..., 0], out[..., 2])  # the same noise in every channel
+        assert 0.0 <= out.min() and out.max() <= 1.0
+        assert abs(out.mean() - 100 / 255) < 0.02
+        spread[photons] = out.std()
+    # Poisson: std = sqrt(value / photons), so 30x the photons gives about 1/sqrt(30) the std
+    assert spread[10.0] == pytest.approx(np.sqrt(100 / 255 / 10), rel=0.1)
+    assert spread[300.0] == pytest.approx(np.sqrt(100 / 255 / 300), rel=0.1)
+    # a colour image gets independent noise in each channel
+    colour = np.stack([np.full((32, 32), v, np.float32) for v in (0.2, 0.5, 0.8)], axis=-1)
+    noise = Augmenter((32, 32)).photon_noise(colour, np.random.default_rng(2)) - colour
+    assert not np.allclose(noise[..., 0], noise[..., 1])
+
+
 def test_augmenter_geometry_keeps_image_and_labels_aligned():
     labels = _two_squares()
     image = np.where(labels[..., None] > 0, 200, 20).astype(np.uint8).repeat(3, axis=-1)

@@ -275,18 +275,20 @@ def test_ddp_gloo_two_processes(tiny_set, tmp_path):
     assert load_checkpoint(out).variant.small
 
 
-def test_scale_range_reaches_the_augmenter(tiny_set, tmp_path, monkeypatch):
+def test_scale_range_and_noise_reach_the_augmenter(tiny_set, tmp_path, monkeypatch, capsys):
     from napari_ritm.training import trainer
 
     seen = []
 
     class Recording(trainer.Augmenter):
         def __init__(self, crop_size, **kwargs):
-            seen.append(kwargs["scale_range"])
+            seen.append((kwargs["scale_range"], kwargs["noise_prob"]))
             super().__init__(crop_size, **kwargs)
 
     monkeypatch.setattr(trainer, "Augmenter", Recording)
-    code = main(["train", "--data", str(tiny_set), "--out", str(tmp_path / "m.pth"), "--steps", "1",
-                 "--batch-size", "2", "--crop", "64", "64", "--scale-range", "1.5", "2.25",
-                 "--device", "cpu", "--no-progress", "--val-objects", "0"])
-    assert code == 0 and seen == [(1.5, 2.25)]
+    args = ["train", "--data", str(tiny_set), "--out", str(tmp_path / "m.pth"), "--steps", "1",
+            "--batch-size", "2", "--crop", "64", "64", "--scale-range", "1.5", "2.25",
+            "--device", "cpu", "--no-progress", "--val-objects", "0"]
+    assert main([*args, "--noise-prob", "0.3"]) == 0 and seen == [((1.5, 2.25), 0.3)]
+    assert main([*args, "--noise-prob", "1.5"]) == 2
+    assert "--noise-prob must be between 0 and 1" in capsys.readouterr().err

@@ -154,6 +154,12 @@ def _add_common(p, *, steps, lr, crop, batch, save_every, val_fraction) -> None:
         help="share of samples with exactly one positive click, as a first click (0)",
     )
     p.add_argument(
+        "--noise-prob",
+        type=float,
+        default=0.0,
+        help="share of samples given photon (Poisson) noise, as in low-count fluorescence (0)",
+    )
+    p.add_argument(
         "--val-mode",
         choices=("window", "exact", "fast"),
         default="window",
@@ -258,6 +264,8 @@ def run(args) -> int:
             raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
     if not 0 < args.scale_range[0] <= args.scale_range[1]:
         raise UsageError(f"--scale-range needs 0 < LOW <= HIGH, got {args.scale_range}")
+    if not 0 <= args.noise_prob <= 1:
+        raise UsageError(f"--noise-prob must be between 0 and 1, got {args.noise_prob}")
     if min(args.crop) < 32:
         raise UsageError(f"--crop must be at least 32 x 32, got {args.crop[0]} x {args.crop[1]}")
     if args.batch_size % world or args.batch_size // world < 2:
@@ -276,8 +284,9 @@ def run(args) -> int:
     steps = args.steps or args.epochs * steps_per_epoch(epoch_len, args.batch_size, world)
     net = _build_net(args)
     same = ("batch_size", "lr", "backbone_lr_mult", "min_object_area", "balance_sets",
-            "object_crops", "single_click_prob", "val_mode", "seed", "save_every", "keep_every",
-            "val_every", "val_samples", "val_objects", "val_max_clicks", "workers", "resume")
+            "object_crops", "single_click_prob", "noise_prob", "val_mode", "seed", "save_every",
+            "keep_every", "val_every", "val_samples", "val_objects", "val_max_clicks", "workers",
+            "resume")
     options = TrainOptions(
         out=args.out, steps=steps, crop_size=tuple(args.crop),
         scale_range=tuple(args.scale_range), epoch_len=epoch_len,

@@ -2,7 +2,9 @@
 
 The RITM recipe (random resize ×0.75–1.40, horizontal flip, zero padding to the crop, random
 crop, brightness/contrast and RGB shift with p = 0.75) plus what suits microscopy: vertical
-flip and 90° rotations (the dihedral group: cells have no "up"), and an intensity gamma.
+flip and 90° rotations (the dihedral group: cells have no "up"), an intensity gamma, and
+photon (Poisson) noise: fluorescence images at low counts are grainy, and a model trained on
+clean 8-bit images alone loses clicks on them.
 albumentations would pull opencv-python-headless, pydantic and albucore into the package for a
 handful of transforms; these few lines need nothing beyond scikit-image.
 """
@@ -44,6 +46,9 @@ class Augmenter:
     ``augmenter(image, labels, rng)``: image (H, W, 3) uint8 RGB, labels (H, W) integer ids;
     returns (image (ch, cw, 3) float32 in [0, 1], labels (ch, cw) int32). Set ``scale_range``,
     ``gamma_range`` to None or the flags/probabilities to False/0 to switch a step off.
+    ``noise_prob``: share of images given photon noise first, as if ``photons`` (drawn
+    log-uniformly from ``photon_range``) were counted at full intensity: ``poisson(image *
+    photons) / photons``, the same in all channels of a grey image.
     """
 
     def __init__(
@@ -61,6 +66,8 @@ class Augmenter:
         rgb_shift_prob: float = 0.75,
         gamma_range: tuple[float, float] | None = (0.7, 1.5),
         gamma_prob: float = 0.5,
+        noise_prob: float = 0.0,
+        photon_range: tuple[float, float] = (10.0, 300.0),
     ) -> None:
         self.crop_size = (int(crop_size[0]), int(crop_size[1]))
         self.scale_range = scale_range
@@ -69,6 +76,7 @@ class Augmenter:
         self.brightness_contrast_prob = brightness_contrast_prob
         self.rgb_shift, self.rgb_shift_prob = rgb_shift, rgb_shift_prob
         self.gamma_range, self.gamma_prob = gamma_range, gamma_prob
+        self.noise_prob, self.photon_range = noise_prob, photon_range
 
     def __call__(self, image: np.ndarray, labels: np.ndarray, rng: np.random.Generator):
         image, labels = self.geometric(image, labels, rng)
@@ -105,8 +113,11 @@ class Augmenter:
         return np.ascontiguousarray(image), np.ascontiguousarray(labels)
 
     def intensity(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """Brightness/contrast, RGB shift and gamma on a uint8 image; returns float32 in [0, 1]."""
+        """Photon noise, brightness/contrast, RGB shift and gamma on a uint8 image; returns
+        float32 in [0, 1]."""
         out = image.astype(np.float32) / np.float32(255)
+        if self.noise_prob > 0 and rng.random() < self.noise_prob:
+            out = self.photon_noise(out, rng)
         if rng.random() < self.brightness_contrast_prob:
             alpha = 1.0 + rng.uniform(*self.contrast_limit)
             beta = rng.uniform(*self.brightness_limit)
@@ -119,3 +130,11 @@ class Augmenter:
         if self.gamma_range is not None and rng.random() < self.gamma_prob:
             out = out ** np.float32(rng.uniform(*self.gamma_range))
         return out.astype(np.float32, copy=False)
+
+    def photon_noise(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """``image`` (H, W, C) float32 in [0, 1] with Poisson noise at a random photon count."""
+        photons = float(np.exp(rng.uniform(*np.log(self.photon_range))))
+        grey = bool(np.all(image == image[..., :1]))
+        counts = rng.poisson((image[..., :1] if grey else image) * photons)
+        noisy = np.minimum(counts.astype(np.float32) / np.float32(photons), np.float32(1.0))
+        return np.ascontiguousarray(np.broadcast_to(noisy, image.shape))

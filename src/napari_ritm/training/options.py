@@ -48,7 +48,9 @@ class TrainOptions:
     window predictor would show it (:class:`~napari_ritm.training.object_crops.ObjectCropper`)
     instead of the recipe's random resize and crop, at the predictor's scale times a log-uniform
     factor from ``object_scale_jitter``; ``single_click_prob``: share of samples with exactly one
-    positive click (see :class:`~napari_ritm.training.sampler.MultiPointSampler`); ``val_mode``:
+    positive click (see :class:`~napari_ritm.training.sampler.MultiPointSampler`);
+    ``noise_prob``: share of samples given photon noise
+    (:class:`~napari_ritm.training.augment.Augmenter`); ``val_mode``:
     the predictor mode of the validation NoC; ``freeze_norm``: BatchNorms stay in eval mode
     (their running statistics are not updated), as when fine-tuning on a few images.
     """
@@ -70,6 +72,7 @@ class TrainOptions:
     object_crops: bool = False
     object_scale_jitter: tuple[float, float] = (0.75, 1.33)
     single_click_prob: float = 0.0
+    noise_prob: float = 0.0
     seed: int = 0
     save_every: int = 500
     keep_every: int = 0

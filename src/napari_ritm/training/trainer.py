@@ -87,7 +87,9 @@ class Trainer:
             self.model = torch.nn.parallel.DistributedDataParallel(self.net, device_ids=ids)
         sampler = MultiPointSampler(options.max_num_points)
         epoch_len = resolve_epoch_len(options.epoch_len, len(train_samples), options.batch_size)
-        augmenter = Augmenter(options.crop_size, scale_range=options.scale_range)
+        augmenter = Augmenter(
+            options.crop_size, scale_range=options.scale_range, noise_prob=options.noise_prob
+        )
         self.train_set = ClickDataset(
             train_samples,
             MultiPointSampler(options.max_num_points, single_click_prob=options.single_click_prob),

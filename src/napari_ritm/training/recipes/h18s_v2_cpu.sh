@@ -6,7 +6,9 @@
 # git show bc79e1a:src/napari_ritm/weights/default.pth > runs/v1_default.pth); 60,000 steps of 8
 # (480,000 samples), lr x0.1 at 87 % and 96 %. A copy is kept every 1,000 steps
 # (runs/v2/model.step<N>.pth); the shipped weights are the mean of the last ones
-# (napari-ritm average, docs/models.md). Resumable: run it again with --resume (the
+# (napari-ritm average, docs/models.md). From step 38,000 on, 30 % of the samples get photon
+# noise (--noise-prob 0.3): the run's later checkpoints had grown sensitive to grainy
+# low-count fluorescence (docs/models.md). Resumable: run it again with --resume (the
 # trainer state is saved every 200 steps), e.g. in the background:
 #   setsid nohup bash src/napari_ritm/training/recipes/h18s_v2_cpu.sh --resume > runs/v2/log.txt 2>&1 &
 # On a GPU: h18s_v2_gpu.sh (the same recipe, batch 32, for a wall-clock budget).
@@ -20,7 +22,7 @@ exec .venv/bin/napari-ritm train \
   --val-split src/napari_ritm/training/recipes/shared_split.json --balance-sets \
   --init "${V1:-runs/v1_default.pth}" --out runs/v2/model.pth \
   --crop 192 192 --batch-size 8 --epoch-len 800 --steps 60000 \
-  --lr 5e-4 --backbone-lr-mult 1.0 --object-crops --single-click-prob 0.4 \
+  --lr 5e-4 --backbone-lr-mult 1.0 --object-crops --single-click-prob 0.4 --noise-prob 0.3 \
   --device cpu --threads 1 --workers 0 --seed 0 \
   --save-every 200 --keep-every 1000 --val-every 10 --val-objects 28 --val-samples 16 --val-mode window \
   --no-progress "$@"

@@ -23,7 +23,7 @@ train() {
     --val-split src/napari_ritm/training/recipes/shared_split.json --balance-sets \
     --init "$INIT" --out "$OUT/model.pth" \
     --crop 192 192 --batch-size 32 --epoch-len "${EPOCH_LEN:-12800}" \
-    --lr 5e-4 --backbone-lr-mult 1.0 --object-crops --single-click-prob 0.4 \
+    --lr 5e-4 --backbone-lr-mult 1.0 --object-crops --single-click-prob 0.4 --noise-prob 0.3 \
     --device "${DEVICE:-cuda}" --workers "$WORKERS" --seed 0 --val-samples 64 --val-mode window \
     --no-progress "$@"
 }
