@@ -46,5 +46,5 @@ PYEOF
 )
 echo "probe done after $(( $(date +%s) - START )) s; training to step $STEPS"
 train --resume --steps "$STEPS" --save-every 1000 --keep-every $(( STEPS / 10 )) \
-  --val-every 4 --val-objects "$VAL_OBJECTS"
+  --val-every 8 --val-objects "$VAL_OBJECTS"
 echo "done after $(( $(date +%s) - START )) s"
