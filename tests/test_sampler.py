@@ -212,6 +212,46 @@ def test_next_click_is_the_same_with_either_distance_transform(monkeypatch):
     assert (cpu[:, :, 2] == 2).sum() >= 4  # clicks were added
 
 
+def _paper_rule_clicks(probs, gt, points, click_index, rng, thresh=0.49):
+    # the rule as first written here: float distances from scipy, a click farther than half
+    # the larger error region's maximum distance
+    pred, target = probs.float().numpy()[:, 0], gt.numpy()[:, 0]
+    fn = (target > 0.5) & (pred < thresh) & (target != -1)
+    fp = (target <= 0.5) & (pred > thresh) & (target != -1)
+    out, num = points.clone(), points.shape[1] // 2
+    for b in range(len(pred)):
+        fn_dt, fp_dt = (ndimage.distance_transform_edt(np.pad(m[b], 1))[1:-1, 1:-1]
+                        for m in (fn, fp))
+        positive = fn_dt.max() > fp_dt.max()
+        dt = fn_dt if positive else fp_dt
+        candidates = np.argwhere(dt > max(fn_dt.max(), fp_dt.max()) / 2.0)
+        if len(candidates):
+            y, x = candidates[rng.integers(len(candidates))]
+            row = num - click_index if positive else 2 * num - click_index
+            out[b, row] = torch.tensor([float(y), float(x), float(click_index)])
+    return out
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_next_click_follows_the_paper_rule(seed):
+    # binary probabilities make many ties between distances, smoothed ones few
+    rng = np.random.default_rng(seed)
+    gt = _random_masks(rng, 5, 21 + seed, 30)[:, None].float()
+    gt[1, 0, 3:9, 4:12] = -1
+    raw = rng.random((5, 1, 21 + seed, 30)).astype(np.float32)
+    probs = torch.from_numpy(raw > 0.5).float() if seed % 2 else torch.from_numpy(
+        ndimage.uniform_filter(raw, size=(1, 1, 5, 5)) * 1.5)
+    points = torch.full((5, 6, 3), -1.0)
+    for click_index in (1, 2):
+        ours = next_click_points(probs, gt, points, click_index, np.random.default_rng(seed))
+        paper = _paper_rule_clicks(probs, gt, points, click_index, np.random.default_rng(seed))
+        assert torch.equal(ours, paper)
+    # bfloat16 probabilities are compared at float32, as the trainer's float32 ones
+    half = probs.to(torch.bfloat16)
+    assert torch.equal(next_click_points(half, gt, points, 1, np.random.default_rng(seed)),
+                       _paper_rule_clicks(half, gt, points, 1, np.random.default_rng(seed)))
+
+
 def test_pad_and_crop_and_augmenter_shapes():
     image = np.random.default_rng(0).integers(0, 255, (30, 50, 3), dtype=np.uint8)
     labels = _two_squares(30, 50)

@@ -38,6 +38,8 @@ def next_click_points(
     """
     if click_index < 1:
         raise ValueError("click_index starts at 1")
+    probs = probs.detach().float()
+    gt = gt.detach().to(probs.device)
     valid = gt != -1
     is_object = gt > 0.5
     fn = (is_object & (probs < pred_thresh) & valid)[:, 0]

@@ -8,7 +8,8 @@
 # (runs/v2/model.step<N>.pth); the shipped weights are the mean of the last ones
 # (napari-ritm average, docs/models.md). From step 38,000 on, 30 % of the samples get photon
 # noise (--noise-prob 0.3): the run's later checkpoints had grown sensitive to grainy
-# low-count fluorescence (docs/models.md). Resumable: run it again with --resume (the
+# low-count fluorescence (docs/models.md); a fresh run of this file has the noise from the
+# start. Resumable: run it again with --resume (the
 # trainer state is saved every 200 steps), e.g. in the background:
 #   setsid nohup bash src/napari_ritm/training/recipes/h18s_v2_cpu.sh --resume > runs/v2/log.txt 2>&1 &
 # On a GPU: h18s_v2_gpu.sh (the same recipe, batch 32, for a wall-clock budget).

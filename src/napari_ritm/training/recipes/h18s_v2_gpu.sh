@@ -11,9 +11,13 @@
 set -euo pipefail
 D=$1 INIT=$2 OUT=$3 BUDGET=$4
 PY=${PYTHON:-python3}
-WORKERS=${WORKERS:-$(( $(nproc) - 2 ))}
+WORKERS=${WORKERS:-$(( $(nproc) > 3 ? $(nproc) - 2 : 1 ))}
 PROBE=${PROBE:-400}
 START=$(date +%s)
+if compgen -G "$OUT/model.*" > /dev/null; then
+  echo "$OUT already holds a run (model.*): give a new OUT_DIR" >&2
+  exit 2
+fi
 mkdir -p "$OUT"
 train() {
   "$PY" -m napari_ritm.cli train \
@@ -28,13 +32,14 @@ train() {
     --no-progress "$@"
 }
 VAL_OBJECTS=28
-if ! train --steps "$PROBE" --save-every "$PROBE" --val-every 1 --val-objects 8; then
+if ! train --steps "$PROBE" --save-every "$PROBE" --val-objects 8; then
   echo "probe failed; again without the NoC validation" >&2
   VAL_OBJECTS=0
   rm -f "$OUT"/model.*
   train --steps "$PROBE" --save-every "$PROBE" --val-objects 0
 fi
-# steps per second after the first epoch (worker start-up and cuDNN tuning), 10 % kept in hand
+# steps per second: over the epochs after the first (worker start-up, cuDNN tuning) when the
+# probe has several, else over the whole probe; 10 % kept in hand
 STEPS=$("$PY" - "$OUT/model.metrics.csv" "$BUDGET" "$(( $(date +%s) - START ))" "$PROBE" <<'PYEOF'
 import csv, sys
 rows = list(csv.DictReader(open(sys.argv[1])))
