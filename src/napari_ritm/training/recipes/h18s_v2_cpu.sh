@@ -12,11 +12,13 @@
 # start. Resumable: run it again with --resume (the
 # trainer state is saved every 200 steps), e.g. in the background:
 #   setsid nohup bash src/napari_ritm/training/recipes/h18s_v2_cpu.sh --resume > runs/v2/log.txt 2>&1 &
-# On a GPU: h18s_v2_gpu.sh (the same recipe, batch 32, for a wall-clock budget).
+# On a GPU: h18s_v2_gpu.sh (this recipe, batch 32, for a wall-clock budget; it runs this file
+# with NAPARI_RITM_DATA, the data folder, and NAPARI_RITM, the command, set, and later options
+# replacing these).
 set -euo pipefail
-SHARED="${NAPARI_RITM_SHARED:-../shared}"
-D="$SHARED/data"
-exec .venv/bin/napari-ritm train \
+D="${NAPARI_RITM_DATA:-${NAPARI_RITM_SHARED:-../shared}/data}"
+# shellcheck disable=SC2086  # NAPARI_RITM may be a command with arguments
+exec ${NAPARI_RITM:-.venv/bin/napari-ritm} train \
   --data "$D/dsb2018" --data "$D/isbi2012_em" --data "$D/weizmann_horse" \
   --data "$D/coelho_nuclei" --data "$D/usiigaci_phase" --data "$D/emps_particles" \
   --data "$D/stardist_nuclei2d" \
