@@ -25,7 +25,7 @@ from eval_dev import SETS, _readable, evaluate_argv
 
 from napari_ritm.cli import main as cli
 from napari_ritm.training.augment import Augmenter
-from napari_ritm.training.data import load_split
+from napari_ritm.training.data import load_split, read_folder
 
 SET = "dsb2018"
 
@@ -35,19 +35,17 @@ def write_noisy_set(photons: float | None, out: Path) -> Path:
     root = out / SET
     (root / "images").mkdir(parents=True)
     (root / "labels").mkdir()
-    names = load_split(SPLIT)["sets"][SET]["val"]
-    for i, path in enumerate(sorted((DATA / SET / "images").iterdir())):
-        if path.stem not in names:
+    val = set(load_split(SPLIT)["sets"][SET]["val"])
+    for i, sample in enumerate(read_folder(DATA / SET)):  # i seeds the noise of each image
+        if sample.name not in val:
             continue
-        image = iio.imread(path)
-        image = image[..., :3] if image.ndim == 3 else np.stack([image] * 3, axis=-1)
+        image = sample.image
         if photons is not None:
             noise = Augmenter((1, 1), photon_range=(photons, photons))
             noisy = noise.photon_noise(image / np.float32(255), np.random.default_rng(i))
             image = np.round(noisy * 255).astype(np.uint8)
-        iio.imwrite(root / "images" / f"{path.stem}.png", image)
-        labels = DATA / SET / "labels" / f"{path.stem}.tif"
-        tifffile.imwrite(root / "labels" / labels.name, tifffile.imread(labels))
+        iio.imwrite(root / "images" / f"{sample.name}.png", image)
+        tifffile.imwrite(root / "labels" / f"{sample.name}.tif", sample.labels)
     return root
 
 
