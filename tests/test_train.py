@@ -178,9 +178,9 @@ def test_resume_and_finetune(trained, tiny_set):
     assert [r["step"] for r in csv.DictReader(open(metrics_path(trained)))][-1] == "3"
     tuned = trained.with_name("tuned.pth")
     assert main(["finetune", "--init", str(trained), "--data", str(tiny_set), "--out", str(tuned),
-                 "--steps", "1", "--keep-anyway"]) == 0
+                 "--steps", "1", "--blend", "1", "--keep-anyway"]) == 0
     card = json.loads(tuned.with_suffix(".json").read_text())
-    assert card["source_model"] == str(trained) and card["steps"] == 1
+    assert card["source_model"] == str(trained) and card["steps"] == 1 and card["blend"] == 1
     assert set(card["before"]) == {"val_noc85", "val_noc90", "val_iou1", "val_objects"}
     from napari_ritm.model.checkpoint import load_checkpoint
 
@@ -203,6 +203,14 @@ def test_bad_input_is_a_usage_error(tiny_set, tmp_path, capsys, extra, message):
     code = main(["train", "--data", str(tiny_set), "--out", str(tmp_path / "m.pth"), *extra])
     assert code == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("blend", ["0", "1.5"])
+def test_finetune_blend_outside_0_1_is_a_usage_error(tiny_set, tmp_path, capsys, blend):
+    code = main(["finetune", "--data", str(tiny_set), "--out", str(tmp_path / "m.pth"),
+                 "--blend", blend])
+    assert code == 2
+    assert "--blend" in capsys.readouterr().err
 
 
 def test_missing_data_folder_is_a_usage_error(tmp_path, capsys):

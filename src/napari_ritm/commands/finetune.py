@@ -31,6 +31,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="stop training after this long, keeping what was learnt")
     p.add_argument("--held-out", type=float, default=0.25,
                    help="share of the objects held back for the comparison (%(default)s)")
+    p.add_argument("--blend", type=float, default=0.3,
+                   help="share of the fine-tuning's weight change kept (%(default)s): 1 fits "
+                   "your images and your way of drawing outlines most, and keeps least of what "
+                   "the model knew of other images")
     p.add_argument("--keep-anyway", action="store_true",
                    help="write the adapted model even when it is not better")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (%(default)s)")
@@ -46,6 +50,8 @@ def run(args: argparse.Namespace) -> int:
     for name, value in (("steps", args.steps), ("threads", args.threads)):
         if value < 1:
             raise UsageError(f"--{name} must be at least 1, got {value}")
+    if not 0 < args.blend <= 1:
+        raise UsageError(f"--blend must be in (0, 1], got {args.blend}")
     if not 0 < args.held_out < 1:
         raise UsageError(f"--held-out must be between 0 and 1, got {args.held_out}")
     if args.out is not None and args.out.suffix != ".pth":
@@ -58,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"--data {err}") from None
     torch.set_num_threads(args.threads)
     net = load_model_or_exit(args.init, "--init")
-    options = AdaptOptions(steps=args.steps, lr=args.lr, held_out=args.held_out,
+    options = AdaptOptions(steps=args.steps, lr=args.lr, held_out=args.held_out, blend=args.blend,
                            max_seconds=None if args.minutes is None else 60 * args.minutes)
     try:
         result = adapt(net, samples, options,

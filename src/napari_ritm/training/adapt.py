@@ -74,7 +74,8 @@ class _TimeUp(Exception):
 @dataclass
 class AdaptResult:
     """``net``: the adapted network (a copy; the input is untouched); ``before`` / ``after``:
-    NoC@85, NoC@90 and mean IoU after one click on the held-back objects; counts and time."""
+    NoC@85, NoC@90 and mean IoU after one click on the held-back objects; counts, time and the
+    share of the weight change kept (``blend``)."""
 
     net: object
     before: dict
@@ -84,6 +85,7 @@ class AdaptResult:
     steps: int
     seconds: float
     history: list = field(default_factory=list)
+    blend: float = AdaptOptions.blend
 
     @property
     def improved(self) -> bool:
@@ -98,8 +100,8 @@ class AdaptResult:
         """The model card saved next to an adapted model."""
         return {"source_model": source, "train_objects": self.train_objects,
                 "held_out_objects": self.held_objects, "steps": self.steps,
-                "seconds": round(self.seconds, 1), "before": self.before, "after": self.after,
-                "date": time.strftime("%Y-%m-%d %H:%M")}
+                "blend": self.blend, "seconds": round(self.seconds, 1), "before": self.before,
+                "after": self.after, "date": time.strftime("%Y-%m-%d %H:%M")}
 
 
 def split_objects(
@@ -253,4 +255,4 @@ def adapt(
     after = _score(work, samples, held, options.max_clicks)
     n_train = sum(int((np.unique(s.labels[s.labels > 0])).size) for s in train)
     return AdaptResult(work, before, after, n_train, len(held), len(history),
-                       time.perf_counter() - start, history)
+                       time.perf_counter() - start, history, options.blend)
