@@ -25,7 +25,7 @@ from scipy import ndimage as ndi
 
 from napari_ritm.evaluation.datasets import InstanceDataset
 from napari_ritm.evaluation.noc import evaluate_sample, get_iou, noc
-from napari_ritm.folders import read_array
+from napari_ritm.folders import image_label_pairs, read_array
 from napari_ritm.inference.modes import make_predictor
 from napari_ritm.model.zoo import load_model
 
@@ -40,7 +40,8 @@ def score(model: str) -> tuple[list[list[float]], dict]:
     (binary erosion, 4-neighbours), and the share of nuclei whose first mask covers at least a
     quarter of another annotated nucleus (``takes_neighbour``)."""
     predictor = make_predictor(load_model(model), "window")
-    labels = read_array(next((DATA / SET / "labels").iterdir()))
+    ((_, label_path),) = image_label_pairs(DATA / SET)
+    labels = read_array(label_path)
     ious, first = [], []
     for i, s in enumerate(InstanceDataset(DATA / SET, min_area=MIN_AREA)):
         ious.append([round(v, 4) for v in evaluate_sample(
