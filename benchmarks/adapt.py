@@ -17,6 +17,9 @@ Then NoC@85 / NoC@90 and the IoU after one click, before and after, in the windo
 
 ``--images N`` spreads the 20 objects over the first N train images instead; ``--image NAME``
 picks the image; ``--layers``, ``--scale-jitter``, ``--lr`` ... set the adaptation's options.
+The adaptation rehearses on the images shipped in the package, as the product does;
+``--rehearsal N [--rehearse-on SETS]`` uses N train images of each of those sets instead,
+``--no-rehearsal`` none.
 
 Adds one entry per set to benchmarks/results/adapt.json under ``runs`` (an earlier entry with the
 same model, label and set is replaced), so settings can be compared side by side.
@@ -128,7 +131,11 @@ def main(argv: list[str] | None = None) -> int:
                         metavar=("LOW", "HIGH"), help="range of the object scale factor")
     parser.add_argument("--rehearsal", type=int, default=0, metavar="N",
                         help="mix N train images of each known set into the adaptation "
-                             "(half of each batch)")
+                             "(half of each batch) instead of the shipped rehearsal images")
+    parser.add_argument("--no-rehearsal", dest="bundled", action="store_false",
+                        help="no rehearsal images at all (without --rehearsal)")
+    parser.add_argument("--rehearse-on", nargs="+", default=None, choices=list(SIZES),
+                        metavar="SET", help="the sets --rehearsal draws from (default: --known)")
     parser.add_argument("--layers", choices=("all", "norms"), default=AdaptOptions.layers,
                         help="the weights trained")
     parser.add_argument("--no-freeze-norm", dest="freeze_norm", action="store_false",
@@ -140,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     net = load_model(args.model)
     known = {name: score(net, name, *SIZES[name]) for name in args.known}
-    rehearsal = [sample for name in args.known for sample in train_images(name, args.rehearsal)]
+    rehearse_on = args.known if args.rehearse_on is None else args.rehearse_on
+    rehearsal = [sample for name in rehearse_on for sample in train_images(name, args.rehearsal)]
     entries = []
     for set_name in args.sets:
         samples = user_labels(set_name, args.objects, args.image, args.images)
@@ -148,8 +156,9 @@ def main(argv: list[str] | None = None) -> int:
         options = AdaptOptions(steps=args.steps, lr=args.lr, max_seconds=args.budget,
                                freeze_norm=args.freeze_norm,
                                backbone_lr_mult=args.backbone_lr_mult, blend=args.blend,
-                               scale_jitter=tuple(args.scale_jitter), layers=args.layers)
-        result = adapt(net, samples, options, rehearsal=rehearsal)
+                               scale_jitter=tuple(args.scale_jitter), layers=args.layers,
+                               rehearsal=bool(rehearsal) or args.bundled)
+        result = adapt(net, samples, options, rehearsal=rehearsal or None)
         after = score(result.net, set_name, *SIZES[set_name])
         known_after = {name: score(result.net, name, *SIZES[name]) for name in args.known}
         entry = {"model": args.model, "label": args.label, "set": set_name,
@@ -158,7 +167,10 @@ def main(argv: list[str] | None = None) -> int:
                  "steps": result.steps, "lr": args.lr, "freeze_norm": args.freeze_norm,
                  "backbone_lr_mult": args.backbone_lr_mult, "blend": args.blend,
                  "scale_jitter": list(args.scale_jitter), "layers": args.layers,
-                 "rehearsal_images_per_known_set": args.rehearsal,
+                 "rehearsal": (f"{args.rehearsal} train images of each of "
+                               f"{', '.join(rehearse_on)}" if rehearsal else
+                               "shipped (rehearsal_images)" if args.bundled else "none"),
+                 "rehearsal_images": result.rehearsal_images,
                  "train_seconds": round(result.seconds, 1),
                  "held_back": {"before": result.before, "after": result.after},
                  "other_images": {"before": before, "after": after},

@@ -143,6 +143,9 @@ def test_scale_jitter_reaches_the_object_crops(blobs, small_net, monkeypatch):
 
 def test_rehearsal_images_fill_half_of_the_training_and_are_not_scored(blobs, small_net,
                                                                        monkeypatch):
+    """By default the shipped rehearsal images share each batch with the user's objects (the
+    sets are balanced); a given list replaces them; ``rehearsal=False`` trains on the user's
+    objects alone. Rehearsal images are never held back or scored."""
     from dataclasses import replace
 
     from napari_ritm.training import trainer
@@ -151,15 +154,30 @@ def test_rehearsal_images_fill_half_of_the_training_and_are_not_scored(blobs, sm
 
     class Recording(trainer.Trainer):
         def __init__(self, net, train, val, options):
-            seen.append(([t.set_name for t in train], options.balance_sets))
+            seen.append((sorted({t.set_name for t in train}), len(train), options.balance_sets))
             super().__init__(net, train, val, options)
 
     monkeypatch.setattr(trainer, "Trainer", Recording)
-    alone = adapt(small_net, blobs, FAST)
-    mixed = adapt(small_net, blobs, FAST, rehearsal=[replace(blobs[0], name="old")])
-    assert seen == [(["blobs"], False), (["user", "rehearsal"], True)]
-    assert mixed.train_objects == alone.train_objects
-    assert mixed.held_objects == alone.held_objects
+    shipped = adapt(small_net, blobs, FAST)
+    given = adapt(small_net, blobs, FAST, rehearsal=[replace(blobs[0], name="old")])
+    alone = adapt(small_net, blobs, replace(FAST, rehearsal=False))
+    assert seen == [(["rehearsal", "user"], len(blobs) + 8, True),
+                    (["rehearsal", "user"], len(blobs) + 1, True), (["blobs"], len(blobs), False)]
+    assert (shipped.rehearsal_images, given.rehearsal_images, alone.rehearsal_images) == (8, 1, 0)
+    assert shipped.card("default")["rehearsal_images"] == 8
+    assert shipped.train_objects == given.train_objects == alone.train_objects
+    assert shipped.held_objects == given.held_objects == alone.held_objects
+
+
+def test_shipped_rehearsal_images_are_labelled_rgb_nuclei():
+    from napari_ritm.training.adapt import rehearsal_images
+
+    images = rehearsal_images()
+    assert len(images) == 8
+    for sample in images:
+        assert sample.image.dtype == np.uint8 and sample.image.shape[2] == 3
+        assert sample.image.shape[:2] == sample.labels.shape and max(sample.labels.shape) <= 256
+        assert sample.labels.max() >= 5 and sample.image.std() > 5
 
 
 def test_cancel_stops_after_the_current_step(blobs, small_net):

@@ -181,11 +181,16 @@ def test_resume_and_finetune(trained, tiny_set):
                  "--steps", "1", "--blend", "1", "--keep-anyway"]) == 0
     card = json.loads(tuned.with_suffix(".json").read_text())
     assert card["source_model"] == str(trained) and card["steps"] == 1 and card["blend"] == 1
+    assert card["rehearsal_images"] == 8  # the shipped rehearsal images, by default
     assert set(card["before"]) == {"val_noc85", "val_noc90", "val_iou1", "val_objects"}
     from napari_ritm.model.checkpoint import load_checkpoint
 
     before, after = load_checkpoint(trained).state_dict(), load_checkpoint(tuned).state_dict()
     assert any(not torch.equal(before[k], after[k]) for k in before)
+    alone = trained.with_name("alone.pth")
+    assert main(["finetune", "--init", str(trained), "--data", str(tiny_set), "--out", str(alone),
+                 "--steps", "1", "--no-rehearsal", "--keep-anyway"]) == 0
+    assert json.loads(alone.with_suffix(".json").read_text())["rehearsal_images"] == 0
 
 
 @pytest.mark.parametrize(

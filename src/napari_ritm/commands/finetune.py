@@ -35,6 +35,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="share of the fine-tuning's weight change kept (%(default)s): 1 fits "
                    "your images and your way of drawing outlines most, and keeps least of what "
                    "the model knew of other images")
+    p.add_argument("--no-rehearsal", dest="rehearsal", action="store_false",
+                   help="train on your images alone, without the few nuclei images shipped "
+                   "with the plugin that otherwise fill half of each batch so that the model "
+                   "keeps what it knew of other images")
     p.add_argument("--keep-anyway", action="store_true",
                    help="write the adapted model even when it is not better")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (%(default)s)")
@@ -65,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     net = load_model_or_exit(args.init, "--init")
     options = AdaptOptions(steps=args.steps, lr=args.lr, held_out=args.held_out, blend=args.blend,
+                           rehearsal=args.rehearsal,
                            max_seconds=None if args.minutes is None else 60 * args.minutes)
     try:
         result = adapt(net, samples, options,

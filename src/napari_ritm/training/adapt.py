@@ -8,7 +8,9 @@ offering only when it needs fewer clicks there (:attr:`AdaptResult.improved`).
 
 Training is the v2 recipe (crops around objects at the window predictor's scales, single first
 clicks, iterative clicks, bfloat16 where the CPU has it) at a low learning rate, on one thread
-by default so that clicking in the widget stays fast. :func:`adapt` serves the widget's "Adapt
+by default so that clicking in the widget stays fast. Half of each batch comes from a few
+nuclei images shipped in the package (:func:`rehearsal_images`) so that the model keeps what
+it knew of other images while it learns the user's. :func:`adapt` serves the widget's "Adapt
 model to my labels" and ``napari-ritm finetune``.
 """
 from __future__ import annotations
@@ -22,9 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_ritm.training.data import LabeledImage
+from napari_ritm.training.data import LabeledImage, read_folder
 
-__all__ = ["AdaptCancelled", "AdaptOptions", "AdaptResult", "adapt", "split_objects"]
+__all__ = ["AdaptCancelled", "AdaptOptions", "AdaptResult", "adapt", "rehearsal_images",
+           "split_objects"]
+
+#: the rehearsal images shipped in the package (built by scripts/make_rehearsal_pack.py)
+REHEARSAL_FOLDER = Path(__file__).resolve().parents[1] / "data" / "rehearsal"
 
 
 class AdaptCancelled(Exception):
@@ -47,7 +53,9 @@ class AdaptOptions:
     the scale at which each object is shown (the user's objects come in one size, the rest of
     their images may not); ``layers``: ``"all"`` trains every weight, ``"norms"`` only the
     scale and shift of the BatchNorms (0.4 % of the weights: the model can follow a new stain
-    or modality with little room to forget)."""
+    or modality with little room to forget); ``rehearsal``: draw half of each batch from the
+    shipped rehearsal images (:func:`rehearsal_images`), which keeps the model from forgetting
+    other kinds of images (benchmarks/adapt.py)."""
 
     steps: int = 300
     lr: float = 1e-4
@@ -64,6 +72,7 @@ class AdaptOptions:
     blend: float = 0.3
     scale_jitter: tuple[float, float] = (0.75, 1.33)
     layers: str = "all"
+    rehearsal: bool = True
     seed: int = 0
 
 
@@ -86,6 +95,7 @@ class AdaptResult:
     seconds: float
     history: list = field(default_factory=list)
     blend: float = AdaptOptions.blend
+    rehearsal_images: int = 0
 
     @property
     def improved(self) -> bool:
@@ -100,7 +110,8 @@ class AdaptResult:
         """The model card saved next to an adapted model."""
         return {"source_model": source, "train_objects": self.train_objects,
                 "held_out_objects": self.held_objects, "steps": self.steps,
-                "blend": self.blend, "seconds": round(self.seconds, 1), "before": self.before,
+                "blend": self.blend, "rehearsal_images": self.rehearsal_images,
+                "seconds": round(self.seconds, 1), "before": self.before,
                 "after": self.after, "date": time.strftime("%Y-%m-%d %H:%M")}
 
 
@@ -154,6 +165,12 @@ def _whole_images(found: list[tuple[int, int]], n_held: int, most: int,
     return None
 
 
+def rehearsal_images() -> list[LabeledImage]:
+    """The rehearsal images shipped in the package: eight 256-pixel crops of dsb2018 train
+    images (fluorescence, brightfield and H&E nuclei; CC0), all objects labelled."""
+    return read_folder(REHEARSAL_FOLDER)
+
+
 def _blend(work, original, share: float) -> None:
     """``work`` (in place) := ``original + share * (work - original)``, floating tensors only."""
     import torch
@@ -200,7 +217,8 @@ def adapt(
     on, drawn as often as the user's (half of each batch) so that it keeps what it knew; they
     are not scored. ``on_progress(step, steps, loss)`` after each step;
     ``should_stop()`` True raises :class:`AdaptCancelled` (checked after each step). Raises
-    ValueError when there are too few objects."""
+    ValueError when there are too few objects. ``rehearsal`` replaces the shipped rehearsal
+    images; with ``options.rehearsal`` False there is none."""
     from napari_ritm.training.options import TrainOptions
     from napari_ritm.training.trainer import Trainer
 
@@ -215,6 +233,10 @@ def adapt(
     if options.layers == "norms":
         _train_norms_only(work)
     history: list[float] = []
+    if not options.rehearsal:
+        rehearsal = None
+    elif rehearsal is None:
+        rehearsal = rehearsal_images()
 
     def step_done(step: int, total: int, loss: float) -> None:
         history.append(loss)
@@ -255,4 +277,5 @@ def adapt(
     after = _score(work, samples, held, options.max_clicks)
     n_train = sum(int((np.unique(s.labels[s.labels > 0])).size) for s in train)
     return AdaptResult(work, before, after, n_train, len(held), len(history),
-                       time.perf_counter() - start, history, options.blend)
+                       time.perf_counter() - start, history, options.blend,
+                       len(rehearsal) if rehearsal else 0)
