@@ -37,7 +37,7 @@ import torch
 from common import DATA, RESULTS, SPLIT, machine
 
 from napari_ritm.evaluation.datasets import InstanceDataset
-from napari_ritm.evaluation.noc import DatasetResult, evaluate_dataset
+from napari_ritm.evaluation.noc import DatasetResult, evaluate_dataset, noc
 from napari_ritm.inference.modes import make_predictor
 from napari_ritm.model.zoo import load_model
 from napari_ritm.training.adapt import AdaptOptions, adapt
@@ -101,8 +101,20 @@ def score(net, set_name: str, per_image: int, limit: int) -> dict:
     evaluate_dataset(make_predictor(net, "window"), data, result)
     out = result.to_json()
     iou1 = float(np.mean([s["ious"][0] for s in out["samples"]]))
+    per_object = [noc(s["ious"], 0.85, 20) for s in out["samples"]]
     return {"objects": out["objects"], "NoC@85": out["NoC@85"], "NoC@90": out["NoC@90"],
-            "IoU@1": round(iou1, 4)}
+            "IoU@1": round(iou1, 4), "NoC@85_per_object": per_object}
+
+
+def paired_change(before: dict, after: dict) -> dict:
+    """Mean and standard error of the per-object change in NoC@85 (the same objects)."""
+    diff = np.subtract(after["NoC@85_per_object"], before["NoC@85_per_object"])
+    return {"mean": round(float(diff.mean()), 3),
+            "se": round(float(diff.std(ddof=1) / np.sqrt(diff.size)), 3)}
+
+
+def without_lists(scores: dict) -> dict:
+    return {k: v for k, v in scores.items() if k != "NoC@85_per_object"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -173,8 +185,13 @@ def main(argv: list[str] | None = None) -> int:
                  "rehearsal_images": result.rehearsal_images,
                  "train_seconds": round(result.seconds, 1),
                  "held_back": {"before": result.before, "after": result.after},
-                 "other_images": {"before": before, "after": after},
-                 "known_sets": {"before": known, "after": known_after}}
+                 "other_images": {"before": without_lists(before),
+                                  "after": without_lists(after),
+                                  "NoC@85_change": paired_change(before, after)},
+                 "known_sets": {"before": {k: without_lists(v) for k, v in known.items()},
+                                "after": {k: without_lists(v) for k, v in known_after.items()},
+                                "NoC@85_change": {k: paired_change(known[k], known_after[k])
+                                                  for k in known}}}
         entries.append(entry)
         print(json.dumps(entry), flush=True)
     report = json.loads(args.out.read_text()) if args.out.exists() else {}
