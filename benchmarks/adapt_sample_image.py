@@ -4,10 +4,10 @@ The sample image (stardist_nuclei2d) is annotated tighter than the sets the defa
 from (benchmarks/annotation_outlines.py), so the model's masks come out about a pixel too large
 there. 20 of its nuclei (of at least 30 px, seeded choice) are the user's labels, the others are
 unlabelled; :func:`napari_ritm.training.adapt.adapt` fine-tunes the model on them with the
-widget's defaults (or ``--blend``) on one thread; then every other nucleus of the image is
+widget's defaults (or ``--blend``, ``--no-rehearsal``) on one thread; then every other nucleus of the image is
 scored before and after (window mode, 20 clicks, no early stop): NoC@85 / NoC@90 and the IoU
 after one click. Results go to ``benchmarks/results/adapt_sample_image.json`` (one entry per
-model and blend, replaced when run again).
+model, blend, seed and rehearsal or not, replaced when run again).
 
     python benchmarks/adapt_sample_image.py --model default --blend 0.3
 """
@@ -51,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="default")
     parser.add_argument("--blend", type=float, default=AdaptOptions.blend,
                         help="share of the weight change kept")
+    parser.add_argument("--no-rehearsal", dest="rehearsal", action="store_false",
+                        help="adapt without the shipped rehearsal images")
     parser.add_argument("--seed", type=int, default=0, help="which nuclei are the user's")
     parser.add_argument("--out", type=Path, default=RESULTS / "adapt_sample_image.json")
     args = parser.parse_args(argv)
@@ -65,11 +67,13 @@ def main(argv: list[str] | None = None) -> int:
     user = np.where(np.isin(sample.labels, mine), sample.labels,
                     np.where(sample.labels > 0, -1, 0)).astype(np.int32)
     net = load_model(args.model)
-    result = adapt(net, [replace(sample, labels=user)], AdaptOptions(blend=args.blend))
+    options = AdaptOptions(blend=args.blend, rehearsal=args.rehearsal)
+    result = adapt(net, [replace(sample, labels=user)], options)
     ((image_path, _),) = image_label_pairs(DATA / SET)
     image = to_rgb01(read_array(image_path))  # as the evaluation reads it
     others = [k for k in ids if k not in mine]
-    entry = {"model": args.model, "blend": args.blend, "seed": args.seed,
+    rehearsal = "shipped (default)" if args.rehearsal else "none"
+    entry = {"model": args.model, "blend": args.blend, "rehearsal": rehearsal, "seed": args.seed,
              "user_objects": USER_OBJECTS, "steps": result.steps,
              "train_seconds": round(result.seconds, 1),
              "held_back": {"before": result.before, "after": result.after},
@@ -78,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(entry), flush=True)
     report = json.loads(args.out.read_text()) if args.out.is_file() else {}
     runs = [e for e in report.get("runs", [])
-            if (e["model"], e["blend"], e["seed"]) != (args.model, args.blend, args.seed)]
+            if (e["model"], e["blend"], e["seed"], e.get("rehearsal") == "none")
+            != (args.model, args.blend, args.seed, rehearsal == "none")]
     report.update(benchmark="adapt_sample_image", set=SET, mode="window", torch_threads=1,
                   machine=machine(), runs=runs + [entry])
     args.out.write_text(json.dumps(report, indent=1) + "\n")
