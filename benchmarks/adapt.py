@@ -34,10 +34,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from common import DATA, RESULTS, SPLIT, machine
+from common import DATA, RESULTS, SPLIT, machine, paired_noc
 
 from napari_ritm.evaluation.datasets import InstanceDataset
-from napari_ritm.evaluation.noc import DatasetResult, evaluate_dataset, noc
+from napari_ritm.evaluation.noc import DatasetResult, evaluate_dataset
 from napari_ritm.inference.modes import make_predictor
 from napari_ritm.model.zoo import load_model
 from napari_ritm.training.adapt import AdaptOptions, adapt
@@ -101,20 +101,18 @@ def score(net, set_name: str, per_image: int, limit: int) -> dict:
     evaluate_dataset(make_predictor(net, "window"), data, result)
     out = result.to_json()
     iou1 = float(np.mean([s["ious"][0] for s in out["samples"]]))
-    per_object = [noc(s["ious"], 0.85, 20) for s in out["samples"]]
     return {"objects": out["objects"], "NoC@85": out["NoC@85"], "NoC@90": out["NoC@90"],
-            "IoU@1": round(iou1, 4), "NoC@85_per_object": per_object}
+            "IoU@1": round(iou1, 4), "ious": [s["ious"] for s in out["samples"]]}
 
 
 def paired_change(before: dict, after: dict) -> dict:
     """Mean and standard error of the per-object change in NoC@85 (the same objects)."""
-    diff = np.subtract(after["NoC@85_per_object"], before["NoC@85_per_object"])
-    return {"mean": round(float(diff.mean()), 3),
-            "se": round(float(diff.std(ddof=1) / np.sqrt(diff.size)), 3)}
+    change = paired_noc(after["ious"], before["ious"], (0.85,))["NoC@85"]
+    return {k: round(v, 3) for k, v in change.items()}
 
 
 def without_lists(scores: dict) -> dict:
-    return {k: v for k, v in scores.items() if k != "NoC@85_per_object"}
+    return {k: v for k, v in scores.items() if k != "ious"}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,6 +13,7 @@ import peers
 import torch
 from reference_port import ReferencePredictor
 
+from napari_ritm.evaluation.noc import noc
 from napari_ritm.inference.clicks import Click
 from napari_ritm.inference.modes import INTERACTIVE
 from napari_ritm.model.ritm_net import RITMNet, RITMVariant
@@ -31,6 +32,18 @@ def machine() -> dict:
     """What a result was measured on: platform, CPU count, Python and torch."""
     return {"platform": platform.platform(), "cpus": os.cpu_count(),
             "python": platform.python_version(), "torch": torch.__version__}
+
+
+def paired_noc(ious: list[list[float]], base: list[list[float]],
+               thresholds: tuple[float, ...] = (0.85, 0.90), max_clicks: int = 20) -> dict:
+    """Per-object difference of NoC from ``base`` (IoUs per click of the same objects, in the
+    same order): ``{"NoC@85": {"mean", "se"}, ...}``, se the standard error of the mean."""
+    out = {}
+    for t in thresholds:
+        d = np.array([noc(a, t, max_clicks) - noc(b, t, max_clicks) for a, b in zip(ious, base)])
+        out[f"NoC@{round(t * 100)}"] = {"mean": float(d.mean()),
+                                        "se": float(d.std(ddof=1) / np.sqrt(len(d)))}
+    return out
 
 
 def random_network(variant: str, seed: int = 0) -> RITMNet:

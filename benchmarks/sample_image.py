@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from common import DATA, RESULTS, machine
+from common import DATA, RESULTS, machine, paired_noc
 from scipy import ndimage as ndi
 
 from napari_ritm.evaluation.datasets import InstanceDataset
@@ -69,16 +69,6 @@ def summary(ious: list[list[float]]) -> dict:
             "share_0.8_within_3": float((a[:, :3].max(1) >= 0.8).mean())}
 
 
-def paired(ious: list[list[float]], base: list[list[float]]) -> dict:
-    """Per-nucleus difference from ``base``: mean and standard error of NoC@85 and NoC@90."""
-    out = {}
-    for t in (0.85, 0.90):
-        d = np.array([noc(a, t, CLICKS) - noc(b, t, CLICKS) for a, b in zip(ious, base)])
-        out[f"NoC@{round(t * 100)}"] = {"mean": float(d.mean()),
-                                        "se": float(d.std(ddof=1) / np.sqrt(len(d)))}
-    return out
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["default"],
@@ -103,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
               f", first mask {first}", flush=True)
     base = results["runs"][args.models[0]]["ious"]
     for model, run in results["runs"].items():
-        run["vs_base"] = paired(run["ious"], base) if len(run["ious"]) == len(base) else None
+        run["vs_base"] = (paired_noc(run["ious"], base, max_clicks=CLICKS)
+                          if len(run["ious"]) == len(base) else None)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, separators=(",", ":")) + "\n")  # 2,480 IoUs per model
     for model in args.models[1:]:
