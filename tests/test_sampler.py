@@ -12,12 +12,14 @@ from napari_ritm.training import iterative  # noqa: E402
 from napari_ritm.training.augment import Augmenter, pad_and_crop  # noqa: E402
 from napari_ritm.training.data import (  # noqa: E402
     ClickDataset,
+    LabeledImage,
     apply_split,
     load_split,
     make_split,
     read_folder,
     samples_from_arrays,
     save_split,
+    tighten_outlines,
 )
 from napari_ritm.training.iterative import next_click_points, squared_distance_inside  # noqa: E402
 from napari_ritm.training.sampler import MultiPointSampler, geometric_probs  # noqa: E402
@@ -360,3 +362,32 @@ def test_click_dataset_items_are_deterministic_and_valid(data_dir):
     first = val[0]["image"]
     val.set_epoch(5)
     np.testing.assert_array_equal(val[0]["image"], first)
+
+
+def test_tighten_outlines_drops_each_objects_outer_ring_and_keeps_ignored_pixels():
+    labels = np.zeros((8, 9), np.int32)
+    labels[1:6, 1:4], labels[1:6, 4:7], labels[7, :] = 1, 2, -1
+    out = tighten_outlines(labels)
+    expected = np.zeros_like(labels)
+    expected[2:5, 2], expected[2:5, 5], expected[7, :] = 1, 2, -1
+    np.testing.assert_array_equal(out, expected)
+    assert labels[1, 1] == 1  # the input is not changed
+
+
+@pytest.mark.parametrize(
+    ("prob", "sets", "area"), [(0.0, None, 900), (1.0, None, 784), (1.0, ["other"], 900)]
+)
+def test_click_dataset_tightens_outlines_of_the_chosen_sets(prob, sets, area):
+    labels = np.zeros((64, 64), np.int32)
+    labels[17:47, 17:47] = 1
+    sample = LabeledImage(np.zeros((64, 64, 3), np.uint8), labels, "square", "squares")
+    ds = ClickDataset(
+        [sample],
+        MultiPointSampler(24),
+        crop_size=(64, 64),
+        augmenter=Augmenter((64, 64), scale_range=None),
+        epoch_len=4,
+        tighten_prob=prob,
+        tighten_sets=sets,
+    )
+    assert [int((ds[i]["gt"] == 1).sum()) for i in range(4)] == [area] * 4

@@ -305,3 +305,25 @@ def test_scale_range_and_noise_reach_the_augmenter(tiny_set, tmp_path, monkeypat
     assert main([*args, "--noise-prob", "0.3"]) == 0 and seen == [((1.5, 2.25), 0.3)]
     assert main([*args, "--noise-prob", "1.5"]) == 2
     assert "--noise-prob must be between 0 and 1" in capsys.readouterr().err
+
+
+def test_tighten_options_reach_the_dataset(tiny_set, tmp_path, monkeypatch, capsys):
+    from napari_ritm.training import trainer
+
+    seen = []
+
+    class Recording(trainer.ClickDataset):
+        def __init__(self, samples, sampler, **kwargs):
+            if kwargs["augmenter"] is not None:
+                seen.append((kwargs["tighten_prob"], kwargs["tighten_sets"]))
+            super().__init__(samples, sampler, **kwargs)
+
+    monkeypatch.setattr(trainer, "ClickDataset", Recording)
+    args = ["train", "--data", str(tiny_set), "--out", str(tmp_path / "m.pth"), "--steps", "1",
+            "--batch-size", "2", "--crop", "64", "64", "--device", "cpu", "--no-progress",
+            "--val-objects", "0", "--tighten-prob", "0.5"]
+    assert main([*args, "--tighten-set", "a", "--tighten-set", "b"]) == 0
+    assert main(args) == 0
+    assert seen == [(0.5, ("a", "b")), (0.5, None)]
+    assert main([*args, "--tighten-prob", "-0.1"]) == 2
+    assert "--tighten-prob must be between 0 and 1" in capsys.readouterr().err

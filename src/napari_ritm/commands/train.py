@@ -160,6 +160,20 @@ def _add_common(p, *, steps, lr, crop, batch, save_every, val_fraction) -> None:
         help="share of samples given photon (Poisson) noise, as in low-count fluorescence (0)",
     )
     p.add_argument(
+        "--tighten-prob",
+        type=float,
+        default=0.0,
+        help="share of samples whose object outlines lose their outermost pixel, as if drawn "
+        "a pixel tighter (0)",
+    )
+    p.add_argument(
+        "--tighten-set",
+        action="append",
+        metavar="NAME",
+        help="only samples of this set (folder name) get --tighten-prob; repeat for more "
+        "(default: every set)",
+    )
+    p.add_argument(
         "--val-mode",
         choices=("window", "exact", "fast"),
         default="window",
@@ -264,8 +278,10 @@ def run(args) -> int:
             raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
     if not 0 < args.scale_range[0] <= args.scale_range[1]:
         raise UsageError(f"--scale-range needs 0 < LOW <= HIGH, got {args.scale_range}")
-    if not 0 <= args.noise_prob <= 1:
-        raise UsageError(f"--noise-prob must be between 0 and 1, got {args.noise_prob}")
+    for name in ("noise_prob", "tighten_prob"):
+        if not 0 <= getattr(args, name) <= 1:
+            flag = "--" + name.replace("_", "-")
+            raise UsageError(f"{flag} must be between 0 and 1, got {getattr(args, name)}")
     if min(args.crop) < 32:
         raise UsageError(f"--crop must be at least 32 x 32, got {args.crop[0]} x {args.crop[1]}")
     if args.batch_size % world or args.batch_size // world < 2:
@@ -284,14 +300,16 @@ def run(args) -> int:
     steps = args.steps or args.epochs * steps_per_epoch(epoch_len, args.batch_size, world)
     net = _build_net(args)
     same = ("batch_size", "lr", "backbone_lr_mult", "min_object_area", "balance_sets",
-            "object_crops", "single_click_prob", "noise_prob", "val_mode", "seed", "save_every",
-            "keep_every", "val_every", "val_samples", "val_objects", "val_max_clicks", "workers",
-            "resume")
+            "object_crops", "single_click_prob", "noise_prob", "tighten_prob", "val_mode", "seed",
+            "save_every", "keep_every", "val_every", "val_samples", "val_objects", "val_max_clicks",
+            "workers", "resume")
     options = TrainOptions(
         out=args.out, steps=steps, crop_size=tuple(args.crop),
         scale_range=tuple(args.scale_range), epoch_len=epoch_len,
         max_num_next_clicks=args.max_next_clicks, device=device, amp=not args.no_amp,
-        progress=not args.no_progress, **{name: getattr(args, name) for name in same},
+        progress=not args.no_progress,
+        tighten_sets=tuple(args.tighten_set) if args.tighten_set else None,
+        **{name: getattr(args, name) for name in same},
     )
     if rank == 0:
         print(

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from skimage.segmentation import find_boundaries
 
 from napari_ritm.folders import (
     image_label_pairs,
@@ -191,6 +192,15 @@ def apply_split(
     return train, val, unlisted
 
 
+def tighten_outlines(labels: np.ndarray) -> np.ndarray:
+    """Copy of instance ``labels`` (H, W) where each object loses its inner 4-connected boundary
+    (pixels next to another id or to the background): every outline drawn a pixel tighter.
+    Negative (ignored) pixels stay as they are."""
+    out = np.array(labels, copy=True)
+    out[find_boundaries(labels, connectivity=1, mode="inner") & (labels > 0)] = 0
+    return out
+
+
 class ClickDataset(torch.utils.data.Dataset):
     """Random training samples: an augmented crop, its target object and sampled clicks.
 
@@ -203,6 +213,9 @@ class ClickDataset(torch.utils.data.Dataset):
     ``object_crops``: an :class:`ObjectCropper` replaces the augmenter's random crop: each item
     centres one object of the image (uniformly chosen) at a random size, and that object is the
     target (images without objects fall back to the augmenter).
+    ``tighten_prob``: share of training items whose objects lose their outermost pixels (the
+    inner 4-connected boundary of each object), as if outlined a pixel tighter; only items of
+    the sets in ``tighten_sets`` (None: every set). Annotators differ by about that much.
     """
 
     def __init__(
@@ -219,6 +232,8 @@ class ClickDataset(torch.utils.data.Dataset):
         balance_sets: bool = False,
         max_tries: int = 20,
         object_crops: ObjectCropper | None = None,
+        tighten_prob: float = 0.0,
+        tighten_sets: Collection[str] | None = None,
     ) -> None:
         if not samples:
             raise ValueError("no training images")
@@ -232,6 +247,8 @@ class ClickDataset(torch.utils.data.Dataset):
         self.keep_background_prob = keep_background_prob
         self.max_tries = max_tries
         self.object_crops = object_crops
+        self.tighten_prob = tighten_prob
+        self.tighten_sets = None if tighten_sets is None else frozenset(tighten_sets)
         self._boxes: dict[int, dict] = {}  # sample index -> object boxes, filled on first use
         self.epoch = 0
         self._by_set: list[list[int]] = []
@@ -266,6 +283,8 @@ class ClickDataset(torch.utils.data.Dataset):
                 image, labels = self._crop(sample, rng)
                 if labels.max() > 0 or rng.random() < self.keep_background_prob:
                     break
+        if self._may_tighten(sample) and rng.random() < self.tighten_prob:
+            labels = self._drop_small(tighten_outlines(labels))
         gt, points = self.sampler.sample(labels, rng, target)
         return {
             "image": np.ascontiguousarray(image.transpose(2, 0, 1)),
@@ -282,6 +301,13 @@ class ClickDataset(torch.utils.data.Dataset):
         else:
             image, labels = self.augmenter(sample.image, sample.labels, rng)
         return image, self._drop_small(labels)
+
+    def _may_tighten(self, sample: LabeledImage) -> bool:
+        return (
+            self.augmenter is not None
+            and self.tighten_prob > 0
+            and (self.tighten_sets is None or sample.set_name in self.tighten_sets)
+        )
 
     def _drop_small(self, labels: np.ndarray) -> np.ndarray:
         """int32 copy of ``labels`` without the objects under ``min_object_area`` pixels."""

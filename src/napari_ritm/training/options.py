@@ -50,7 +50,9 @@ class TrainOptions:
     factor from ``object_scale_jitter``; ``single_click_prob``: share of samples with exactly one
     positive click (see :class:`~napari_ritm.training.sampler.MultiPointSampler`);
     ``noise_prob``: share of samples given photon noise
-    (:class:`~napari_ritm.training.augment.Augmenter`); ``val_mode``:
+    (:class:`~napari_ritm.training.augment.Augmenter`); ``tighten_prob``, ``tighten_sets``:
+    share of samples (of those sets; None: all) whose outlines are drawn a pixel tighter
+    (:class:`~napari_ritm.training.data.ClickDataset`); ``val_mode``:
     the predictor mode of the validation NoC; ``freeze_norm``: BatchNorms stay in eval mode
     (their running statistics are not updated), as when fine-tuning on a few images.
     """
@@ -73,6 +75,8 @@ class TrainOptions:
     object_scale_jitter: tuple[float, float] = (0.75, 1.33)
     single_click_prob: float = 0.0
     noise_prob: float = 0.0
+    tighten_prob: float = 0.0
+    tighten_sets: tuple[str, ...] | None = None
     seed: int = 0
     save_every: int = 500
     keep_every: int = 0

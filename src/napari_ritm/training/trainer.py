@@ -104,6 +104,8 @@ class Trainer:
             )
             if options.object_crops
             else None,
+            tighten_prob=options.tighten_prob,
+            tighten_sets=options.tighten_sets,
         )
         self.val_samples = val_samples
         self.val_set = None

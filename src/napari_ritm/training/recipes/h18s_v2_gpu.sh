@@ -7,7 +7,8 @@
 #   bash src/napari_ritm/training/recipes/h18s_v2_gpu.sh DATA_ROOT INIT_CKPT OUT_DIR SECONDS
 # DATA_ROOT holds the shared sets (../shared/data); INIT_CKPT is where training starts (the v2
 # CPU run's latest checkpoint); PYTHON, WORKERS (default: cores - 2), DEVICE (default cuda),
-# PROBE (steps, default 400) and EPOCH_LEN (samples, default 12800: the probe is one epoch) may be set.
+# PROBE (steps, default 400), EPOCH_LEN (samples, default 12800: the probe is one epoch) and
+# TRAIN_OPTIONS (more `napari-ritm train` options, replacing these; e.g. "--lr 5e-5") may be set.
 set -euo pipefail
 D=$1 INIT=$2 OUT=$3 BUDGET=$4
 PY=${PYTHON:-python3}
@@ -20,11 +21,12 @@ if compgen -G "$OUT/model.*" > /dev/null; then
 fi
 mkdir -p "$OUT"
 train() {
+  # shellcheck disable=SC2086  # TRAIN_OPTIONS holds several words
   NAPARI_RITM="$PY -m napari_ritm.cli" NAPARI_RITM_DATA="$D" \
     bash "$(dirname "$0")/h18s_v2_cpu.sh" \
     --init "$INIT" --out "$OUT/model.pth" --batch-size 32 --epoch-len "${EPOCH_LEN:-12800}" \
     --device "${DEVICE:-cuda}" --threads "$(nproc)" --workers "$WORKERS" --keep-every 0 \
-    --val-every 1 --val-samples 64 "$@"
+    --val-every 1 --val-samples 64 "$@" ${TRAIN_OPTIONS:-}
 }
 VAL_OBJECTS=28
 if ! train --steps "$PROBE" --save-every "$PROBE" --val-objects 8; then
