@@ -4,7 +4,8 @@ Runs ``napari-ritm evaluate`` (20 clicks, stop at IoU 0.90, threshold 0.49) once
 and set on the val images of the committed split (``training/recipes/shared_split.json``: images
 the default model never saw in training) and collects its JSON reports in
 ``benchmarks/results/eval_dev.json`` (one ``runs`` entry per model and mode, each in the
-``evaluate --json`` shape, with the command lines it ran) and an IoU-vs-clicks plot
+``evaluate --json`` shape, with the command lines it ran) and an IoU-vs-clicks plot of the
+shipped model (the ``default`` window-mode run; every run when there is none) in
 ``eval_dev.png``; prints the NoC tables. Runs already in the file for the same protocol and sets
 are kept unless re-run, so models can be evaluated one at a time (or by two processes at once).
 
@@ -159,8 +160,9 @@ def main(argv: list[str] | None = None) -> int:
                 run["datasets"].update(json.loads(report.read_text())["datasets"])
             else:
                 merged = _record(args.out, payload, name, run)
+    shipped = [r for r in merged["runs"] if (r["model"], r["mode"]) == ("default", "window")]
     curves = {f"{run['model']} / {name}": [s["ious"] for s in d["samples"]]
-              for run in merged["runs"] for name, d in run["datasets"].items()}
+              for run in shipped or merged["runs"] for name, d in run["datasets"].items()}
     if curves:
         plot_iou_curves(curves, args.out.with_suffix(".png"), max_clicks=args.clicks,
                         title="val images (stop at IoU 0.90; stopped objects keep their IoU)")
