@@ -322,8 +322,12 @@ def test_tighten_options_reach_the_dataset(tiny_set, tmp_path, monkeypatch, caps
     args = ["train", "--data", str(tiny_set), "--out", str(tmp_path / "m.pth"), "--steps", "1",
             "--batch-size", "2", "--crop", "64", "64", "--device", "cpu", "--no-progress",
             "--val-objects", "0", "--tighten-prob", "0.5"]
-    assert main([*args, "--tighten-set", "a", "--tighten-set", "b"]) == 0
+    assert main([*args, "--tighten-set", "tinyblobs"]) == 0
     assert main(args) == 0
-    assert seen == [(0.5, ("a", "b")), (0.5, None)]
+    assert seen == [(0.5, ("tinyblobs",)), (0.5, None)]
     assert main([*args, "--tighten-prob", "-0.1"]) == 2
     assert "--tighten-prob must be between 0 and 1" in capsys.readouterr().err
+    assert main([*args, "--tighten-set", "dsb"]) == 2
+    assert "--tighten-set dsb: no such training set (the sets are tinyblobs)" in (
+        capsys.readouterr().err
+    )
