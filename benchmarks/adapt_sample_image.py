@@ -4,10 +4,10 @@ The sample image (stardist_nuclei2d) is annotated tighter than the sets the defa
 from (benchmarks/annotation_outlines.py), so the model's masks come out about a pixel too large
 there. 20 of its nuclei (of at least 30 px, seeded choice) are the user's labels, the others are
 unlabelled; :func:`napari_ritm.training.adapt.adapt` fine-tunes the model on them with the
-widget's defaults (or ``--blend``, ``--no-rehearsal``) on one thread; then every other nucleus of the image is
-scored before and after (window mode, 20 clicks, no early stop): NoC@85 / NoC@90 and the IoU
-after one click. Results go to ``benchmarks/results/adapt_sample_image.json`` (one entry per
-model, blend, seed and rehearsal or not, replaced when run again).
+widget's defaults (or ``--blend``, ``--no-rehearsal``) on one thread; then every other nucleus
+of the image is scored before and after (window mode, 20 clicks, no early stop): NoC@85 /
+NoC@90 and the IoU after one click. Results go to ``benchmarks/results/adapt_sample_image.json``
+(one entry per model, blend, seed and rehearsal or not, replaced when run again).
 
     python benchmarks/adapt_sample_image.py --model default --blend 0.3
 """
