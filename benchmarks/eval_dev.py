@@ -15,7 +15,12 @@ horse of every val image (66), stardist_nuclei2d 30 nuclei of its one (held-out)
 coelho_nuclei 3 per val image (16 images), usiigaci_phase 6 per val image (7 images),
 emps_particles 1 per val image (45 of the 78).
 
+Models run with the mode's mirror averaging unless ``--no-flip`` (then the run is named
+"<model> (no flip)"). The window mode averages with the mirror image since 2026-11-27: the
+runs of the results file from before that are named "(no flip)" and have ``"flip": false``.
+
     python benchmarks/eval_dev.py [--models baseline:watershed default ...] [--modes window exact]
+                                  [--no-flip]
 """
 from __future__ import annotations
 
@@ -82,14 +87,19 @@ def _readable(command: str) -> str:
     return command.replace(f"{REPO}/", "").replace(f"{REPO.parent}/", "../")
 
 
-def _run_name(model: str, mode: str) -> str:
-    return model if model.startswith("baseline:") or mode == "window" else f"{model} ({mode})"
+def _run_name(model: str, mode: str, flip: bool = True) -> str:
+    if model.startswith("baseline:"):
+        return model
+    name = model if mode == "window" else f"{model} ({mode})"
+    return name if flip else f"{name} (no flip)"
 
 
-def evaluate_argv(model: str, mode: str, name: str, min_area: int, clicks: int) -> list[str]:
+def evaluate_argv(model: str, mode: str, name: str, min_area: int, clicks: int,
+                  flip: bool = True) -> list[str]:
     """The ``napari-ritm evaluate`` arguments for one set (without ``--json``)."""
     per_image, limit = SETS[name]
-    return ["evaluate", "--model", model, "--mode", mode, "--data", str(DATA / name),
+    no_flip = [] if flip or model.startswith("baseline:") else ["--no-flip"]
+    return ["evaluate", "--model", model, "--mode", mode, *no_flip, "--data", str(DATA / name),
             "--split", str(SPLIT), "--subset", "val", "--max-objects-per-image", str(per_image),
             "--limit", str(limit), "--min-area", str(min_area), "--clicks", str(clicks)]
 
@@ -121,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", nargs="+", default=list(MODELS))
     parser.add_argument("--modes", nargs="+", choices=("window", "exact", "fast"),
                         default=["window"], help="predictor modes for models (baselines have none)")
+    parser.add_argument("--no-flip", action="store_true",
+                        help="models without mirror averaging (runs named '<model> (no flip)')")
     parser.add_argument("--sets", nargs="+", choices=sorted(SETS), default=list(SETS),
                         help="dev sets to evaluate (default: all)")
     parser.add_argument("--out", type=Path, default=RESULTS / "eval_dev.json")
@@ -142,16 +154,18 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
                     "python": platform.python_version()},
     }
-    todo = sorted({(_run_name(m, mode), m, mode) for m in args.models
+    todo = sorted({(_run_name(m, mode, not args.no_flip), m, mode) for m in args.models
                    for mode in (["window"] if m.startswith("baseline:") else args.modes)})
     merged = _record(args.out, payload)
     with tempfile.TemporaryDirectory() as tmp:
         for name, model, mode in todo:
-            run = {"model": name, "mode": None if model.startswith("baseline:") else mode,
-                   "datasets": {}, "commands": []}
+            baseline = model.startswith("baseline:")
+            run = {"model": name, "mode": None if baseline else mode,
+                   "flip": None if baseline else not args.no_flip, "datasets": {}, "commands": []}
             for set_name in args.sets:
                 report = Path(tmp) / f"{set_name}.json"
-                cli_args = evaluate_argv(model, mode, set_name, args.min_area, args.clicks)
+                cli_args = evaluate_argv(model, mode, set_name, args.min_area, args.clicks,
+                                         not args.no_flip)
                 rc = cli([*cli_args, "--json", str(report)])
                 if rc != 0:
                     merged = _record(args.out, payload, name, skip=f"evaluate exited with {rc}")

@@ -39,8 +39,9 @@ def test_evaluate_baseline_writes_table_json_and_plot(toy_set, tmp_path, capsys)
     table = capsys.readouterr().out
     assert "NoC@90" in table and "toy" in table
     report = json.loads(out.read_text())
-    assert set(report) == {"model", "mode", "datasets"} and report["model"] == "baseline:watershed"
-    assert report["mode"] is None  # baselines have no predictor mode
+    assert set(report) == {"model", "mode", "flip", "datasets"}
+    assert report["model"] == "baseline:watershed"
+    assert report["mode"] is None and report["flip"] is None  # baselines have no predictor
     toy = report["datasets"]["toy"]
     assert set(toy) == {"objects", "NoC@80", "NoC@85", "NoC@90", "NoF@85", "NoF@90",
                         "s_per_click", "samples"}
@@ -80,6 +81,7 @@ def test_ctrl_c_leaves_a_usable_partial_json(toy_set, tmp_path, monkeypatch, cap
         (["--model", "baseline:watershed", "--clicks", "0"], "--clicks"),
         (["--model", "baseline:watershed", "--min-area", "100000"], "no object"),
         (["--model", "/no/such/model.pth"], "--model /no/such/model.pth: No model file at"),
+        (["--model", "baseline:watershed", "--no-flip"], "--no-flip applies to models"),
     ],
 )
 def test_bad_input_is_a_usage_error(toy_set, argv, message, capsys):
@@ -141,3 +143,22 @@ def test_evaluate_model_checkpoint_fast_mode(toy_set, tmp_path, ref_dir):
     toy = json.loads(out.read_text())["datasets"]["toy"]
     assert toy["objects"] == 1 and 1 <= len(toy["samples"][0]["ious"]) <= 2
     assert toy["NoC@90"] <= 2
+
+
+def test_window_mode_mirrors_unless_no_flip(toy_set, tmp_path, ref_dir):
+    torch = pytest.importorskip("torch")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    model = str(ref_dir / "checkpoints/fake_coco_lvis_h18s_itermask.pth")
+    reports = []
+    try:
+        for extra in ([], ["--no-flip"]):
+            out = tmp_path / f"window{len(extra)}.json"
+            assert main(["evaluate", "--model", model, "--data", str(toy_set), "--clicks", "2",
+                         "--limit", "1", "--json", str(out), *extra]) == 0
+            reports.append(json.loads(out.read_text()))
+    finally:
+        torch.set_num_threads(threads)
+    assert [(r["mode"], r["flip"]) for r in reports] == [("window", True), ("window", False)]
+    ious = [r["datasets"]["toy"]["samples"][0]["ious"] for r in reports]
+    assert ious[0] != ious[1]  # the random network is not mirror-symmetric

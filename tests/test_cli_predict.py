@@ -83,6 +83,8 @@ def test_window_mode_refines_an_init_mask_and_refuses_max_size(tmp_path, checkpo
     assert main(argv) == 0  # (the window rule itself: tests/test_window.py)
     probs = tifffile.imread(prob)
     assert probs.shape == (300, 320) and probs.dtype == np.float32
+    assert main([*argv, "--no-flip"]) == 0  # without the mirror averaging the window mode uses
+    assert not np.allclose(tifffile.imread(prob), probs, atol=1e-3)
     _fails(capsys, [*argv[:-4], "--max-size", "64", "-o", str(out)], "--max-size applies")
 
 

@@ -136,7 +136,7 @@ def test_make_predictor_builds_each_mode(fake_h18s):
 
     window = make_predictor(fake_h18s)
     assert isinstance(window, WindowPredictor) and window.fused
-    assert window.net_size == WINDOW_SETTINGS["net_size"] and not window.flip
+    assert window.net_size == WINDOW_SETTINGS["net_size"] and window.flip  # mirror averaging
     exact = make_predictor(fake_h18s, "exact", interactive=True)
     assert isinstance(exact, Predictor) and exact.flip and exact.limit.max_size == 800
     fast = make_predictor(fake_h18s, "fast", prob_thresh=0.7)

@@ -331,3 +331,29 @@ def test_tighten_options_reach_the_dataset(tiny_set, tmp_path, monkeypatch, caps
     assert "--tighten-set dsb: no such training set (the sets are tinyblobs)" in (
         capsys.readouterr().err
     )
+
+
+def test_validation_runs_the_window_mode_without_mirror_averaging(monkeypatch):
+    """In-training val is the window mode unmirrored: half the cost, comparable across runs."""
+    import numpy as np
+
+    from napari_ritm.model.ritm_net import RITMNet
+    from napari_ritm.training import validate
+    from napari_ritm.training.data import LabeledImage
+
+    built = []
+
+    def recording(net, mode, **overrides):
+        built.append(make_predictor(net, mode, **overrides))
+        return built[-1]
+
+    make_predictor = validate.make_predictor
+    monkeypatch.setattr(validate, "make_predictor", recording)
+    labels = np.zeros((48, 48), np.int32)
+    labels[10:30, 12:34] = 1
+    image = np.where(labels[..., None] > 0, 200, 30).astype(np.uint8).repeat(3, axis=2)
+    net = RITMNet(width=18, ocr_width=48, small=True)
+    result = validate.validation_noc(net, [LabeledImage(image, labels, "a", "toy")], [(0, 1)],
+                                     max_clicks=2)
+    assert [(type(p).__name__, p.flip) for p in built] == [("WindowPredictor", False)]
+    assert 0 <= result["val_iou1"] <= 1

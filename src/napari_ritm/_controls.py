@@ -107,8 +107,9 @@ class RITMControls(QWidget):
                                  "always does)")
         self.zoom_check.setEnabled(WIDGET_MODE != "window")
         self.flip_check = _check("Mirror averaging", mode_settings(WIDGET_MODE)["flip"],
-                                 "Also predict on the mirrored image and average the two: a "
-                                 "little more accurate, twice as slow")
+                                 "Also predict on the mirrored image and average the two: "
+                                 "fewer clicks per object, twice the work per click (untick "
+                                 "for speed)")
         self.threshold_slider = QSlider(Qt.Orientation.Horizontal)
         self.threshold_slider.setRange(1, 99)
         self.threshold_slider.setValue(49)

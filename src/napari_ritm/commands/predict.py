@@ -46,12 +46,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "5D image, e.g. 3,12 for time point 3, slice 12")
     parser.add_argument("--mode", choices=("window", "exact", "fast"), default="window",
                         help="window (default, as the widget): the first click in a window "
-                        "around it, later clicks zoomed in, same cost on any image size; exact: "
+                        "around it, later clicks zoomed in, same cost on any image size, mirror "
+                        "averaging; exact: "
                         "the paper's predictor; fast: exact with a smaller zoom-in, no flip")
     parser.add_argument("--max-size", type=int, metavar="PX",
                         help="exact/fast modes: limit the long side of the network input")
     parser.add_argument("--no-flip", action="store_true",
-                        help="exact mode: skip the horizontal-flip averaging (2x faster)")
+                        help="window and exact modes: skip the mirror (horizontal-flip) "
+                        "averaging, about 2x faster and a little less accurate")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch CPU threads (default: %(default)s)")
     parser.add_argument("--output", "-o", type=Path, required=True, metavar="OUT.tif",
@@ -174,9 +176,9 @@ def _predict(
 
     torch.set_num_threads(args.threads)
     model = load_model_or_exit(args.model)
-    overrides: dict = {"prob_thresh": args.threshold}
+    overrides: dict = {"prob_thresh": args.threshold, **({"flip": False} if args.no_flip else {})}
     if args.mode != "window":
-        overrides.update(max_size=args.max_size, **({"flip": False} if args.no_flip else {}))
+        overrides.update(max_size=args.max_size)
     predictor = make_predictor(model, args.mode, **overrides)
     predictor.set_image(image)
     made: list[Click] = []
