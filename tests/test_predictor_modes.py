@@ -154,3 +154,15 @@ def test_modes_mapping():
     assert PREDICTOR_MODES["fast"]["flip"] is False
     with pytest.raises(ValueError, match="exact, fast"):
         predictor_kwargs("quick")
+
+
+def test_predictor_info_writes_down_the_mirror_averaging(ref_dir):
+    """A session's record keeps ``info``: it names flip even when it is the mode's default, so
+    a record replays the same after a default changes."""
+    from napari_ritm.model.zoo import load_model
+
+    net = load_model(ref_dir / "checkpoints" / "fake_coco_lvis_h18s_itermask.pth")
+    assert make_predictor(net).info["settings"] == {"flip": True}
+    assert make_predictor(net, flip=False).info["settings"] == {"flip": False}
+    fast = make_predictor(net, "fast", interactive=True, prob_thresh=0.7)
+    assert fast.info["settings"] == {"flip": False, "prob_thresh": 0.7}
