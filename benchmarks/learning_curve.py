@@ -1,0 +1,180 @@
+"""Learning curve of the default model: dev-set NoC and IoU after one click against samples seen.
+
+Each point is a weight file of the default model's training chain and the number of training
+samples behind it. Its dev-set figures come from eval_dev.py's protocol (window mode, the val
+images of the committed split, 20 clicks, stop at IoU 0.90) without mirror averaging, as the
+window mode ran while these weights were trained (and at half the cost): taken from an
+eval_dev-format results file (``--evals``, the run "<weights> (no flip)") when it holds them,
+else evaluated with ``eval_dev.py --no-flip`` into the first ``--evals`` file. Writes
+``benchmarks/results/learning_curve.json`` (per point: samples, phase, per-set NoC@85 / NoC@90
+/ IoU after one click and the commands; per set and metric a fit) and ``learning_curve.png``
+(one panel per metric, one line per set, the targets of issue 15 dashed).
+
+The fit: per set and metric, a least-squares line against log2(samples) over the points of
+``--fit-phase`` (one learning rate, one recipe), giving the change per doubling of the samples
+(± its standard error) and, for a target not met whose line heads toward it by more than two
+standard errors, the samples at which the line would reach it (from the phase's last point; a
+straight line in log2(samples) is an assumption the points support only over their range).
+
+    python benchmarks/learning_curve.py --evals benchmarks/results/eval_dev.json \\
+        --point 36000 v1 "default v1" --point 164000 "v2, lr 5e-4" runs/lc/mean_13k_16k.pth ...
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+from common import RESULTS, machine
+from eval_dev import SETS
+from eval_dev import main as eval_dev
+
+#: issue 15's targets: metric -> {set: (target, "min" or "max")}
+NUCLEI = ("dsb2018", "coelho_nuclei", "stardist_nuclei2d")
+OTHERS = ("isbi2012_em", "usiigaci_phase", "emps_particles")
+TARGETS = {
+    "IoU@1": {**{s: (0.80, "min") for s in NUCLEI}, **{s: (0.70, "min") for s in OTHERS}},
+    "NoC@85": {s: (3.0, "max") for s in NUCLEI},
+    "NoC@90": {**{s: (6.0, "max") for s in NUCLEI}, **{s: (8.0, "max") for s in OTHERS}},
+}
+METRICS = tuple(TARGETS)
+
+
+def summarise(run: dict) -> dict:
+    """Per set of an eval_dev run: NoC@85, NoC@90, mean IoU after one click, objects."""
+    out = {}
+    for name, d in run["datasets"].items():
+        iou1 = float(np.mean([s["ious"][0] for s in d["samples"]]))
+        out[name] = {"NoC@85": round(d["NoC@85"], 3), "NoC@90": round(d["NoC@90"], 3),
+                     "IoU@1": round(iou1, 4), "objects": d["objects"]}
+    return out
+
+
+def fit_line(samples: list[int], values: list[float], target: tuple[float, str] | None) -> dict:
+    """Least squares ``value = a + b log2(samples)``; b per doubling with its standard error,
+    and where a target not met is approached, the samples at which the line reaches it."""
+    x, y = np.log2(np.asarray(samples, float)), np.asarray(values, float)
+    b, a = np.polyfit(x, y, 1)
+    resid = y - (a + b * x)
+    se = math.sqrt(resid @ resid / (len(x) - 2) / ((x - x.mean()) @ (x - x.mean())))
+    fit = {"points": len(x), "per_doubling": round(float(b), 4), "se": round(se, 4),
+           "residual_sd": round(float(resid.std(ddof=2)), 4),
+           "at_last": round(float(a + b * x[-1]), 4)}
+    if target is not None:
+        level, sense = target
+        met = fit["at_last"] >= level if sense == "min" else fit["at_last"] <= level
+        toward = (b > 0 if sense == "min" else b < 0) and abs(b) > 2 * se
+        fit["target"] = level
+        if met:
+            fit["reaches_target_at"] = "met"
+        elif toward:
+            doublings = (level - fit["at_last"]) / b
+            fit["reaches_target_at"] = int(round(samples[-1] * 2 ** doublings, -3))
+        else:
+            fit["reaches_target_at"] = "no trend toward it (slope within 2 s.e. or away)"
+    return fit
+
+
+def plot(points: list[dict], path: Path) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    fig = Figure(figsize=(13, 4.4), dpi=110)
+    FigureCanvasAgg(fig)
+    phases = list(dict.fromkeys(p["phase"] for p in points))
+    markers = dict(zip(phases, "osD^vP*X"))
+    colours = {name: f"C{i}" for i, name in enumerate(SETS)}
+    for k, metric in enumerate(METRICS):
+        ax = fig.add_subplot(1, len(METRICS), k + 1)
+        for name in SETS:
+            pts = [p for p in points if name in p["sets"]]
+            ax.plot([p["samples"] for p in pts], [p["sets"][name][metric] for p in pts],
+                    color=colours[name], lw=0.8, alpha=0.6, label=name if k == 0 else None)
+            for phase in phases:
+                sub = [p for p in pts if p["phase"] == phase]
+                ax.scatter([p["samples"] for p in sub], [p["sets"][name][metric] for p in sub],
+                           color=colours[name], marker=markers[phase], s=16)
+        for level in sorted({t for t, _ in TARGETS[metric].values()}):
+            names = [n for n, (t, _) in TARGETS[metric].items() if t == level]
+            ax.axhline(level, color="0.4", ls="--", lw=0.8)
+            ax.annotate("target: " + ", ".join(n.split("_")[0] for n in names), (0.01, level),
+                        xycoords=("axes fraction", "data"), fontsize="x-small", color="0.3",
+                        va="bottom")
+        ax.set(xscale="log", xlabel="training samples seen", title=metric)
+        ax.xaxis.set_major_locator(LogLocator(subs=(1, 2, 4)))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v / 1000:g}k"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.grid(alpha=0.3)
+    for phase in phases:
+        fig.axes[-1].scatter([], [], color="0.3", marker=markers[phase], label=phase)
+    fig.axes[0].legend(fontsize="x-small", loc="lower right")
+    fig.axes[-1].legend(fontsize="x-small", loc="upper right")
+    fig.suptitle("default model on the val images (window mode); dashed: issue 15's targets")
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--point", nargs=3, action="append", required=True,
+                        metavar=("SAMPLES", "PHASE", "WEIGHTS"),
+                        help="samples seen, phase label, weights (a path or a model name)")
+    parser.add_argument("--evals", type=Path, nargs="+", default=[RESULTS / "eval_dev.json"],
+                        help="eval_dev-format files to take runs from; missing runs are "
+                             "evaluated into the first one")
+    parser.add_argument("--fit-phase", help="phase whose points give the fit (default: the "
+                                            "phase with the most points)")
+    parser.add_argument("--out", type=Path, default=RESULTS / "learning_curve.json")
+    args = parser.parse_args(argv)
+
+    def known() -> dict:
+        runs = {}
+        for path in args.evals:
+            if path.is_file():
+                runs |= {r["model"]: r for r in json.loads(path.read_text())["runs"]
+                         if r["mode"] == "window"}
+        return runs
+
+    missing = [w for _, _, w in args.point if f"{w} (no flip)" not in known()]
+    if missing and eval_dev(["--models", *missing, "--no-flip", "--out", str(args.evals[0])]):
+        return 1
+    runs = known()
+    points = []
+    for samples, phase, weights in args.point:
+        run = runs.get(f"{weights} (no flip)")
+        if run is None:
+            print(f"no evaluation of {weights}", file=sys.stderr)
+            return 1
+        points.append({"samples": int(samples), "phase": phase, "weights": weights,
+                       "sets": summarise(run), "commands": run["commands"]})
+    points.sort(key=lambda p: p["samples"])
+    phases = [p["phase"] for p in points]
+    fit_phase = args.fit_phase or max(dict.fromkeys(phases), key=phases.count)
+    fitted = [p for p in points if p["phase"] == fit_phase]
+    fits = {}
+    if len(fitted) >= 3:
+        for name in SETS:
+            pts = [p for p in fitted if name in p["sets"]]
+            fits[name] = {m: fit_line([p["samples"] for p in pts],
+                                      [p["sets"][name][m] for p in pts], TARGETS[m].get(name))
+                          for m in METRICS}
+    result = {"benchmark": "learning_curve", "protocol": "eval_dev.py --no-flip, window mode",
+              "targets": TARGETS, "fit_phase": fit_phase, "fits": fits, "points": points,
+              "machine": machine()}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1))
+    plot(points, args.out.with_suffix(".png"))
+    for name, per_metric in fits.items():
+        cells = [f"{m} {f['at_last']:.2f} {f['per_doubling']:+.3f}±{f['se']:.3f}/doubling"
+                 f" -> {f.get('reaches_target_at', '-')}" for m, f in per_metric.items()]
+        print(f"{name:18s} " + " | ".join(cells))
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
