@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 
@@ -31,6 +30,9 @@ import numpy as np
 from common import RESULTS, machine
 from eval_dev import SETS
 from eval_dev import main as eval_dev
+from scipy.stats import linregress
+
+from napari_ritm.evaluation.noc import miou_per_click
 
 #: issue 15's targets: metric -> {set: (target, "min" or "max")}
 NUCLEI = ("dsb2018", "coelho_nuclei", "stardist_nuclei2d")
@@ -47,7 +49,7 @@ def summarise(run: dict) -> dict:
     """Per set of an eval_dev run: NoC@85, NoC@90, mean IoU after one click, objects."""
     out = {}
     for name, d in run["datasets"].items():
-        iou1 = float(np.mean([s["ious"][0] for s in d["samples"]]))
+        iou1 = float(miou_per_click([s["ious"] for s in d["samples"]])[0])
         out[name] = {"NoC@85": round(d["NoC@85"], 3), "NoC@90": round(d["NoC@90"], 3),
                      "IoU@1": round(iou1, 4), "objects": d["objects"]}
     return out
@@ -57,10 +59,10 @@ def fit_line(samples: list[int], values: list[float], target: tuple[float, str] 
     """Least squares ``value = a + b log2(samples)``; b per doubling with its standard error,
     and where a target not met is approached, the samples at which the line reaches it."""
     x, y = np.log2(np.asarray(samples, float)), np.asarray(values, float)
-    b, a = np.polyfit(x, y, 1)
+    line = linregress(x, y)
+    a, b, se = line.intercept, line.slope, line.stderr
     resid = y - (a + b * x)
-    se = math.sqrt(resid @ resid / (len(x) - 2) / ((x - x.mean()) @ (x - x.mean())))
-    fit = {"points": len(x), "per_doubling": round(float(b), 4), "se": round(se, 4),
+    fit = {"points": len(x), "per_doubling": round(float(b), 4), "se": round(float(se), 4),
            "residual_sd": round(float(resid.std(ddof=2)), 4),
            "at_last": round(float(a + b * x[-1]), 4)}
     if target is not None:

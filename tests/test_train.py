@@ -341,13 +341,12 @@ def test_validation_runs_the_window_mode_without_mirror_averaging(monkeypatch):
     from napari_ritm.training import validate
     from napari_ritm.training.data import LabeledImage
 
-    built = []
+    make_predictor, built = validate.make_predictor, []
 
     def recording(net, mode, **overrides):
         built.append(make_predictor(net, mode, **overrides))
         return built[-1]
 
-    make_predictor = validate.make_predictor
     monkeypatch.setattr(validate, "make_predictor", recording)
     labels = np.zeros((48, 48), np.int32)
     labels[10:30, 12:34] = 1

@@ -296,11 +296,11 @@ def run(args) -> int:
     train_samples, val_samples = _split(args, _load_images(args.data), rank)
     if not train_samples:
         raise UsageError("no training images left after the validation split")
-    known = sorted({s.set_name for s in train_samples})
-    unknown = sorted(set(args.tighten_set or ()) - set(known))
+    known = {s.set_name for s in train_samples}
+    unknown = sorted(set(args.tighten_set or ()) - known)
     if unknown:
         raise UsageError(f"--tighten-set {', '.join(unknown)}: no such training set "
-                         f"(the sets are {', '.join(known)})")
+                         f"(the sets are {', '.join(sorted(known))})")
     epoch_len = resolve_epoch_len(args.epoch_len, len(train_samples), args.batch_size)
     steps = args.steps or args.epochs * steps_per_epoch(epoch_len, args.batch_size, world)
     net = _build_net(args)
