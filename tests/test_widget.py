@@ -198,6 +198,27 @@ def test_refine_and_propagate_through_a_stack(make_napari_viewer, qtbot):
     assert not (labels.data[1] == 5).any() and (labels.data[3] == 5).any()
 
 
+def test_mirror_averaging_box_is_on_in_the_window_mode_and_a_click_turns_it_off(
+    make_napari_viewer, qtbot
+):
+    pytest.importorskip("torch")
+    from qtpy.QtCore import QPoint, Qt
+
+    viewer = make_napari_viewer()
+    viewer.add_image(blob_image((64, 80), (16, 48, 20, 60)), name="img")
+    widget = open_widget(viewer, qtbot)
+    assert widget.mode_combo.currentText() == "window"
+    assert widget.flip_check.isChecked() and widget.predictor.flip is True
+    box = QPoint(6, widget.flip_check.height() // 2)  # on the tick box itself
+    qtbot.mouseClick(widget.flip_check, Qt.MouseButton.LeftButton, pos=box)
+    assert not widget.flip_check.isChecked() and widget.predictor.flip is False
+    mouse_click(viewer, (32, 40))  # the unmirrored predictor segments the clicked blob
+    wait_idle(widget, qtbot)
+    assert widget.session.probs is not None and widget.session.probs[32, 40] > 0.5
+    qtbot.mouseClick(widget.flip_check, Qt.MouseButton.LeftButton, pos=box)
+    assert widget.flip_check.isChecked() and widget.predictor.flip is True
+
+
 def test_real_predictor_on_the_fake_checkpoint(make_napari_viewer, qtbot, ref_dir):
     pytest.importorskip("torch")
     viewer = make_napari_viewer()
