@@ -95,3 +95,34 @@ class FloodNet:
                 if regions[r, c]:
                     out[b, 0][regions == regions[r, c]] = 8.0
         return {"instances": torch.from_numpy(out)}
+
+
+class RadialPredictor:
+    """A predictor whose probability falls off smoothly with the distance from the first
+    positive click: ``sigmoid((radius - distance) / width)``, 0.5 at ``radius`` pixels. Labels
+    drawn as disks of radius r around the click are matched best at the threshold
+    ``sigmoid((radius - r) / width)``: above 0.5 for tighter outlines, below for looser ones.
+    Counts ``set_image`` and ``predict`` calls."""
+
+    def __init__(self, radius: float = 10.0, width: float = 2.0) -> None:
+        self.radius, self.width = radius, width
+        self.shape: tuple[int, int] | None = None
+        self.images_set = 0
+        self.predict_calls = 0
+
+    def set_image(self, image: np.ndarray) -> None:
+        self.shape = tuple(np.asarray(image).shape[:2])
+        self.images_set += 1
+
+    def reset(self) -> None:
+        pass
+
+    def predict(self, clicks: Sequence, prev_mask: np.ndarray | None = None) -> np.ndarray:
+        assert self.shape is not None, "set_image first"
+        self.predict_calls += 1
+        first = next(c for c in clicks if c.positive)
+        from scipy.special import expit
+
+        rows, cols = np.mgrid[: self.shape[0], : self.shape[1]]
+        distance = np.hypot(rows - first.y, cols - first.x)
+        return expit((self.radius - distance) / self.width).astype(np.float32)

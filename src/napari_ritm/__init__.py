@@ -2,13 +2,19 @@
 
 The Python API, in the spirit of segment-anything's::
 
-    from napari_ritm import load_model, make_predictor, Click, Session
+    from napari_ritm import load_model, make_predictor, Click, Session, fit_threshold
 
     predictor = make_predictor(load_model("default"))      # the window mode, as the widget
     predictor.set_image(image)                              # (H, W[, 3]) uint8 or [0, 1] float
     probs = predictor.predict([Click(120, 88, True)])       # (H, W) probabilities
     session = Session(image, labels, predictor=predictor)   # labels: a numpy array, edited in place
     session.click(120, 88, positive=True); session.finish(); session.run_pending()
+
+    # the threshold at which masks match your outlines: one click on each object of `mine`,
+    # with a predictor of its own (the session's keeps its image)
+    from napari_ritm.training.data import samples_from_arrays
+    fit = fit_threshold(make_predictor(load_model("default")), samples_from_arrays(image, mine))
+    session.set_threshold(fit.threshold)
 
 ``import napari_ritm`` stays light (napari imports it to read the plugin manifest): each name is
 imported on first use, so torch loads only when a model is needed.
@@ -27,6 +33,7 @@ _API = {
     "WindowPredictor": "napari_ritm.inference.window",
     "Click": "napari_ritm.inference.clicks",
     "normalize_image": "napari_ritm.inference.normalize",
+    "fit_threshold": "napari_ritm.evaluation.threshold",
     "Session": "napari_ritm.session",
     "ImageSource": "napari_ritm.planes",
     "Record": "napari_ritm.record",

@@ -1,0 +1,116 @@
+"""Fitting the threshold to the user's outlines: the function, ``napari-ritm fit-threshold`` and
+``napari-ritm evaluate --threshold``."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import tifffile
+
+from _fakes import RadialPredictor
+from napari_ritm.cli import main
+from napari_ritm.evaluation.threshold import THRESHOLDS, fit_threshold
+from napari_ritm.training.data import LabeledImage
+
+
+def disks(radius: float, centres=((20, 20), (20, 60), (60, 40)), shape=(80, 80)) -> np.ndarray:
+    rows, cols = np.mgrid[: shape[0], : shape[1]]
+    labels = np.zeros(shape, np.int32)
+    for k, (y, x) in enumerate(centres, 1):
+        labels[np.hypot(rows - y, cols - x) <= radius] = k
+    return labels
+
+
+def sample(labels: np.ndarray) -> LabeledImage:
+    return LabeledImage(np.zeros((*labels.shape, 3), np.uint8), labels, "img", "mine")
+
+
+@pytest.mark.parametrize(("outline", "low", "high"), [(10, 0.45, 0.55), (7, 0.75, 0.85),
+                                                       (13, 0.15, 0.25)],
+                         ids=["as the model", "tighter", "looser"])
+def test_the_fit_follows_how_the_outlines_are_drawn(outline, low, high):
+    """The model's masks are disks of radius 10 at 0.5; labels drawn at radius 7 need
+    sigmoid(1.5) = 0.82, at radius 13 sigmoid(-1.5) = 0.18."""
+    predictor = RadialPredictor(radius=10, width=2)
+    fit = fit_threshold(predictor, [sample(disks(outline))])
+    assert low <= fit.threshold <= high
+    assert fit.objects == 3 and predictor.images_set == 1 and predictor.predict_calls == 3
+    assert fit.iou == max(fit.table.values()) and fit.iou_current == fit.table[0.49]
+    if outline != 10:
+        assert fit.iou > fit.iou_current + 0.1
+    assert set(THRESHOLDS) <= set(fit.table) and 0.49 in THRESHOLDS
+
+
+def test_the_threshold_in_use_wins_ties_and_is_always_compared():
+    """Masks that do not change with the threshold keep the one in use, even off the grid."""
+    predictor = RadialPredictor(radius=10.5, width=1e-3)  # a step: every threshold, one mask
+    fit = fit_threshold(predictor, [sample(disks(10.5))], current=0.63)
+    assert fit.threshold == fit.current == 0.63 and 0.63 in fit.table
+    assert fit.iou == fit.iou_current
+
+
+def test_small_ignored_and_too_many_objects():
+    labels = disks(10)
+    labels[0:3, 0:3] = 9  # 9 pixels: below min_area
+    labels[70:80, 0:10] = -1  # ignored pixels are no object
+    fit = fit_threshold(RadialPredictor(), [sample(labels)], min_area=30)
+    assert fit.objects == 3
+    two = fit_threshold(RadialPredictor(), [sample(labels)] * 2, max_objects=4)
+    assert two.objects == 4
+    with pytest.raises(ValueError, match="no labelled object"):
+        fit_threshold(RadialPredictor(), [sample(np.zeros((40, 40), np.int32))])
+
+
+def test_progress_and_stop():
+    seen = []
+    fit = fit_threshold(RadialPredictor(), [sample(disks(8))],
+                        on_progress=lambda *a: seen.append(a), should_stop=lambda: len(seen) >= 2)
+    assert seen == [(1, 3), (2, 3)] and fit.objects == 2
+
+
+@pytest.fixture()
+def squares(tmp_path):
+    """One 64x64 image with two bright squares, labelled."""
+    root = tmp_path / "squares"
+    (root / "images").mkdir(parents=True)
+    (root / "labels").mkdir()
+    image = np.full((64, 64), 30, np.uint8)
+    labels = np.zeros((64, 64), np.uint16)
+    for k, (y, x) in enumerate(((8, 8), (36, 30)), 1):
+        image[y:y + 20, x:x + 20] = 220
+        labels[y:y + 20, x:x + 20] = k
+    tifffile.imwrite(root / "images" / "a.tif", image)
+    tifffile.imwrite(root / "labels" / "a.tif", labels)
+    return root
+
+
+def test_fit_threshold_command(squares, tmp_path, capsys):
+    out = tmp_path / "fit.json"
+    assert main(["fit-threshold", "--data", str(squares), "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "<- best" in printed and "on 2 objects" in printed
+    report = json.loads(out.read_text())
+    assert report["objects"] == 2 and report["default"] == 0.49 and report["flip"] is True
+    assert report["iou"] == max(report["table"].values())
+    assert report["table"][f"{report['threshold']:.2f}"] == report["iou"]
+    assert main(["fit-threshold", "--data", str(squares), "--min-area", "1000"]) == 2
+    assert "no labelled object of at least 1000 pixels" in capsys.readouterr().err
+    assert main(["fit-threshold", "--data", str(squares), "--max-objects", "0"]) == 2
+
+
+def test_evaluate_at_another_threshold(squares, tmp_path, capsys):
+    """The report says the threshold; a stricter one gives smaller first masks."""
+    reports = {}
+    for threshold in (0.49, 0.999):
+        out = tmp_path / f"{threshold}.json"
+        assert main(["evaluate", "--model", "default", "--data", str(squares), "--clicks", "1",
+                     "--threshold", str(threshold), "--json", str(out)]) == 0
+        reports[threshold] = json.loads(out.read_text())
+        assert reports[threshold]["threshold"] == threshold
+    first = {t: [s["ious"][0] for s in r["datasets"]["squares"]["samples"]]
+             for t, r in reports.items()}
+    assert all(a > b for a, b in zip(first[0.49], first[0.999]))
+    assert main(["evaluate", "--model", "default", "--data", str(squares),
+                 "--threshold", "1.5"]) == 2
+    assert "--threshold must be between 0 and 1" in capsys.readouterr().err
