@@ -41,6 +41,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-flip", action="store_true",
                    help="window and exact modes: without the mirror (horizontal-flip) "
                         "averaging, about 2x faster per click")
+    p.add_argument("--threshold", type=float, default=0.49,
+                   help="probability above which a pixel is object (%(default)s, the paper's "
+                        "protocol; `napari-ritm fit-threshold` finds the one for your labels)")
     p.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads (1: fastest when anything else is running)")
     p.add_argument("--max-objects-per-image", type=int, metavar="K",
@@ -101,6 +104,8 @@ def _check_args(args: argparse.Namespace) -> None:
         value = getattr(args, name)
         if value is not None and value < low:
             raise UsageError(f"--{name.replace('_', '-')} must be >= {low}, got {value}")
+    if not 0 < args.threshold < 1:
+        raise UsageError(f"--threshold must be between 0 and 1, got {args.threshold}")
     names = [d.resolve().name for d in args.data]
     if len(set(names)) != len(names):
         raise UsageError(f"two --data folders share a name: {names}")
@@ -160,16 +165,16 @@ def run(args: argparse.Namespace) -> int:
             result = DatasetResult(ds.name, max_clicks=args.clicks)
             results.append(result)
             with tqdm(total=len(ds), desc=ds.name, unit="obj", file=sys.stderr) as bar:
-                evaluate_dataset(predictor, ds, result,
+                evaluate_dataset(predictor, ds, result, pred_thresh=args.threshold,
                                  stop_iou=None if args.all_clicks else 0.90,
                                  on_sample=lambda sample, out: bar.update())
             if args.json:
-                write_json(_report(args.model, results, args.mode, predictor), args.json)
+                write_json(_report(args, results, predictor), args.json)
     except KeyboardInterrupt:
         interrupted = True
     except DatasetError as err:
         bad_file = err
-    report = _report(args.model, results, args.mode, predictor)
+    report = _report(args, results, predictor)
     if args.json:
         write_json(report, args.json)
     if bad_file is not None:
@@ -188,8 +193,8 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _report(model: str, results: list, mode: str, predictor) -> dict:
-    baseline = model.startswith("baseline:")
-    return {"model": model, "mode": None if baseline else mode,
-            "flip": None if baseline else bool(predictor.flip),
+def _report(args: argparse.Namespace, results: list, predictor) -> dict:
+    baseline = args.model.startswith("baseline:")
+    return {"model": args.model, "mode": None if baseline else args.mode,
+            "flip": None if baseline else bool(predictor.flip), "threshold": args.threshold,
             "datasets": {r.name: r.to_json() for r in results if r.samples}}
