@@ -1,6 +1,7 @@
-"""The dock's "Adapt model to my labels": a short adaptation in the background on a tiny set,
-with progress; the adapted model is saved with its card, used, and switching back is one
-click."""
+"""The dock's tools that learn from the user's labels. "Adapt model to my labels": a short
+adaptation in the background on a tiny set, with progress; the adapted model is saved with its
+card, used, and switching back is one click. "Fit threshold to my labels": the slider moves to
+the threshold that matches the outlines."""
 from __future__ import annotations
 
 import json
@@ -104,3 +105,41 @@ def test_adapt_on_the_objects_made_in_this_session(make_napari_viewer, qtbot, mo
     widget.adapt_button.click()
     qtbot.waitUntil(lambda: widget._adapt_worker is None, timeout=60000)
     assert set(np.unique(seen[1][0].labels)) == {0, 5, 6}
+
+
+def test_fit_threshold_to_my_labels(make_napari_viewer, qtbot, monkeypatch):
+    """The button clicks once on each object of the Labels layer and moves the Threshold slider
+    to where the masks match the outlines; the session thresholds with it; a second fit finds
+    nothing to change; with "objects made in this session" and none made it says so."""
+    import numpy as np
+    from qtpy.QtCore import Qt
+
+    from _fakes import DiskPredictor, RadialPredictor
+    from test_threshold import disks
+
+    viewer = make_napari_viewer()
+    viewer.add_image(np.random.default_rng(0).integers(0, 255, (80, 80), np.uint8), name="cells")
+    widget = open_widget(viewer, qtbot, DiskPredictor())
+    fitting = RadialPredictor(radius=10, width=2)  # the model's masks: radius 10 at 0.5
+    monkeypatch.setattr(widget, "new_predictor", lambda: (fitting, {}))
+    widget.labels_layer.data = disks(7)  # drawn tighter: sigmoid(1.5) = 0.82 fits them
+    assert widget.threshold_slider.value() == 49
+    qtbot.mouseClick(widget.fit_button, Qt.MouseButton.LeftButton)
+    assert widget.fit_button.text() == "Stop fitting" and not widget.progress.isHidden()
+    qtbot.waitUntil(lambda: widget._fit_worker is None, timeout=60000)
+    assert fitting.predict_calls == 3
+    assert 75 <= widget.threshold_slider.value() <= 85
+    fitted = widget.threshold_slider.value() / 100
+    assert widget.session.threshold == fitted
+    assert widget.threshold_label.text() == f"{fitted:.2f}"
+    assert f"0.49 -> {fitted:.2f}" in widget.status.text() and "on 3 of your objects" in \
+        widget.status.text()
+    assert widget.fit_button.text() == "Fit threshold to my labels" and widget.progress.isHidden()
+    qtbot.mouseClick(widget.fit_button, Qt.MouseButton.LeftButton)  # again: nothing to change
+    qtbot.waitUntil(lambda: widget._fit_worker is None, timeout=60000)
+    assert "already fits your labels best" in widget.status.text()
+    assert widget.threshold_slider.value() / 100 == fitted
+    widget.adapt_scope_combo.setCurrentText("objects made in this session")
+    qtbot.mouseClick(widget.fit_button, Qt.MouseButton.LeftButton)
+    assert "No object made in this session" in widget.status.text()
+    assert widget._fit_worker is None and fitting.predict_calls == 6

@@ -1,11 +1,13 @@
-"""The dock's "Adapt model to my labels": fine-tune a copy of the model in the background.
+"""Learning from the user's labels: "Fit threshold to my labels" and "Adapt model to my labels".
 
-:class:`AdaptPanel` is a mix-in of :class:`napari_ritm._widget.RITMWidget`. It takes the
-objects of the current Labels layer, runs :func:`napari_ritm.training.adapt.adapt` in a worker
-thread (one torch thread, so clicking still works), shows progress and the time left, and lets
-the user cancel. An adapted model that needs fewer clicks on the held-back objects is saved in
-the user's model folder with its card, added to the Model box and used; the model it came from
-stays in the box, one click away.
+:class:`AdaptPanel` is a mix-in of :class:`napari_ritm._widget.RITMWidget`. Both take the
+objects of the current Labels layer that **Learn from** names. The threshold fit clicks once on
+each (:func:`napari_ritm.evaluation.threshold.fit_threshold`, seconds) and moves the Threshold
+slider to the value that matches them best. The adaptation runs
+:func:`napari_ritm.training.adapt.adapt` in a worker thread (one torch thread, so clicking still
+works), shows progress and the time left, and lets the user cancel. An adapted model that needs
+fewer clicks on the held-back objects is saved in the user's model folder with its card, added
+to the Model box and used; the model it came from stays in the box, one click away.
 """
 from __future__ import annotations
 
@@ -27,6 +29,9 @@ class AdaptPanel:
     _adapt_worker: Any = None
     _adapt_stop = False
     _adapt_progress: tuple[int, int, float] = (0, 0, 0.0)
+    _fit_worker: Any = None
+    _fit_stop = False
+    _fit_progress: tuple[int, int] = (0, 0)
 
     def adapt_model(self) -> None:
         """Start adapting the current model to the objects of the Labels layer (or cancel)."""
@@ -38,20 +43,9 @@ class AdaptPanel:
             self.say("Choose an image and wait for the model before adapting it")
             return
         from napari_ritm.training.adapt import AdaptOptions, adapt
-        from napari_ritm.training.data import samples_from_planes
 
-        only = None
-        if self.adapt_scope_combo.currentText() == ADAPT_SCOPES[1]:  # made in this session
-            only = self.session.committed_objects()
-            if not only:
-                self.say("No object made in this session yet: segment or correct some, or "
-                         "adapt on all objects of the layer")
-                return
-        try:
-            samples = samples_from_planes(self.session.image, self.labels_layer.data,
-                                          name=self.labels_layer.name, only=only)
-        except ValueError as error:  # e.g. a labelled plane of a constant image
-            self.say(f"Cannot adapt on {self.labels_layer.name!r}: {error}")
+        samples = self._labelled_samples()
+        if samples is None:
             return
         options = self.adapt_options or AdaptOptions(max_seconds=300)
         source = self.model_name
@@ -74,6 +68,98 @@ class AdaptPanel:
         self.say(f"Adapting {source} to {self.labels_layer.name!r}: comparing it first on the "
                  "objects held back...")
         worker.start()
+
+    def fit_threshold(self) -> None:
+        """Move the Threshold slider to the value whose masks best match the objects of the
+        Labels layer after one click each (or cancel a fit that runs)."""
+        if self._fit_worker is not None:
+            self._fit_stop = True
+            return
+        if self.session is None or self.net is None:
+            self.say("Choose an image and wait for the model before fitting the threshold")
+            return
+        samples = self._labelled_samples()
+        if samples is None:
+            return
+        from napari_ritm.evaluation.threshold import fit_threshold
+
+        predictor, _ = self.new_predictor()  # its own: the session's keeps its image and clicks
+        current = self.threshold_slider.value() / 100
+        self._fit_stop, self._fit_progress = False, (0, 0)
+
+        def progress(done: int, total: int) -> None:  # (in the worker thread)
+            self._fit_progress = (done, total)
+
+        worker = create_worker(fit_threshold, predictor, samples, current=current,
+                               on_progress=progress, should_stop=lambda: self._fit_stop,
+                               _ignore_errors=True)
+        worker.returned.connect(self._threshold_fitted)
+        worker.errored.connect(self._fit_failed)
+        worker.finished.connect(self._fit_finished)
+        self._fit_worker = worker
+        self._fit_timer = QTimer(self)
+        self._fit_timer.timeout.connect(self._show_fit_progress)
+        self._fit_timer.start(250)
+        self.fit_button.setText("Stop fitting")
+        self.set_busy("threshold", True, total=0)
+        self.say(f"Fitting the threshold to {self.labels_layer.name!r}: one click on each "
+                 "object...")
+        worker.start()
+
+    def _show_fit_progress(self) -> None:
+        done, total = self._fit_progress
+        if self._alive and total:
+            self.progress.setRange(0, total)
+            self.progress.setValue(done)
+            self.say(f"Fitting the threshold: object {done} of {total}")
+
+    def _threshold_fitted(self, fit: Any) -> None:
+        if not self._alive:
+            return
+        self._fit_timer.stop()  # its next tick would overwrite the outcome with progress
+        if self._fit_stop:
+            self.say("Fitting stopped: the threshold is unchanged")
+            return
+        if fit.threshold == fit.current:
+            self.say(f"The threshold {fit.current:.2f} already fits your labels best (mean IoU "
+                     f"after one click {fit.iou:.3f} on {fit.objects} objects)")
+            return
+        self.threshold_slider.setValue(round(fit.threshold * 100))
+        self.say(f"Threshold {fit.current:.2f} -> {fit.threshold:.2f}: mean IoU after one click "
+                 f"{fit.iou_current:.3f} -> {fit.iou:.3f} on {fit.objects} of your objects "
+                 f"(move the slider back to {fit.current:.2f} to undo)")
+
+    def _fit_failed(self, error: BaseException) -> None:
+        if self._alive:
+            self._fit_timer.stop()
+            self.warn(f"Fitting the threshold failed: {error}")
+
+    def _fit_finished(self) -> None:
+        self._fit_worker = None
+        if not self._alive:
+            return
+        self._fit_timer.stop()
+        self.fit_button.setText(self._fit_text)
+        self.set_busy("threshold", False)
+
+    def _labelled_samples(self) -> list | None:
+        """The objects "Learn from" names, as training images (None, having said why, when
+        there are none)."""
+        from napari_ritm.training.data import samples_from_planes
+
+        only = None
+        if self.adapt_scope_combo.currentText() == ADAPT_SCOPES[1]:  # made in this session
+            only = self.session.committed_objects()
+            if not only:
+                self.say("No object made in this session yet: segment or correct some, or "
+                         "learn from all objects of the layer")
+                return None
+        try:
+            return samples_from_planes(self.session.image, self.labels_layer.data,
+                                       name=self.labels_layer.name, only=only)
+        except ValueError as error:  # e.g. a labelled plane of a constant image
+            self.say(f"Cannot learn from {self.labels_layer.name!r}: {error}")
+            return None
 
     def _show_adapt_progress(self) -> None:
         step, total, start = self._adapt_progress

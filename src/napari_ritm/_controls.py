@@ -65,7 +65,8 @@ class RITMControls(QWidget):
     """The panel. Data: ``image_combo``, ``channel_combo``, ``labels_combo``. Model:
     ``model_combo`` (registered names, then ``CHOOSE_FILE``), ``mode_combo``, ``zoom_check``,
     ``flip_check``, ``threshold_slider`` (1..99 = 0.01..0.99), ``marker_spin`` (click marker
-    size in screen pixels), ``overwrite_check``. Object: ``state_label`` and the finish, undo and
+    size in screen pixels), ``overwrite_check``, ``adapt_scope_combo`` (which objects "Learn
+    from"), ``fit_button`` and ``adapt_button``. Object: ``state_label`` and the finish, undo and
     reset buttons. Existing labels: the two refine buttons. Stack: propagate up/down and stop.
     Then ``progress`` (a busy bar) and ``status`` (the latest message)."""
 
@@ -153,9 +154,14 @@ class RITMControls(QWidget):
                                    "model on the objects of the Labels layer (a few minutes, in "
                                    "the background; you can keep working). It is kept only if "
                                    "it needs fewer clicks on objects held back from it")
-        self.adapt_scope_combo = _combo("Which objects the adaptation learns from: every "
-                                        "object of the Labels layer, or only those you made or "
-                                        "corrected in this session (clicked or propagated)")
+        self.fit_button = button("Fit threshold to my labels", "Click once on each object "
+                                 "of the Labels layer and move the threshold to where the "
+                                 "masks match your outlines best (seconds; for labels drawn "
+                                 "tighter or looser than the model's)")
+        self.adapt_scope_combo = _combo("Which objects the threshold fit and the adaptation "
+                                        "learn from: every object of the Labels layer, or only "
+                                        "those you made or corrected in this session (clicked "
+                                        "or propagated)")
         self.adapt_scope_combo.addItems(ADAPT_SCOPES)
         self.record_button = button("Save record...", "Save what you did here (model, clicks, "
                                     "settings) as a small JSON file from which `napari-ritm "
@@ -184,7 +190,8 @@ class RITMControls(QWidget):
         model.addRow("Threshold", _row(self.threshold_slider, self.threshold_label))
         model.addRow("Markers", self.marker_spin)
         model.addRow("", self.overwrite_check)
-        model.addRow("Adapt on", self.adapt_scope_combo)
+        model.addRow("Learn from", self.adapt_scope_combo)
+        model.addRow("", self.fit_button)
         model.addRow("", self.adapt_button)
         obj = QVBoxLayout()
         obj.addWidget(self.state_label)
@@ -207,7 +214,7 @@ class RITMControls(QWidget):
                 self.marker_spin, self.overwrite_check, self.finish_button, self.undo_button,
                 self.reset_button, self.refine_cursor_button, self.refine_selected_button,
                 self.up_button, self.down_button, self.stop_button, self.record_button,
-                self.adapt_scope_combo, self.adapt_button]
+                self.adapt_scope_combo, self.fit_button, self.adapt_button]
 
 
 def _row(*widgets: QWidget) -> QHBoxLayout:

@@ -116,7 +116,16 @@ class ModelPanel:
     def _build_predictor(self) -> None:
         if self.net is None:
             return
-        from napari_ritm.inference.modes import make_predictor, set_interactive_threads
+        from napari_ritm.inference.modes import set_interactive_threads
+
+        set_interactive_threads()
+        predictor, info = self.new_predictor()
+        self.set_predictor(predictor, info)
+
+    def new_predictor(self) -> tuple[Any, dict]:
+        """A predictor of its own for the model, mode and boxes chosen (the model must be
+        loaded), and the ``info`` that says how to build it again."""
+        from napari_ritm.inference.modes import make_predictor
 
         # The paper's modes get the official demo's additions (zoomed in from the first click,
         # never more than 800 px through the network); the checkboxes override zoom-in and flip.
@@ -124,11 +133,9 @@ class ModelPanel:
         overrides = {"flip": self.flip_check.isChecked()}
         if mode != "window":
             overrides["zoom_in"] = self.zoom_check.isChecked()
-        set_interactive_threads()
         info = {"model": self.model_name, "sha256": self._model_hash, "mode": mode,
                 "interactive": True, "settings": overrides}
-        self.set_predictor(make_predictor(self._networks[mode], mode, interactive=True,
-                                          **overrides), info)
+        return make_predictor(self._networks[mode], mode, interactive=True, **overrides), info
 
     def set_predictor(self, predictor: Any, info: dict | None = None) -> None:
         """Predict with ``predictor`` (a window predictor, a ``Predictor`` or anything with

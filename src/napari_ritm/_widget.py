@@ -80,6 +80,8 @@ class RITMWidget(AdaptPanel, LayerPanel, ModelPanel, RITMControls):
         self.record_button.clicked.connect(self._on_save_record)
         self.adapt_button.clicked.connect(self.adapt_model)
         self._adapt_text = self.adapt_button.text()
+        self.fit_button.clicked.connect(self.fit_threshold)
+        self._fit_text = self.fit_button.text()
         self.image_combo.currentTextChanged.connect(self._on_image_chosen)
         self.channel_combo.currentTextChanged.connect(self._on_channel_chosen)
         self.labels_combo.currentTextChanged.connect(lambda _: self._rebuild_session())
