@@ -18,6 +18,7 @@ straight line in log2(samples) is an assumption the points support only over the
 
     python benchmarks/learning_curve.py --evals benchmarks/results/eval_dev.json \\
         --point 36000 v1 "default v1" --point 164000 "v2, lr 5e-4" runs/lc/mean_13k_16k.pth ...
+    python benchmarks/learning_curve.py --keep-points --point 712000 "a new phase" new.pth
 """
 from __future__ import annotations
 
@@ -122,9 +123,13 @@ def plot(points: list[dict], path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--point", nargs=3, action="append", required=True,
+    parser.add_argument("--point", nargs=3, action="append", default=[],
                         metavar=("SAMPLES", "PHASE", "WEIGHTS"),
                         help="samples seen, phase label, weights (a path or a model name)")
+    parser.add_argument("--keep-points", action="store_true",
+                        help="keep the points of the results file already at --out, with the "
+                             "figures it records (their weights need not exist any more); "
+                             "--point adds to them or replaces the point of the same weights")
     parser.add_argument("--evals", type=Path, nargs="+", default=[RESULTS / "eval_dev.json"],
                         help="eval_dev-format files to take runs from; missing runs are "
                              "evaluated into the first one")
@@ -141,11 +146,18 @@ def main(argv: list[str] | None = None) -> int:
                          if r["mode"] == "window"}
         return runs
 
+    kept = {}
+    if args.keep_points and args.out.is_file():
+        kept = {p["weights"]: p for p in json.loads(args.out.read_text())["points"]}
+    for _, _, weights in args.point:
+        kept.pop(weights, None)
+    if not (args.point or kept):
+        parser.error("no points: give --point, or --keep-points with an earlier results file")
     missing = [w for _, _, w in args.point if f"{w} (no flip)" not in known()]
     if missing and eval_dev(["--models", *missing, "--no-flip", "--out", str(args.evals[0])]):
         return 1
     runs = known()
-    points = []
+    points = list(kept.values())
     for samples, phase, weights in args.point:
         run = runs.get(f"{weights} (no flip)")
         if run is None:
