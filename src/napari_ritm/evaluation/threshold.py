@@ -56,6 +56,7 @@ def fit_threshold(
     thresholds: Sequence[float] = THRESHOLDS,
     min_area: int = 30,
     max_objects: int = 100,
+    min_gain: float = 0.01,
     on_progress: Callable[[int, int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> ThresholdFit:
@@ -67,7 +68,9 @@ def fit_threshold(
     (:class:`~napari_ritm.training.data.LabeledImage`: ``image`` (H, W, 3) uint8, ``labels``
     (H, W) int, 0 background, negative ignored). Objects of at least ``min_area`` pixels, at
     most ``max_objects`` spread evenly over them. ``current`` is always among the thresholds
-    compared and wins ties. ``on_progress(done, total)`` after each object; ``should_stop()``
+    compared, and stays unless another raises the mean IoU by at least ``min_gain`` (where
+    the outlines already match, neighbouring thresholds differ by less than the noise of a
+    few tens of objects). ``on_progress(done, total)`` after each object; ``should_stop()``
     True ends early with the objects done so far. Raises ValueError without any object."""
     picks = [(i, int(k)) for i, s in enumerate(samples) for k in _objects(s.labels, min_area)]
     if not picks:
@@ -94,7 +97,7 @@ def fit_threshold(
     means = np.mean(rows, axis=0)
     at_current = int(np.flatnonzero(grid == round(float(current), 4))[0])
     best = int(np.argmax(means))
-    if means[best] <= means[at_current]:
+    if means[best] < means[at_current] + min_gain:
         best = at_current
     return ThresholdFit(threshold=float(grid[best]), iou=float(means[best]),
                         current=float(grid[at_current]), iou_current=float(means[at_current]),
