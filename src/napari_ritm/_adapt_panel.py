@@ -121,8 +121,9 @@ class AdaptPanel:
             self.say("Fitting stopped: the threshold is unchanged")
             return
         if fit.threshold == fit.current:
-            self.say(f"The threshold {fit.current:.2f} already fits your labels best (mean IoU "
-                     f"after one click {fit.iou:.3f} on {fit.objects} objects)")
+            self.say(f"The threshold {fit.current:.2f} already fits your labels: no other "
+                     f"raises the mean IoU after one click ({fit.iou:.3f} on {fit.objects} "
+                     "objects) by 0.01 or more")
             return
         self.threshold_slider.setValue(round(fit.threshold * 100))
         self.say(f"Threshold {fit.current:.2f} -> {fit.threshold:.2f}: mean IoU after one click "
