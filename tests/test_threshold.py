@@ -95,7 +95,7 @@ def test_fit_threshold_command(squares, tmp_path, capsys):
     out = tmp_path / "fit.json"
     assert main(["fit-threshold", "--data", str(squares), "--json", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "<- best" in printed and "on 2 objects" in printed
+    assert "<- chosen" in printed and "on 2 objects" in printed
     report = json.loads(out.read_text())
     assert report["objects"] == 2 and report["default"] == 0.49 and report["flip"] is True
     assert report["iou"] > max(report["table"].values()) - 0.01  # kept unless 0.01 better

@@ -1,8 +1,9 @@
 """``napari-ritm fit-threshold``: the probability threshold that matches your outlines, as the
 widget's "Fit threshold to my labels" finds it (:func:`napari_ritm.evaluation.threshold.
 fit_threshold`): one click on each labelled object (at its innermost pixel), and the threshold
-whose masks have the highest mean IoU with your labels. Use it with ``napari-ritm predict
---threshold`` / ``evaluate --threshold`` or the widget's Threshold slider.
+whose masks have the highest mean IoU with your labels (0.49 stays unless another raises that
+mean by 0.01 or more). Use it with ``napari-ritm predict --threshold`` / ``evaluate
+--threshold`` or the widget's Threshold slider.
 """
 from __future__ import annotations
 
@@ -61,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as err:
         raise UsageError(f"--data: {err}") from None
     for threshold, iou in fit.table.items():
-        mark = "  <- best" if threshold == fit.threshold else ""
+        mark = "  <- chosen" if threshold == fit.threshold else ""
         print(f"threshold {threshold:.2f}: mean IoU after one click {iou:.3f}{mark}")
     print(fit.summary())
     if args.json:

@@ -5,8 +5,9 @@ pixel outside. The model follows the sets it learnt from, so its masks can come 
 larger (or smaller) than the user's labels even when their shape is right. The threshold that
 turns the model's probabilities into a mask moves the mask's edge: :func:`fit_threshold` clicks
 once on each of the user's objects (the first click of the evaluation protocol, at the object's
-innermost pixel), and picks the threshold that gives the highest mean IoU with the user's labels.
-One prediction per object: a few seconds for tens of objects on one CPU thread.
+innermost pixel), and picks the threshold that gives the highest mean IoU with the user's labels
+when it beats the one in use by a margin. One prediction per object: a few seconds for tens of
+objects on one CPU thread.
 """
 from __future__ import annotations
 
