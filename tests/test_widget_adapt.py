@@ -143,3 +143,31 @@ def test_fit_threshold_to_my_labels(make_napari_viewer, qtbot, monkeypatch):
     qtbot.mouseClick(widget.fit_button, Qt.MouseButton.LeftButton)
     assert "No object made in this session" in widget.status.text()
     assert widget._fit_worker is None and fitting.predict_calls == 6
+
+
+def test_stop_fitting_leaves_the_threshold(make_napari_viewer, qtbot, monkeypatch):
+    """The same button stops a fit that runs: the slider stays where it was."""
+    import time
+
+    import numpy as np
+    from qtpy.QtCore import Qt
+
+    from _fakes import DiskPredictor, RadialPredictor
+    from test_threshold import disks
+
+    class Slow(RadialPredictor):
+        def predict(self, clicks, prev_mask=None):
+            time.sleep(0.3)
+            return super().predict(clicks, prev_mask)
+
+    viewer = make_napari_viewer()
+    viewer.add_image(np.random.default_rng(0).integers(0, 255, (80, 80), np.uint8), name="cells")
+    widget = open_widget(viewer, qtbot, DiskPredictor())
+    fitting = Slow(radius=10, width=2)
+    monkeypatch.setattr(widget, "new_predictor", lambda: (fitting, {}))
+    widget.labels_layer.data = disks(7)
+    qtbot.mouseClick(widget.fit_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(widget.fit_button, Qt.MouseButton.LeftButton)  # "Stop fitting"
+    qtbot.waitUntil(lambda: widget._fit_worker is None, timeout=60000)
+    assert fitting.predict_calls < 3 and widget.threshold_slider.value() == 49
+    assert "Fitting stopped" in widget.status.text()
