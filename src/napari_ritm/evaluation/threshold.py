@@ -16,8 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from napari_ritm.evaluation.clicker import Clicker
-from napari_ritm.evaluation.noc import get_iou
+from napari_ritm.evaluation.noc import evaluate_sample, get_iou
 
 __all__ = ["THRESHOLDS", "ThresholdFit", "fit_threshold"]
 
@@ -82,14 +81,10 @@ def fit_threshold(
     rows, shown = [], None
     for done, (index, label) in enumerate(picks, 1):
         sample = samples[index]
-        if index != shown:
-            predictor.set_image(sample.image)
-            shown = index
-        else:
-            predictor.reset()
         gt = np.where(sample.labels < 0, -1, sample.labels == label).astype(np.int32)
-        clicker = Clicker(gt)
-        probs = predictor.predict([clicker.next_click(np.zeros(gt.shape, dtype=bool))])
+        probs = evaluate_sample(predictor, sample.image, gt, max_clicks=1, stop_iou=None,
+                                new_image=index != shown).probs
+        shown = index
         rows.append([get_iou(gt, probs > t) for t in grid])
         if on_progress is not None:
             on_progress(done, len(picks))
