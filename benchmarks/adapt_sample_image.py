@@ -6,7 +6,9 @@ there. 20 of its nuclei (of at least 30 px, seeded choice) are the user's labels
 unlabelled; :func:`napari_ritm.training.adapt.adapt` fine-tunes the model on them with the
 widget's defaults (or ``--blend``, ``--no-rehearsal``) on one thread; then every other nucleus
 of the image is scored before and after (window mode, 20 clicks, no early stop): NoC@85 /
-NoC@90 and the IoU after one click. Results go to ``benchmarks/results/adapt_sample_image.json``
+NoC@90 and the IoU after one click; with ``--fit-threshold`` also at the threshold fitted
+with the adapted model to the same 20 nuclei (:func:`napari_ritm.evaluation.threshold.
+fit_threshold`). Results go to ``benchmarks/results/adapt_sample_image.json``
 (one entry per model, blend, seed and rehearsal or not, replaced when run again).
 
     python benchmarks/adapt_sample_image.py --model default --blend 0.3
@@ -24,6 +26,7 @@ import torch
 from common import DATA, RESULTS, machine
 
 from napari_ritm.evaluation.noc import evaluate_sample, noc
+from napari_ritm.evaluation.threshold import fit_threshold
 from napari_ritm.folders import image_label_pairs, read_array, to_rgb01
 from napari_ritm.inference.modes import make_predictor
 from napari_ritm.model.zoo import load_model
@@ -35,11 +38,12 @@ MIN_AREA = 30
 USER_OBJECTS = 20
 
 
-def score(net, image: np.ndarray, labels: np.ndarray, ids) -> dict:
+def score(net, image: np.ndarray, labels: np.ndarray, ids, threshold: float = 0.49) -> dict:
     """NoC@85 / NoC@90 and IoU after one click of ``net`` on the nuclei ``ids``."""
     predictor = make_predictor(net, "window")
     ious = [evaluate_sample(predictor, image, (labels == k).astype(np.int32), stop_iou=None,
-                            new_image=n == 0).ious for n, k in enumerate(ids)]
+                            pred_thresh=threshold, new_image=n == 0).ious
+            for n, k in enumerate(ids)]
     return {"objects": len(ious),
             "NoC@85": round(float(np.mean([noc(i, 0.85) for i in ious])), 3),
             "NoC@90": round(float(np.mean([noc(i, 0.90) for i in ious])), 3),
@@ -54,6 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-rehearsal", dest="rehearsal", action="store_false",
                         help="adapt without the shipped rehearsal images")
     parser.add_argument("--seed", type=int, default=0, help="which nuclei are the user's")
+    parser.add_argument("--fit-threshold", action="store_true",
+                        help="then fit the threshold with the adapted model on the same 20 "
+                             "nuclei (as the widget's button would) and score at it too")
     parser.add_argument("--out", type=Path, default=RESULTS / "adapt_sample_image.json")
     args = parser.parse_args(argv)
     if not (DATA / SET).is_dir():
@@ -79,6 +86,12 @@ def main(argv: list[str] | None = None) -> int:
              "held_back": {"before": result.before, "after": result.after},
              "other_nuclei": {"before": score(net, image, sample.labels, others),
                               "after": score(result.net, image, sample.labels, others)}}
+    if args.fit_threshold:
+        fit = fit_threshold(make_predictor(result.net, "window"),
+                            [replace(sample, labels=user)], min_area=MIN_AREA)
+        entry["fitted_threshold"] = fit.threshold
+        entry["other_nuclei"]["after_fitted"] = score(result.net, image, sample.labels, others,
+                                                      fit.threshold)
     print(json.dumps(entry), flush=True)
     report = json.loads(args.out.read_text()) if args.out.is_file() else {}
     runs = [e for e in report.get("runs", [])
