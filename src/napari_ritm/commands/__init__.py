@@ -20,3 +20,17 @@ def load_model_or_exit(source: str, option: str = "--model"):
         return load_model(source)
     except (OSError, KeyError, ValueError, RuntimeError) as err:
         raise UsageError(f"{option} {source}: {describe_load_error(source, err)}") from None
+
+
+def read_data_folders(folders) -> list:
+    """The labelled images of every ``--data`` folder (``training.data.read_folder``), with a
+    folder that does not follow the layout turned into a :class:`UsageError`."""
+    from napari_ritm.training.data import read_folder
+
+    samples = []
+    for folder in folders:
+        try:
+            samples += read_folder(folder)
+        except ValueError as err:
+            raise UsageError(f"--data {err}") from None
+    return samples

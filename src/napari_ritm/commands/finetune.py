@@ -9,7 +9,7 @@ import argparse
 import json
 from pathlib import Path
 
-from napari_ritm.commands import UsageError, load_model_or_exit
+from napari_ritm.commands import UsageError, load_model_or_exit, read_data_folders
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -49,7 +49,6 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from napari_ritm.training.adapt import AdaptOptions, adapt
-    from napari_ritm.training.data import read_folder
 
     for name, value in (("steps", args.steps), ("threads", args.threads)):
         if value < 1:
@@ -60,12 +59,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--held-out must be between 0 and 1, got {args.held_out}")
     if args.out is not None and args.out.suffix != ".pth":
         raise UsageError(f"--out must be a .pth file, got {args.out}")
-    samples = []
-    for folder in args.data:
-        try:
-            samples += read_folder(folder)
-        except ValueError as err:
-            raise UsageError(f"--data {err}") from None
+    samples = read_data_folders(args.data)
     torch.set_num_threads(args.threads)
     net = load_model_or_exit(args.init, "--init")
     options = AdaptOptions(steps=args.steps, lr=args.lr, held_out=args.held_out, blend=args.blend,

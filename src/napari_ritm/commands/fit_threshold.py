@@ -11,7 +11,7 @@ import argparse
 import json
 from pathlib import Path
 
-from napari_ritm.commands import UsageError, load_model_or_exit
+from napari_ritm.commands import UsageError, load_model_or_exit, read_data_folders
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -41,17 +41,11 @@ def run(args: argparse.Namespace) -> int:
 
     from napari_ritm.evaluation.threshold import fit_threshold
     from napari_ritm.inference.modes import make_predictor
-    from napari_ritm.training.data import read_folder
 
     for name, value in (("max-objects", args.max_objects), ("threads", args.threads)):
         if value < 1:
             raise UsageError(f"--{name} must be at least 1, got {value}")
-    samples = []
-    for folder in args.data:
-        try:
-            samples += read_folder(folder)
-        except ValueError as err:
-            raise UsageError(f"--data {err}") from None
+    samples = read_data_folders(args.data)
     torch.set_num_threads(args.threads)
     net = load_model_or_exit(args.model, "--model")
     overrides = {"flip": False} if args.no_flip else {}
