@@ -1,6 +1,7 @@
 """The dock's tools that learn from the user's labels. "Adapt model to my labels": a short
 adaptation in the background on a tiny set, with progress; the adapted model is saved with its
-card, used, and switching back is one click. "Fit threshold to my labels": the slider moves to
+card, used, the threshold fitted with it, and switching back is one click; one of the two tools
+runs at a time. "Fit threshold to my labels": the slider moves to
 the threshold that matches the outlines."""
 from __future__ import annotations
 
@@ -42,7 +43,12 @@ def test_adapt_model_to_my_labels(make_napari_viewer, qtbot, data_dir, tmp_path,
     assert (models / "default-adapted.pth").is_file()
     assert widget.model_name == "default-adapted"
     assert widget.model_combo.currentText() == "default-adapted"
-    assert "is better" in widget.status.text() and "one click away" in widget.status.text()
+    qtbot.waitUntil(lambda: widget._fit_worker is None, timeout=120000)  # then the fit, with it
+    status = widget.status.text()
+    assert status.startswith("Adapted model 'default-adapted' is better") and \
+        "one click away" in status
+    assert "Threshold 0.49 -> " in status or "0.49 already fits your labels" in status
+    assert widget.session.threshold == widget.threshold_slider.value() / 100
     widget.model_combo.setCurrentText("default")  # back: one click in the Model box
     widget._on_model_chosen(widget.model_combo.currentIndex())
     qtbot.waitUntil(lambda: widget._model_worker is None, timeout=120000)
@@ -50,6 +56,8 @@ def test_adapt_model_to_my_labels(make_napari_viewer, qtbot, data_dir, tmp_path,
 
 
 def test_cancel_leaves_the_model(make_napari_viewer, qtbot, data_dir, monkeypatch, tmp_path):
+    from qtpy.QtCore import Qt
+
     from napari_ritm.training.adapt import AdaptOptions
 
     monkeypatch.setenv("NAPARI_RITM_MODELS", str(tmp_path / "models"))
@@ -61,6 +69,9 @@ def test_cancel_leaves_the_model(make_napari_viewer, qtbot, data_dir, monkeypatc
     widget.adapt_options = AdaptOptions(steps=500, batch_size=2, crop_size=(64, 64),
                                         max_clicks=2, min_area=20)
     widget.adapt_button.click()
+    qtbot.mouseClick(widget.fit_button, Qt.MouseButton.LeftButton)  # one tool at a time
+    assert "fits the threshold to your labels when it finishes" in widget.status.text()
+    assert widget._fit_worker is None
     widget.adapt_button.click()  # the same button cancels
     qtbot.waitUntil(lambda: widget._adapt_worker is None, timeout=300000)
     assert "cancelled" in widget.status.text() and widget.model_name == "default"
@@ -146,7 +157,8 @@ def test_fit_threshold_to_my_labels(make_napari_viewer, qtbot, monkeypatch):
 
 
 def test_stop_fitting_leaves_the_threshold(make_napari_viewer, qtbot, monkeypatch):
-    """The same button stops a fit that runs: the slider stays where it was."""
+    """The same button stops a fit that runs: the slider stays where it was. The adaptation
+    waits for a running fit."""
     import time
 
     import numpy as np
@@ -167,6 +179,8 @@ def test_stop_fitting_leaves_the_threshold(make_napari_viewer, qtbot, monkeypatc
     monkeypatch.setattr(widget, "new_predictor", lambda: (fitting, {}))
     widget.labels_layer.data = disks(7)
     qtbot.mouseClick(widget.fit_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(widget.adapt_button, Qt.MouseButton.LeftButton)  # one tool at a time
+    assert "Wait for the threshold fit" in widget.status.text() and widget._adapt_worker is None
     qtbot.mouseClick(widget.fit_button, Qt.MouseButton.LeftButton)  # "Stop fitting"
     qtbot.waitUntil(lambda: widget._fit_worker is None, timeout=60000)
     assert fitting.predict_calls < 3 and widget.threshold_slider.value() == 49

@@ -7,7 +7,9 @@ slider to the value that matches them best. The adaptation runs
 :func:`napari_ritm.training.adapt.adapt` in a worker thread (one torch thread, so clicking still
 works), shows progress and the time left, and lets the user cancel. An adapted model that needs
 fewer clicks on the held-back objects is saved in the user's model folder with its card, added
-to the Model box and used; the model it came from stays in the box, one click away.
+to the Model box and used, and the threshold is then fitted to the same objects with it (the
+adaptation learns their shapes, the fit their edges); the model it came from stays in the box,
+one click away. One of the two runs at a time.
 """
 from __future__ import annotations
 
@@ -32,6 +34,7 @@ class AdaptPanel:
     _fit_worker: Any = None
     _fit_stop = False
     _fit_progress: tuple[int, int] = (0, 0)
+    _fit_context = ""  # said before the fit's outcome (the adaptation's, when it follows one)
 
     def adapt_model(self) -> None:
         """Start adapting the current model to the objects of the Labels layer (or cancel)."""
@@ -41,6 +44,9 @@ class AdaptPanel:
             return
         if self.session is None or self.net is None:
             self.say("Choose an image and wait for the model before adapting it")
+            return
+        if self._fit_worker is not None:
+            self.say("Wait for the threshold fit to finish (seconds) before adapting")
             return
         from napari_ritm.training.adapt import AdaptOptions, adapt
 
@@ -77,6 +83,9 @@ class AdaptPanel:
             return
         if self.session is None or self.net is None:
             self.say("Choose an image and wait for the model before fitting the threshold")
+            return
+        if self._adapt_worker is not None:
+            self.say("The adaptation fits the threshold to your labels when it finishes")
             return
         samples = self._labelled_samples()
         if samples is None:
@@ -118,25 +127,25 @@ class AdaptPanel:
             return
         self._fit_timer.stop()  # its next tick would overwrite the outcome with progress
         if self._fit_stop:
-            self.say("Fitting stopped: the threshold is unchanged")
+            self.say(self._fit_context + "Fitting stopped: the threshold is unchanged")
             return
         if fit.threshold == fit.current:
-            self.say(f"The threshold {fit.current:.2f} already fits your labels: no other "
-                     f"raises the mean IoU after one click ({fit.iou:.3f} on {fit.objects} "
-                     "objects) by 0.01 or more")
+            self.say(self._fit_context + f"The threshold {fit.current:.2f} already fits your "
+                     f"labels: no other raises the mean IoU after one click ({fit.iou:.3f} on "
+                     f"{fit.objects} objects) by 0.01 or more")
             return
         self.threshold_slider.setValue(round(fit.threshold * 100))
-        self.say(f"Threshold {fit.current:.2f} -> {fit.threshold:.2f}: mean IoU after one click "
-                 f"{fit.iou_current:.3f} -> {fit.iou:.3f} on {fit.objects} of your objects "
-                 f"(move the slider back to {fit.current:.2f} to undo)")
+        self.say(self._fit_context + f"Threshold {fit.current:.2f} -> {fit.threshold:.2f}: mean "
+                 f"IoU after one click {fit.iou_current:.3f} -> {fit.iou:.3f} on {fit.objects} "
+                 f"of your objects (move the slider back to {fit.current:.2f} to undo)")
 
     def _fit_failed(self, error: BaseException) -> None:
         if self._alive:
             self._fit_timer.stop()
-            self.warn(f"Fitting the threshold failed: {error}")
+            self.warn(self._fit_context + f"Fitting the threshold failed: {error}")
 
     def _fit_finished(self) -> None:
-        self._fit_worker = None
+        self._fit_worker, self._fit_context = None, ""
         if not self._alive:
             return
         self._fit_timer.stop()
@@ -186,9 +195,17 @@ class AdaptPanel:
 
         name = unique_name(f"{source}-adapted")
         save_user_model(result.net, name, result.card(source))
-        self._model_message = (f"Adapted model {name!r} is better ({figures}) and now in use; "
-                               f"{source!r} is one click away in Model")
-        self.load_model(name)
+        outcome = (f"Adapted model {name!r} is better ({figures}) and now in use; {source!r} "
+                   "is one click away in Model")
+        self._model_message = outcome
+        self.load_model(name, on_loaded=lambda: self._fit_adapted(outcome))
+
+    def _fit_adapted(self, outcome: str) -> None:
+        """Fit the threshold with the adapted model just loaded; its outcome follows the
+        adaptation's."""
+        self.fit_threshold()
+        if self._fit_worker is not None:  # started (it says why when it cannot)
+            self._fit_context = outcome + ". "
 
     def _adapt_failed(self, error: BaseException) -> None:
         if not self._alive:

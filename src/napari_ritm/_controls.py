@@ -153,7 +153,8 @@ class RITMControls(QWidget):
         self.adapt_button = button("Adapt model to my labels...", "Fine-tune a copy of the "
                                    "model on the objects of the Labels layer (a few minutes, in "
                                    "the background; you can keep working). It is kept only if "
-                                   "it needs fewer clicks on objects held back from it")
+                                   "it needs fewer clicks on objects held back from it, and "
+                                   "then the threshold is fitted to your labels with it")
         self.fit_button = button("Fit threshold to my labels", "Click once on each object "
                                  "of the Labels layer and move the threshold to where the "
                                  "masks match your outlines best (seconds; for labels drawn "

@@ -6,6 +6,7 @@ its ``say`` / ``set_busy`` / ``_pump``.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -66,21 +67,24 @@ class ModelPanel:
         with QSignalBlocker(self.model_combo):
             self.model_combo.setCurrentText(name)
 
-    def load_model(self, source: str | Path) -> None:
-        """Load a registered model name or a .pth path in the background."""
+    def load_model(self, source: str | Path, *,
+                   on_loaded: Callable[[], None] | None = None) -> None:
+        """Load a registered model name or a .pth path in the background; ``on_loaded()`` once
+        it is in use (not when loading fails or another model is chosen meanwhile)."""
         source = str(source)
         self._show_model(source)
         self.say(f"Loading model {Path(source).name}...")
         self.set_busy("model", True)
         worker = create_worker(load_networks, source, _ignore_errors=True)
-        worker.returned.connect(lambda loaded: self._model_loaded(worker, source, *loaded))
+        worker.returned.connect(lambda loaded: self._model_loaded(worker, source, *loaded,
+                                                                  on_loaded=on_loaded))
         worker.errored.connect(lambda error: self._model_failed(worker, source, error))
         worker.finished.connect(lambda: self._model_worker_finished(worker))
         self._model_worker = worker
         worker.start()
 
     def _model_loaded(self, worker: Any, source: str, net: Any, networks: dict,
-                      digest: str | None) -> None:
+                      digest: str | None, *, on_loaded: Callable[[], None] | None) -> None:
         if worker is self._model_worker and self._alive:  # another model may have been chosen
             self.net, self._networks, self.model_name = net, networks, source
             self._model_hash = digest
@@ -88,6 +92,8 @@ class ModelPanel:
             self.say(self._model_message or f"Model {Path(source).name} ready: left click on "
                      "the image adds to the object, right click (or Ctrl+click) removes")
             self._model_message = None
+            if on_loaded is not None:
+                on_loaded()
 
     def _model_failed(self, worker: Any, source: str, error: BaseException) -> None:
         if worker is not self._model_worker or not self._alive:
