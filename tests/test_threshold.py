@@ -1,5 +1,6 @@
 """Fitting the threshold to the user's outlines: the function, ``napari-ritm fit-threshold`` and
-``napari-ritm evaluate --threshold``."""
+``napari-ritm evaluate --threshold``; a fitted threshold kept in a model's card and used by
+``napari-ritm predict``."""
 from __future__ import annotations
 
 import json
@@ -120,3 +121,56 @@ def test_evaluate_at_another_threshold(squares, tmp_path, capsys):
     assert main(["evaluate", "--model", "default", "--data", str(squares),
                  "--threshold", "1.5"]) == 2
     assert "--threshold must be between 0 and 1" in capsys.readouterr().err
+
+
+def test_a_model_card_keeps_the_fitted_threshold(tmp_path, monkeypatch):
+    """Only models with a card get one (the user's own, a .pth with its .json); a card without
+    a usable value gives none."""
+    from napari_ritm.evaluation.threshold import ThresholdFit
+    from napari_ritm.model.user_models import (
+        card_file,
+        record_threshold,
+        recorded_threshold,
+        save_user_model,
+    )
+    from napari_ritm.model.zoo import load_model
+
+    monkeypatch.setenv("NAPARI_RITM_MODELS", str(tmp_path / "models"))
+    fit = ThresholdFit(0.65, 0.87, 0.49, 0.78, 20, {})
+    assert card_file("default") is None and record_threshold("default", fit) is None
+    save_user_model(load_model("default"), "mine", {"source_model": "default"})
+    assert recorded_threshold("mine") is None
+    assert record_threshold("mine", fit) == tmp_path / "models" / "mine.json"
+    assert recorded_threshold("mine") == 0.65
+    card = json.loads((tmp_path / "models" / "mine.json").read_text())
+    assert card["source_model"] == "default" and card["threshold_fit"]["objects"] == 20
+    alone = tmp_path / "alone.pth"
+    assert record_threshold(alone, fit) is None and not alone.with_suffix(".json").exists()
+    for value in (1.5, "0.6", True):
+        alone.with_suffix(".json").write_text(json.dumps({"threshold": value}))
+        assert recorded_threshold(alone) is None
+
+
+def test_fit_threshold_save_and_predict_use_it(squares, tmp_path, monkeypatch, capsys):
+    """``fit-threshold --save`` keeps the fit in the card of the user's model; ``predict``
+    without ``--threshold`` then uses it, and says so; a model without a card refuses --save."""
+    from napari_ritm.model.user_models import recorded_threshold, save_user_model
+    from napari_ritm.model.zoo import load_model
+
+    monkeypatch.setenv("NAPARI_RITM_MODELS", str(tmp_path / "models"))
+    assert main(["fit-threshold", "--data", str(squares), "--save"]) == 2
+    assert "--save: default has no model card" in capsys.readouterr().err
+    save_user_model(load_model("default"), "mine", {"source_model": "default"})
+    assert main(["fit-threshold", "--model", "mine", "--data", str(squares), "--save"]) == 0
+    assert "kept in" in capsys.readouterr().out
+    assert recorded_threshold("mine") is not None
+    card = tmp_path / "models" / "mine.json"
+    card.write_text(json.dumps({"threshold": 1.0}))  # nothing is that sure: no object
+    image = squares / "images" / "a.tif"
+    argv = ["predict", str(image), "-c", "18,18,+", "--model", "mine", "-o", str(tmp_path / "m.tif")]
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert "threshold 1: fitted to your labels (the card of mine)" in captured.out
+    assert "(now 1)" in captured.err
+    assert main([*argv, "--threshold", "0.49"]) == 0  # the option wins over the card
+    assert tifffile.imread(tmp_path / "m.tif").sum() > 300

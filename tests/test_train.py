@@ -183,6 +183,7 @@ def test_resume_and_finetune(trained, tiny_set):
     assert card["source_model"] == str(trained) and card["steps"] == 1 and card["blend"] == 1
     assert card["rehearsal_images"] == 8  # the shipped rehearsal images, by default
     assert set(card["before"]) == {"val_noc85", "val_noc90", "val_iou1", "val_objects"}
+    assert 0.2 <= card["threshold"] <= 0.8 and card["threshold_fit"]["objects"] > 0  # then fitted
     from napari_ritm.model.checkpoint import load_checkpoint
 
     before, after = load_checkpoint(trained).state_dict(), load_checkpoint(tuned).state_dict()

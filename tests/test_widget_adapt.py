@@ -48,11 +48,22 @@ def test_adapt_model_to_my_labels(make_napari_viewer, qtbot, data_dir, tmp_path,
     assert status.startswith("Adapted model 'default-adapted' is better") and \
         "one click away" in status
     assert "Threshold 0.49 -> " in status or "0.49 already fits your labels" in status
-    assert widget.session.threshold == widget.threshold_slider.value() / 100
-    widget.model_combo.setCurrentText("default")  # back: one click in the Model box
-    widget._on_model_chosen(widget.model_combo.currentIndex())
-    qtbot.waitUntil(lambda: widget._model_worker is None, timeout=120000)
-    assert widget.model_name == "default"
+    assert "kept in the card of 'default-adapted'" in status
+    fitted = widget.threshold_slider.value()
+    assert widget.session.threshold == fitted / 100
+    card = json.loads((models / "default-adapted.json").read_text())
+    assert round(card["threshold"] * 100) == fitted and card["source_model"] == "default"
+    widget.threshold_slider.setValue(30)
+    for name in ("default", "default-adapted"):  # back and forth: one click in the Model box
+        widget.model_combo.setCurrentText(name)
+        widget._on_model_chosen(widget.model_combo.currentIndex())
+        qtbot.waitUntil(lambda: widget._model_worker is None, timeout=120000)
+        assert widget.model_name == name
+        if name == "default":  # a model without a fitted threshold leaves the slider
+            assert widget.threshold_slider.value() == 30
+    assert widget.threshold_slider.value() == fitted  # the adapted model's, from its card
+    assert widget.session.threshold == fitted / 100
+    assert "fitted to your labels with this model" in widget.status.text()
 
 
 def test_cancel_leaves_the_model(make_napari_viewer, qtbot, data_dir, monkeypatch, tmp_path):

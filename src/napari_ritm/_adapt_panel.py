@@ -9,7 +9,8 @@ works), shows progress and the time left, and lets the user cancel. An adapted m
 fewer clicks on the held-back objects is saved in the user's model folder with its card, added
 to the Model box and used, and the threshold is then fitted to the same objects with it (the
 adaptation learns their shapes, the fit their edges); the model it came from stays in the box,
-one click away. One of the two runs at a time.
+one click away. A fit with one of the user's models in use is kept in its card, and choosing
+that model again sets it. One of the two runs at a time.
 """
 from __future__ import annotations
 
@@ -129,15 +130,19 @@ class AdaptPanel:
         if self._fit_stop:
             self.say(self._fit_context + "Fitting stopped: the threshold is unchanged")
             return
+        from napari_ritm.model.user_models import record_threshold
+
+        kept = (f"; kept in the card of {self.model_name!r}"
+                if record_threshold(self.model_name, fit) is not None else "")
         if fit.threshold == fit.current:
             self.say(self._fit_context + f"The threshold {fit.current:.2f} already fits your "
                      f"labels: no other raises the mean IoU after one click ({fit.iou:.3f} on "
-                     f"{fit.objects} objects) by 0.01 or more")
+                     f"{fit.objects} objects) by 0.01 or more{kept}")
             return
         self.threshold_slider.setValue(round(fit.threshold * 100))
         self.say(self._fit_context + f"Threshold {fit.current:.2f} -> {fit.threshold:.2f}: mean "
                  f"IoU after one click {fit.iou_current:.3f} -> {fit.iou:.3f} on {fit.objects} "
-                 f"of your objects (move the slider back to {fit.current:.2f} to undo)")
+                 f"of your objects (move the slider back to {fit.current:.2f} to undo){kept}")
 
     def _fit_failed(self, error: BaseException) -> None:
         if self._alive:

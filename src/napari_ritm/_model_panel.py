@@ -89,9 +89,17 @@ class ModelPanel:
             self.net, self._networks, self.model_name = net, networks, source
             self._model_hash = digest
             self._build_predictor()
-            self.say(self._model_message or f"Model {Path(source).name} ready: left click on "
-                     "the image adds to the object, right click (or Ctrl+click) removes")
+            message = self._model_message or (f"Model {Path(source).name} ready: left click on "
+                                              "the image adds to the object, right click (or "
+                                              "Ctrl+click) removes")
             self._model_message = None
+            from napari_ritm.model.user_models import recorded_threshold
+
+            threshold = recorded_threshold(source)
+            if threshold is not None:  # fitted to the user's labels with this model before
+                self.threshold_slider.setValue(round(threshold * 100))
+                message += f". Threshold {threshold:.2f}: fitted to your labels with this model"
+            self.say(message)
             if on_loaded is not None:
                 on_loaded()
 

@@ -138,8 +138,8 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from napari_ritm.evaluation.datasets import InstanceDataset
-    from napari_ritm.folders import DatasetError
     from napari_ritm.evaluation.noc import DatasetResult, evaluate_dataset
+    from napari_ritm.folders import DatasetError
 
     _check_args(args)
     datasets = []

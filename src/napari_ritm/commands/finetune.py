@@ -1,7 +1,9 @@
 """``napari-ritm finetune``: adapt a model to your own labelled images, as the widget's "Adapt
 model to my labels" does (:func:`napari_ritm.training.adapt.adapt`): a short fine-tuning of a
 copy, then a comparison on objects held back from it. The adapted model is written only when it
-needs fewer clicks there (or with ``--keep-anyway``).
+needs fewer clicks there (or with ``--keep-anyway``); then the threshold is fitted to the same
+labels with it (as ``napari-ritm fit-threshold``) and kept in its card, where ``napari-ritm
+predict`` and the widget find it.
 """
 from __future__ import annotations
 
@@ -87,9 +89,17 @@ def run(args: argparse.Namespace) -> int:
         save_checkpoint(result.net, args.out)
         args.out.with_suffix(".json").write_text(json.dumps(card, indent=1) + "\n")
         print(f"wrote {args.out}")
+        saved: str | Path = args.out
     else:
         from napari_ritm.model.user_models import save_user_model, unique_name
 
-        name = unique_name(args.name or f"{Path(args.init).stem}-adapted")
-        print(f"saved as your model {name!r}: {save_user_model(result.net, name, card)}")
+        saved = unique_name(args.name or f"{Path(args.init).stem}-adapted")
+        print(f"saved as your model {saved!r}: {save_user_model(result.net, saved, card)}")
+    from napari_ritm.evaluation.threshold import fit_threshold
+    from napari_ritm.inference.modes import make_predictor
+    from napari_ritm.model.user_models import record_threshold
+
+    fit = fit_threshold(make_predictor(result.net, "window"), samples)
+    record_threshold(saved, fit)
+    print(f"fitted with the adapted model, {fit.summary()}; kept in its card")
     return 0

@@ -3,7 +3,8 @@ widget's "Fit threshold to my labels" finds it (:func:`napari_ritm.evaluation.th
 fit_threshold`): one click on each labelled object (at its innermost pixel), and the threshold
 whose masks have the highest mean IoU with your labels (0.49 stays unless another raises that
 mean by 0.01 or more). Use it with ``napari-ritm predict --threshold`` / ``evaluate
---threshold`` or the widget's Threshold slider.
+--threshold`` or the widget's Threshold slider, or keep it in the card of your own model with
+``--save`` (``predict`` and the widget then use it with that model).
 """
 from __future__ import annotations
 
@@ -32,6 +33,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="skip objects smaller than A pixels (%(default)s)")
     p.add_argument("--json", type=Path, metavar="OUT",
                    help="write the fit and the mean IoU at every threshold tried")
+    p.add_argument("--save", action="store_true",
+                   help="keep the threshold in the model's card (your own models, and .pth "
+                   "files with a .json card beside them, e.g. from `finetune --out`)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (%(default)s)")
     p.set_defaults(handler=run)
 
@@ -45,6 +49,13 @@ def run(args: argparse.Namespace) -> int:
     for name, value in (("max-objects", args.max_objects), ("threads", args.threads)):
         if value < 1:
             raise UsageError(f"--{name} must be at least 1, got {value}")
+    if args.save:
+        from napari_ritm.model.user_models import card_file
+
+        card = card_file(args.model)
+        if card is None or not card.is_file():
+            raise UsageError(f"--save: {args.model} has no model card to keep the threshold in "
+                             "(your own models and .pth files with a .json card have one)")
     samples = read_data_folders(args.data)
     torch.set_num_threads(args.threads)
     net = load_model_or_exit(args.model, "--model")
@@ -59,6 +70,10 @@ def run(args: argparse.Namespace) -> int:
         mark = "  <- chosen" if threshold == fit.threshold else ""
         print(f"threshold {threshold:.2f}: mean IoU after one click {iou:.3f}{mark}")
     print(fit.summary())
+    if args.save:
+        from napari_ritm.model.user_models import record_threshold
+
+        print(f"kept in {record_threshold(args.model, fit)}")
     if args.json:
         report = {"model": args.model, "mode": args.mode, "flip": bool(predictor.flip),
                   "threshold": fit.threshold, "iou": fit.iou, "default": fit.current,

@@ -34,8 +34,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--model", default="default",
                         help="registered model name or path to a .pth checkpoint "
                         "(default: %(default)s)")
-    parser.add_argument("--threshold", type=float, default=0.49,
-                        help="probability above which a pixel is object (default: %(default)s)")
+    parser.add_argument("--threshold", type=float,
+                        help="probability above which a pixel is object (default: the "
+                        "threshold fitted to your labels that the model's card records, "
+                        "else 0.49)")
     parser.add_argument("--channel", type=int, metavar="C",
                         help="channel to segment in a multichannel image")
     parser.add_argument("--channel-axis", type=int, metavar="A",
@@ -108,6 +110,15 @@ def run(args: argparse.Namespace) -> int:
     clicks = [parse_click(text) for text in args.click]
     if not clicks:
         raise UsageError("give at least one --click Y,X,+")
+    if args.threshold is None:
+        from napari_ritm.model.user_models import recorded_threshold
+
+        args.threshold = recorded_threshold(args.model)
+        if args.threshold is not None:
+            print(f"threshold {args.threshold:g}: fitted to your labels (the card of "
+                  f"{args.model})")
+        else:
+            args.threshold = 0.49
     if not 0.0 <= args.threshold <= 1.0:
         raise UsageError(f"--threshold must lie in [0, 1], got {args.threshold}")
     if args.threads < 1:

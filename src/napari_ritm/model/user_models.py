@@ -3,17 +3,19 @@
 ``$NAPARI_RITM_MODELS`` or ``models`` in the per-user data folder (``~/.local/share/napari-ritm/
 models`` on Linux) holds ``<name>.pth`` (official checkpoint format) and ``<name>.json`` (its
 model card). ``load_model(name)`` finds them by name after the registered models; the widget
-lists them in its Model box.
+lists them in its Model box. A card may record the threshold fitted to the user's labels with
+the model (:func:`record_threshold`); the widget and ``napari-ritm predict`` use it.
 """
 from __future__ import annotations
 
 import json
 import os
 import re
+import time
 from pathlib import Path
 
-__all__ = ["MODELS_ENV", "model_card", "save_user_model", "unique_name", "user_model_path",
-           "user_models", "user_models_dir"]
+__all__ = ["MODELS_ENV", "card_file", "model_card", "record_threshold", "recorded_threshold",
+           "save_user_model", "unique_name", "user_model_path", "user_models", "user_models_dir"]
 
 MODELS_ENV = "NAPARI_RITM_MODELS"
 
@@ -45,11 +47,15 @@ def user_model_path(name: str) -> Path | None:
 
 def model_card(name: str) -> dict | None:
     """The model card saved with the user's model ``name`` (None without one)."""
-    path = user_models_dir() / f"{name}.json"
+    return _read_card(user_models_dir() / f"{name}.json")
+
+
+def _read_card(path: Path | None) -> dict | None:
     try:
-        return json.loads(path.read_text())
+        card = json.loads(path.read_text()) if path is not None else None
     except (OSError, ValueError):
         return None
+    return card if isinstance(card, dict) else None
 
 
 def unique_name(base: str) -> str:
@@ -71,4 +77,45 @@ def save_user_model(net, name: str, card: dict) -> Path:
     path = folder / f"{name}.pth"
     save_checkpoint(net, path)
     (folder / f"{name}.json").write_text(json.dumps(card, indent=1) + "\n")
+    return path
+
+
+def card_file(source: str | os.PathLike) -> Path | None:
+    """Where the model card of ``source`` (as ``load_model`` takes it) is or would be: a user
+    model's ``<name>.json``, ``<file>.json`` beside a ``.pth`` file (``napari-ritm finetune
+    --out`` writes one there); None for the registered models."""
+    from napari_ritm.model.zoo import REGISTRY
+
+    if isinstance(source, str) and source in REGISTRY:
+        return None
+    if isinstance(source, str) and user_model_path(source) is not None:
+        return user_models_dir() / f"{source}.json"
+    path = Path(source)
+    return path.with_suffix(".json") if path.suffix == ".pth" else None
+
+
+def recorded_threshold(source: str | os.PathLike) -> float | None:
+    """The threshold fitted to the user's labels that the model card of ``source`` records
+    (None without one)."""
+    card = _read_card(card_file(source)) or {}
+    value = card.get("threshold")
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1:
+        return float(value)
+    return None
+
+
+def record_threshold(source: str | os.PathLike, fit) -> Path | None:
+    """Record ``fit`` (a :class:`napari_ritm.evaluation.threshold.ThresholdFit`) in the model
+    card of ``source``: its ``threshold`` and how it was found. Only a model that has a card
+    (the user's own, or a ``.pth`` with its ``.json``) gets it; returns the card's path, or None
+    when there is no card to write."""
+    path = card_file(source)
+    card = _read_card(path)
+    if card is None:
+        return None
+    card["threshold"] = fit.threshold
+    card["threshold_fit"] = {"objects": fit.objects, "iou": round(fit.iou, 4),
+                             "previous": fit.current, "iou_previous": round(fit.iou_current, 4),
+                             "date": time.strftime("%Y-%m-%d %H:%M")}
+    path.write_text(json.dumps(card, indent=1) + "\n")
     return path
