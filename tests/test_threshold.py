@@ -146,9 +146,16 @@ def test_a_model_card_keeps_the_fitted_threshold(tmp_path, monkeypatch):
     assert card["source_model"] == "default" and card["threshold_fit"]["objects"] == 20
     alone = tmp_path / "alone.pth"
     assert record_threshold(alone, fit) is None and not alone.with_suffix(".json").exists()
+    stray = json.dumps({"threshold": 0.6})  # another tool's file: no card of ours
+    alone.with_suffix(".json").write_text(stray)
+    assert recorded_threshold(alone) is None and record_threshold(alone, fit) is None
+    assert alone.with_suffix(".json").read_text() == stray
     for value in (1.5, "0.6", True):
-        alone.with_suffix(".json").write_text(json.dumps({"threshold": value}))
+        alone.with_suffix(".json").write_text(json.dumps({"source_model": "x", "threshold": value}))
         assert recorded_threshold(alone) is None
+    alone.with_suffix(".json").write_text(json.dumps({"source_model": "x"}))
+    assert record_threshold(alone, fit) == alone.with_suffix(".json")
+    assert recorded_threshold(alone) == 0.65
 
 
 def test_fit_threshold_save_and_predict_use_it(squares, tmp_path, monkeypatch, capsys):
@@ -165,9 +172,10 @@ def test_fit_threshold_save_and_predict_use_it(squares, tmp_path, monkeypatch, c
     assert "kept in" in capsys.readouterr().out
     assert recorded_threshold("mine") is not None
     card = tmp_path / "models" / "mine.json"
-    card.write_text(json.dumps({"threshold": 1.0}))  # nothing is that sure: no object
+    card.write_text(json.dumps({"source_model": "default", "threshold": 1.0}))  # no object
     image = squares / "images" / "a.tif"
-    argv = ["predict", str(image), "-c", "18,18,+", "--model", "mine", "-o", str(tmp_path / "m.tif")]
+    argv = ["predict", str(image), "-c", "18,18,+", "--model", "mine",
+            "-o", str(tmp_path / "m.tif")]
     assert main(argv) == 2
     captured = capsys.readouterr()
     assert "threshold 1: fitted to your labels (the card of mine)" in captured.out

@@ -81,7 +81,7 @@ def test_cancel_leaves_the_model(make_napari_viewer, qtbot, data_dir, monkeypatc
                                         max_clicks=2, min_area=20)
     widget.adapt_button.click()
     qtbot.mouseClick(widget.fit_button, Qt.MouseButton.LeftButton)  # one tool at a time
-    assert "fits the threshold to your labels when it finishes" in widget.status.text()
+    assert "An adaptation is running" in widget.status.text()
     assert widget._fit_worker is None
     widget.adapt_button.click()  # the same button cancels
     qtbot.waitUntil(lambda: widget._adapt_worker is None, timeout=300000)
@@ -196,3 +196,81 @@ def test_stop_fitting_leaves_the_threshold(make_napari_viewer, qtbot, monkeypatc
     qtbot.waitUntil(lambda: widget._fit_worker is None, timeout=60000)
     assert fitting.predict_calls < 3 and widget.threshold_slider.value() == 49
     assert "Fitting stopped" in widget.status.text()
+
+
+class _SlowUntil:
+    """A fitting predictor (RadialPredictor) whose predictions wait for ``ready()``."""
+
+    def __new__(cls, ready):
+        import time
+
+        from _fakes import RadialPredictor
+
+        class Slow(RadialPredictor):
+            def predict(self, clicks, prev_mask=None):
+                deadline = time.monotonic() + 60
+                while not ready() and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                return super().predict(clicks, prev_mask)
+
+        return Slow(radius=10, width=2)
+
+
+def test_a_fit_belongs_to_the_model_it_ran_with(make_napari_viewer, qtbot, monkeypatch,
+                                                tmp_path):
+    """Choosing another model while a fit runs: the fit is kept in the card of the model it
+    ran with, and the slider stays with the model now in use."""
+    import numpy as np
+    from qtpy.QtCore import Qt
+
+    from _fakes import DiskPredictor
+    from napari_ritm.model.user_models import recorded_threshold
+    from test_threshold import disks
+
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "mine.pth").write_bytes(b"")  # listed by name; the fit never loads it
+    (models / "mine.json").write_text(json.dumps({"source_model": "default"}))
+    monkeypatch.setenv("NAPARI_RITM_MODELS", str(models))
+    viewer = make_napari_viewer()
+    viewer.add_image(np.random.default_rng(0).integers(0, 255, (80, 80), np.uint8), name="cells")
+    widget = open_widget(viewer, qtbot, DiskPredictor())
+    widget.model_name = "mine"  # as if chosen: the fit reads only its name
+    fitting = _SlowUntil(lambda: widget.model_name == "default")
+    monkeypatch.setattr(widget, "new_predictor", lambda: (fitting, {}))
+    widget.labels_layer.data = disks(7)
+    qtbot.mouseClick(widget.fit_button, Qt.MouseButton.LeftButton)
+    widget.model_combo.setCurrentText("default")  # the user switches while it runs
+    widget._on_model_chosen(widget.model_combo.currentIndex())
+    qtbot.waitUntil(lambda: widget._model_worker is None, timeout=120000)
+    qtbot.waitUntil(lambda: widget._fit_worker is None, timeout=60000)
+    assert 0.75 <= recorded_threshold("mine") <= 0.85  # its card: tighter outlines
+    assert widget.threshold_slider.value() == 49 and widget.session.threshold == 0.49
+    assert "'mine', which is no longer in use" in widget.status.text()
+
+
+def test_the_adapted_models_fit_replaces_a_running_one(make_napari_viewer, qtbot, monkeypatch):
+    """A fit the user started while the adapted model was loading is stopped; the adapted
+    model's fit runs on the objects it learnt from, and its outcome follows the adaptation's."""
+    import numpy as np
+    from qtpy.QtCore import Qt
+
+    from _fakes import DiskPredictor
+    from test_threshold import disks, sample
+
+    viewer = make_napari_viewer()
+    viewer.add_image(np.random.default_rng(0).integers(0, 255, (80, 80), np.uint8), name="cells")
+    widget = open_widget(viewer, qtbot, DiskPredictor())
+    go = []
+    fitting = _SlowUntil(lambda: bool(go))
+    monkeypatch.setattr(widget, "new_predictor", lambda: (fitting, {}))
+    widget.labels_layer.data = disks(10)  # the layer now: drawn as the model
+    qtbot.mouseClick(widget.fit_button, Qt.MouseButton.LeftButton)
+    widget._fit_adapted("Adapted model 'a' is better", [sample(disks(7))])  # learnt: tighter
+    assert widget._fit_stop
+    go.append(True)
+    qtbot.waitUntil(lambda: widget._fit_worker is None and widget._fit_queued is None,
+                    timeout=60000)  # (the queued fit starts as the stopped one finishes)
+    status = widget.status.text()
+    assert status.startswith("Adapted model 'a' is better. Threshold 0.49 -> "), status
+    assert 75 <= widget.threshold_slider.value() <= 85

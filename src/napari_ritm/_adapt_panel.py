@@ -36,6 +36,7 @@ class AdaptPanel:
     _fit_stop = False
     _fit_progress: tuple[int, int] = (0, 0)
     _fit_context = ""  # said before the fit's outcome (the adaptation's, when it follows one)
+    _fit_queued: Any = None  # the adapted model's fit, waiting for a fit that is being stopped
 
     def adapt_model(self) -> None:
         """Start adapting the current model to the objects of the Labels layer (or cancel)."""
@@ -63,7 +64,7 @@ class AdaptPanel:
 
         worker = create_worker(adapt, self.net, samples, options, on_progress=progress,
                                should_stop=lambda: self._adapt_stop, _ignore_errors=True)
-        worker.returned.connect(lambda result: self._adapted(result, source))
+        worker.returned.connect(lambda result: self._adapted(result, source, samples))
         worker.errored.connect(self._adapt_failed)
         worker.finished.connect(self._adapt_finished)
         self._adapt_worker = worker
@@ -86,16 +87,21 @@ class AdaptPanel:
             self.say("Choose an image and wait for the model before fitting the threshold")
             return
         if self._adapt_worker is not None:
-            self.say("The adaptation fits the threshold to your labels when it finishes")
+            self.say("An adaptation is running: when its model is kept, the threshold is "
+                     "fitted with it")
             return
         samples = self._labelled_samples()
-        if samples is None:
-            return
+        if samples is not None:
+            self._start_fit(samples)
+
+    def _start_fit(self, samples: list, context: str = "") -> None:
+        """Fit the threshold to ``samples`` with the model in use, in a worker; ``context`` is
+        said before the outcome."""
         from napari_ritm.evaluation.threshold import fit_threshold
 
         predictor, _ = self.new_predictor()  # its own: the session's keeps its image and clicks
-        current = self.threshold_slider.value() / 100
-        self._fit_stop, self._fit_progress = False, (0, 0)
+        model, current = self.model_name, self.threshold_slider.value() / 100
+        self._fit_stop, self._fit_progress, self._fit_context = False, (0, 0), context
 
         def progress(done: int, total: int) -> None:  # (in the worker thread)
             self._fit_progress = (done, total)
@@ -103,7 +109,7 @@ class AdaptPanel:
         worker = create_worker(fit_threshold, predictor, samples, current=current,
                                on_progress=progress, should_stop=lambda: self._fit_stop,
                                _ignore_errors=True)
-        worker.returned.connect(self._threshold_fitted)
+        worker.returned.connect(lambda fit: self._threshold_fitted(fit, model))
         worker.errored.connect(self._fit_failed)
         worker.finished.connect(self._fit_finished)
         self._fit_worker = worker
@@ -112,8 +118,8 @@ class AdaptPanel:
         self._fit_timer.start(250)
         self.fit_button.setText("Stop fitting")
         self.set_busy("threshold", True, total=0)
-        self.say(f"Fitting the threshold to {self.labels_layer.name!r}: one click on each "
-                 "object...")
+        self.say(context + f"Fitting the threshold to {self.labels_layer.name!r}: one click on "
+                 "each object...")
         worker.start()
 
     def _show_fit_progress(self) -> None:
@@ -123,26 +129,38 @@ class AdaptPanel:
             self.progress.setValue(done)
             self.say(f"Fitting the threshold: object {done} of {total}")
 
-    def _threshold_fitted(self, fit: Any) -> None:
+    def _threshold_fitted(self, fit: Any, model: str | None) -> None:
+        """The outcome of a fit made with ``model``: kept in its card when it has one, and on
+        the slider while it is still the model in use."""
         if not self._alive:
             return
         self._fit_timer.stop()  # its next tick would overwrite the outcome with progress
+
+        def say(text: str) -> None:
+            self.say(self._fit_context + text)
+
         if self._fit_stop:
-            self.say(self._fit_context + "Fitting stopped: the threshold is unchanged")
+            say("Fitting stopped: the threshold is unchanged")
             return
         from napari_ritm.model.user_models import record_threshold
 
-        kept = (f"; kept in the card of {self.model_name!r}"
-                if record_threshold(self.model_name, fit) is not None else "")
-        if fit.threshold == fit.current:
-            self.say(self._fit_context + f"The threshold {fit.current:.2f} already fits your "
-                     f"labels: no other raises the mean IoU after one click ({fit.iou:.3f} on "
-                     f"{fit.objects} objects) by 0.01 or more{kept}")
-            return
-        self.threshold_slider.setValue(round(fit.threshold * 100))
-        self.say(self._fit_context + f"Threshold {fit.current:.2f} -> {fit.threshold:.2f}: mean "
-                 f"IoU after one click {fit.iou_current:.3f} -> {fit.iou:.3f} on {fit.objects} "
-                 f"of your objects (move the slider back to {fit.current:.2f} to undo){kept}")
+        try:
+            kept = (f"; kept in the card of {model!r}"
+                    if model is not None and record_threshold(model, fit) is not None else "")
+        except OSError as error:
+            kept = f"; could not keep it in the card of {model!r}: {error}"
+        if model != self.model_name:
+            say(f"Threshold {fit.threshold:.2f} fits your labels with {model!r}, which is no "
+                f"longer in use (mean IoU after one click {fit.iou:.3f}){kept}")
+        elif fit.threshold == fit.current:
+            say(f"The threshold {fit.current:.2f} already fits your labels: no other raises the "
+                f"mean IoU after one click ({fit.iou:.3f} on {fit.objects} objects) by 0.01 or "
+                f"more{kept}")
+        else:
+            self.threshold_slider.setValue(round(fit.threshold * 100))
+            say(f"Threshold {fit.current:.2f} -> {fit.threshold:.2f}: mean IoU after one click "
+                f"{fit.iou_current:.3f} -> {fit.iou:.3f} on {fit.objects} of your objects (move "
+                f"the slider back to {fit.current:.2f} to undo){kept}")
 
     def _fit_failed(self, error: BaseException) -> None:
         if self._alive:
@@ -156,6 +174,9 @@ class AdaptPanel:
         self._fit_timer.stop()
         self.fit_button.setText(self._fit_text)
         self.set_busy("threshold", False)
+        queued, self._fit_queued = self._fit_queued, None
+        if queued is not None:
+            queued()
 
     def _labelled_samples(self) -> list | None:
         """The objects "Learn from" names, as training images (None, having said why, when
@@ -185,7 +206,7 @@ class AdaptPanel:
         self.say(f"Adapting: step {step} of {total}, about {left / 60:.0f} min left "
                  "(you can keep clicking)")
 
-    def _adapted(self, result: Any, source: str) -> None:
+    def _adapted(self, result: Any, source: str, samples: list) -> None:
         if not self._alive:
             return
         self._adapt_timer.stop()  # its next tick would overwrite the outcome with progress
@@ -203,14 +224,17 @@ class AdaptPanel:
         outcome = (f"Adapted model {name!r} is better ({figures}) and now in use; {source!r} "
                    "is one click away in Model")
         self._model_message = outcome
-        self.load_model(name, on_loaded=lambda: self._fit_adapted(outcome))
+        self.load_model(name, on_loaded=lambda: self._fit_adapted(outcome, samples))
 
-    def _fit_adapted(self, outcome: str) -> None:
-        """Fit the threshold with the adapted model just loaded; its outcome follows the
-        adaptation's."""
-        self.fit_threshold()
-        if self._fit_worker is not None:  # started (it says why when it cannot)
-            self._fit_context = outcome + ". "
+    def _fit_adapted(self, outcome: str, samples: list) -> None:
+        """Fit the threshold with the adapted model just loaded, on the objects it learnt from;
+        its outcome follows the adaptation's. A fit started meanwhile (with the model before)
+        is stopped first."""
+        if self._fit_worker is not None:
+            self._fit_stop = True
+            self._fit_queued = lambda: self._fit_adapted(outcome, samples)
+        elif self.session is not None:
+            self._start_fit(samples, outcome + ". ")
 
     def _adapt_failed(self, error: BaseException) -> None:
         if not self._alive:

@@ -100,6 +100,9 @@ def run(args: argparse.Namespace) -> int:
     from napari_ritm.model.user_models import record_threshold
 
     fit = fit_threshold(make_predictor(result.net, "window"), samples)
-    record_threshold(saved, fit)
+    try:
+        record_threshold(saved, fit)
+    except OSError as err:
+        raise UsageError(f"cannot write the threshold into the model card: {err}") from None
     print(f"fitted with the adapted model, {fit.summary()}; kept in its card")
     return 0

@@ -50,12 +50,12 @@ def run(args: argparse.Namespace) -> int:
         if value < 1:
             raise UsageError(f"--{name} must be at least 1, got {value}")
     if args.save:
-        from napari_ritm.model.user_models import card_file
+        from napari_ritm.model.user_models import has_card
 
-        card = card_file(args.model)
-        if card is None or not card.is_file():
+        if not has_card(args.model):
             raise UsageError(f"--save: {args.model} has no model card to keep the threshold in "
-                             "(your own models and .pth files with a .json card have one)")
+                             "(your own models and the .pth files finetune --out writes have "
+                             "one)")
     samples = read_data_folders(args.data)
     torch.set_num_threads(args.threads)
     net = load_model_or_exit(args.model, "--model")
@@ -73,7 +73,10 @@ def run(args: argparse.Namespace) -> int:
     if args.save:
         from napari_ritm.model.user_models import record_threshold
 
-        print(f"kept in {record_threshold(args.model, fit)}")
+        try:
+            print(f"kept in {record_threshold(args.model, fit)}")
+        except OSError as err:
+            raise UsageError(f"--save: cannot write the model card: {err}") from None
     if args.json:
         report = {"model": args.model, "mode": args.mode, "flip": bool(predictor.flip),
                   "threshold": fit.threshold, "iou": fit.iou, "default": fit.current,

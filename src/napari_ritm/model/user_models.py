@@ -14,8 +14,9 @@ import re
 import time
 from pathlib import Path
 
-__all__ = ["MODELS_ENV", "card_file", "model_card", "record_threshold", "recorded_threshold",
-           "save_user_model", "unique_name", "user_model_path", "user_models", "user_models_dir"]
+__all__ = ["MODELS_ENV", "card_file", "has_card", "model_card", "record_threshold",
+           "recorded_threshold", "save_user_model", "unique_name", "user_model_path",
+           "user_models", "user_models_dir"]
 
 MODELS_ENV = "NAPARI_RITM_MODELS"
 
@@ -94,10 +95,23 @@ def card_file(source: str | os.PathLike) -> Path | None:
     return path.with_suffix(".json") if path.suffix == ".pth" else None
 
 
+def _own_card(source: str | os.PathLike) -> tuple[Path, dict] | None:
+    """The card of ``source`` and its path when it is one this plugin wrote (it names the
+    model it came from), None otherwise: a stray ``.json`` beside a ``.pth`` is not a card."""
+    path = card_file(source)
+    card = _read_card(path)
+    return (path, card) if card is not None and "source_model" in card else None
+
+
+def has_card(source: str | os.PathLike) -> bool:
+    """Whether ``source`` has a model card that can keep a fitted threshold."""
+    return _own_card(source) is not None
+
+
 def recorded_threshold(source: str | os.PathLike) -> float | None:
     """The threshold fitted to the user's labels that the model card of ``source`` records
     (None without one)."""
-    card = _read_card(card_file(source)) or {}
+    card = (_own_card(source) or (None, {}))[1]
     value = card.get("threshold")
     if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1:
         return float(value)
@@ -107,12 +121,13 @@ def recorded_threshold(source: str | os.PathLike) -> float | None:
 def record_threshold(source: str | os.PathLike, fit) -> Path | None:
     """Record ``fit`` (a :class:`napari_ritm.evaluation.threshold.ThresholdFit`) in the model
     card of ``source``: its ``threshold`` and how it was found. Only a model that has a card
-    (the user's own, or a ``.pth`` with its ``.json``) gets it; returns the card's path, or None
-    when there is no card to write."""
-    path = card_file(source)
-    card = _read_card(path)
-    if card is None:
+    (the user's own, or a ``.pth`` with the ``.json`` ``finetune --out`` wrote) gets it; returns
+    the card's path, or None when there is no card to write. Raises OSError when the card
+    cannot be written."""
+    own = _own_card(source)
+    if own is None:
         return None
+    path, card = own
     card["threshold"] = fit.threshold
     card["threshold_fit"] = {"objects": fit.objects, "iou": round(fit.iou, 4),
                              "previous": fit.current, "iou_previous": round(fit.iou_current, 4),
