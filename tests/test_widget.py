@@ -7,8 +7,8 @@ from napari.utils._test_utils import read_only_mouse_event
 from napari.utils.interactions import mouse_press_callbacks, mouse_release_callbacks
 
 from _fakes import DiskPredictor
-from napari_ritm.inference.window import WindowPredictor
 from napari_ritm._widget import RITMWidget
+from napari_ritm.inference.window import WindowPredictor
 
 WIDGET = "RITM segmentation"
 FAKE_CHECKPOINT = "checkpoints/fake_coco_lvis_h18s_itermask.pth"
@@ -282,6 +282,10 @@ class SlowDiskPredictor(DiskPredictor):
 
 
 def test_stop_cancels_a_running_propagation(make_napari_viewer, qtbot):
+    """The Stop button ends a propagation; while it runs, napari's activity dock counts the
+    slices as the widget's bar does."""
+    from napari.utils import progress
+
     viewer = make_napari_viewer()
     stack = np.full((40, 24, 24), 10, np.uint16)
     stack[:, 4:20, 4:20] = 3000  # the object goes through the whole stack
@@ -293,8 +297,11 @@ def test_stop_cancels_a_running_propagation(make_napari_viewer, qtbot):
     widget.propagate(1)
     assert not widget.progress.isHidden() and widget.stop_button.isEnabled()
     qtbot.waitUntil(lambda: widget.progress.value() >= 2, timeout=120000)
+    (activity,) = [bar for bar in progress._all_instances if "propagating" in bar.desc]
+    assert activity.total == widget.progress.maximum() and activity.n >= 2  # napari's dock too
     widget.stop_button.click()
     wait_idle(widget, qtbot)
     done = sum(bool(widget.labels_layer.data[z].any()) for z in range(40))
     assert 3 <= done < 40 and "stopped by you" in widget.status.text()
     assert not widget.stop_button.isEnabled()
+    assert not any("napari-ritm" in bar.desc for bar in progress._all_instances)

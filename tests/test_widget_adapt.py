@@ -30,6 +30,9 @@ def test_adapt_model_to_my_labels(make_napari_viewer, qtbot, data_dir, tmp_path,
                                         min_area=20)
     widget.adapt_button.click()
     assert widget.adapt_button.text() == "Cancel adaptation" and not widget.progress.isHidden()
+    from napari.utils import progress
+
+    assert [bar.total for bar in progress._all_instances if "adapting" in bar.desc] == [3]
     qtbot.waitUntil(lambda: widget._adapt_worker is None, timeout=300000)
     wait_idle(widget, qtbot)
     assert widget.adapt_button.text().startswith("Adapt model")
@@ -44,6 +47,7 @@ def test_adapt_model_to_my_labels(make_napari_viewer, qtbot, data_dir, tmp_path,
     assert widget.model_name == "default-adapted"
     assert widget.model_combo.currentText() == "default-adapted"
     qtbot.waitUntil(lambda: widget._fit_worker is None, timeout=120000)  # then the fit, with it
+    assert not any("napari-ritm" in bar.desc for bar in progress._all_instances)
     status = widget.status.text()
     assert status.startswith("Adapted model 'default-adapted' is better") and \
         "one click away" in status

@@ -125,8 +125,7 @@ class AdaptPanel:
     def _show_fit_progress(self) -> None:
         done, total = self._fit_progress
         if self._alive and total:
-            self.progress.setRange(0, total)
-            self.progress.setValue(done)
+            self.show_progress("threshold", done, total)
             self.say(f"Fitting the threshold: object {done} of {total}")
 
     def _threshold_fitted(self, fit: Any, model: str | None) -> None:
@@ -201,7 +200,7 @@ class AdaptPanel:
         step, total, start = self._adapt_progress
         if not self._alive or not step:
             return
-        self.progress.setValue(step)
+        self.show_progress("adapt", step)
         left = (time.perf_counter() - start) / step * (total - step)
         self.say(f"Adapting: step {step} of {total}, about {left / 60:.0f} min left "
                  "(you can keep clicking)")

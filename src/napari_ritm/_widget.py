@@ -3,7 +3,8 @@
 It translates napari events (mouse clicks on the canvas, key presses, slice changes, layer
 removal) into session calls and session results into layer updates; all segmentation logic lives
 in the session. Model loading (:mod:`napari_ritm._model_panel`), prediction and propagation run
-in ``thread_worker`` threads, one predictor call at a time, so the viewer never freezes.
+in ``thread_worker`` threads, one predictor call at a time, so the viewer never freezes; the
+long tasks also show in napari's activity dock (:mod:`napari_ritm._activity`).
 """
 from __future__ import annotations
 
@@ -13,16 +14,12 @@ from napari.layers import Image, Labels, Points
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_warning
 
+from napari_ritm._activity import Activity
 from napari_ritm._adapt_panel import AdaptPanel
 from napari_ritm._controls import RITMControls
 from napari_ritm._keys import load_keys
 from napari_ritm._layer_panel import LayerPanel
-from napari_ritm._layers import (
-    click_callback,
-    draw_clicks,
-    draw_preview,
-    plane_coords,
-)
+from napari_ritm._layers import click_callback, draw_clicks, draw_preview, plane_coords
 from napari_ritm._model_panel import ModelPanel
 from napari_ritm.session import Session
 
@@ -52,6 +49,7 @@ class RITMWidget(AdaptPanel, LayerPanel, ModelPanel, RITMControls):
         self._model_worker: Any = None
         self._propagation: Any = None
         self._busy: set[str] = set()
+        self._activity = Activity()  # the long tasks' bars in napari's activity dock
         self._alive = True
         self._stopped = False  # the user pressed Stop during the running propagation
         self._filling = False  # combos being filled: ignore their change signals
@@ -116,6 +114,7 @@ class RITMWidget(AdaptPanel, LayerPanel, ModelPanel, RITMControls):
 
         def unbind(*_: Any) -> None:
             self._alive = False  # workers still running must not touch the deleted widgets
+            self._activity.stop()
             if callback in callbacks:
                 callbacks.remove(callback)
             for name in bound:
@@ -139,16 +138,27 @@ class RITMWidget(AdaptPanel, LayerPanel, ModelPanel, RITMControls):
         return self._worker is None and self._model_worker is None and not busy
 
     def set_busy(self, reason: str, on: bool, *, total: int = 0) -> None:
-        """Show the busy bar while anything (``reason``: model, predict, propagate) runs:
-        moving for a model or a click, counting slices for a propagation (``total``)."""
+        """Show the busy bar while anything (``reason``: model, predict, propagate, adapt,
+        threshold) runs: moving for a model or a click, counting ``total`` steps for the long
+        tasks, which napari's activity dock also shows."""
         (self._busy.add if on else self._busy.discard)(reason)
         if not self._alive:
             return
         if on:
             self.progress.setRange(0, total)  # (0, 0): an indeterminate, moving bar
             self.progress.setValue(0)
+            self._activity.start(reason, total)
+        else:
+            self._activity.stop(reason)
         self.progress.setVisible(bool(self._busy))
         self._refresh()
+
+    def show_progress(self, reason: str, done: int, total: int | None = None) -> None:
+        """Advance the bar of the long task ``reason`` here and in napari's activity dock."""
+        if total is not None:
+            self.progress.setRange(0, total)
+        self.progress.setValue(done)
+        self._activity.update(reason, done, total)
 
     # -- napari events -> session ------------------------------------------------------------
 
@@ -288,7 +298,7 @@ class RITMWidget(AdaptPanel, LayerPanel, ModelPanel, RITMControls):
     def _apply_step(self, session: Session, step: Any) -> None:
         if session is self.session:
             session.apply_step(step)
-            self.progress.setValue(step.done)
+            self.show_progress("propagate", step.done)
 
     def _propagation_finished(self, session: Session) -> None:
         self._worker, self._propagation = None, None
