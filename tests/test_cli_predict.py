@@ -84,7 +84,8 @@ def test_window_mode_refines_an_init_mask_and_refuses_max_size(tmp_path, checkpo
     probs = tifffile.imread(prob)
     assert probs.shape == (300, 320) and probs.dtype == np.float32
     assert main([*argv, "--no-flip"]) == 0  # without the mirror averaging the window mode uses
-    assert not np.allclose(tifffile.imread(prob), probs, atol=1e-3)
+    # (the fake checkpoint's probabilities are tiny: compare them relative to their size)
+    assert not np.allclose(tifffile.imread(prob), probs, rtol=1e-2, atol=0)
     _fails(capsys, [*argv[:-4], "--max-size", "64", "-o", str(out)], "--max-size applies")
 
 

@@ -187,7 +187,9 @@ def _predict(
 
     torch.set_num_threads(args.threads)
     model = load_model_or_exit(args.model)
-    overrides: dict = {"prob_thresh": args.threshold, **({"flip": False} if args.no_flip else {})}
+    # the predictor keeps its own threshold (where the window grows, what the paper's modes
+    # zoom in on) and the mask is cut at --threshold, as the widget's Threshold does
+    overrides: dict = {"flip": False} if args.no_flip else {}
     if args.mode != "window":
         overrides.update(max_size=args.max_size)
     predictor = make_predictor(model, args.mode, **overrides)
@@ -199,4 +201,4 @@ def _predict(
             probs = predictor.predict(made, init_mask)
         else:  # the official demo's way: the initial mask on every click, indices from 1
             probs = predictor.predict(made, init_mask, index_offset=int(init_mask is not None))
-    return probs, predictor.mask(probs)
+    return probs, probs > args.threshold
