@@ -58,16 +58,11 @@ def test_adapt_model_to_my_labels(make_napari_viewer, qtbot, data_dir, tmp_path,
     card = json.loads((models / "default-adapted.json").read_text())
     assert round(card["threshold"] * 100) == fitted and card["source_model"] == "default"
     widget.threshold_slider.setValue(30)
-    for name in ("default", "default-adapted"):  # back and forth: one click in the Model box
-        widget.model_combo.setCurrentText(name)
-        widget._on_model_chosen(widget.model_combo.currentIndex())
-        qtbot.waitUntil(lambda: widget._model_worker is None, timeout=120000)
-        assert widget.model_name == name
-        if name == "default":  # a model without a fitted threshold leaves the slider
-            assert widget.threshold_slider.value() == 30
-    assert widget.threshold_slider.value() == fitted  # the adapted model's, from its card
-    assert widget.session.threshold == fitted / 100
-    assert "fitted to your labels with this model" in widget.status.text()
+    for name, value in (("default", 49), ("default-adapted", 30)):  # one click in the Model box
+        choose_model(widget, qtbot, name)  # each model gets back its own threshold
+        assert widget.model_name == name and widget.threshold_slider.value() == value
+        assert widget.session.threshold == value / 100
+        assert f"Threshold {value / 100:.2f}: this model's earlier" in widget.status.text()
 
 
 def test_cancel_leaves_the_model(make_napari_viewer, qtbot, data_dir, monkeypatch, tmp_path):
@@ -220,37 +215,51 @@ class _SlowUntil:
         return Slow(radius=10, width=2)
 
 
+def choose_model(widget, qtbot, name: str) -> None:
+    """Choose ``name`` in the Model box, as the user does, and wait until it is in use."""
+    widget.model_combo.setCurrentText(name)
+    widget._on_model_chosen(widget.model_combo.currentIndex())
+    qtbot.waitUntil(lambda: widget._model_worker is None, timeout=120000)
+
+
 def test_a_fit_belongs_to_the_model_it_ran_with(make_napari_viewer, qtbot, monkeypatch,
                                                 tmp_path):
-    """Choosing another model while a fit runs: the fit is kept in the card of the model it
-    ran with, and the slider stays with the model now in use."""
+    """A user model starts at the threshold its card keeps. Choosing another model while a fit
+    runs: the fit is kept in the card of the model it ran with, the slider goes to the
+    threshold of the model now in use, and to the fit when the first model is chosen again."""
+    import shutil
+
     import numpy as np
     from qtpy.QtCore import Qt
 
     from _fakes import DiskPredictor
     from napari_ritm.model.user_models import recorded_threshold
+    from napari_ritm.model.zoo import local_path
     from test_threshold import disks
 
     models = tmp_path / "models"
     models.mkdir()
-    (models / "mine.pth").write_bytes(b"")  # listed by name; the fit never loads it
-    (models / "mine.json").write_text(json.dumps({"source_model": "default"}))
+    shutil.copy(local_path("default"), models / "mine.pth")
+    (models / "mine.json").write_text(json.dumps({"source_model": "default", "threshold": 0.3}))
     monkeypatch.setenv("NAPARI_RITM_MODELS", str(models))
     viewer = make_napari_viewer()
     viewer.add_image(np.random.default_rng(0).integers(0, 255, (80, 80), np.uint8), name="cells")
     widget = open_widget(viewer, qtbot, DiskPredictor())
-    widget.model_name = "mine"  # as if chosen: the fit reads only its name
+    choose_model(widget, qtbot, "mine")
+    assert widget.threshold_slider.value() == 30 and widget.session.threshold == 0.3
+    assert "Threshold 0.30: fitted to your labels with this model" in widget.status.text()
     fitting = _SlowUntil(lambda: widget.model_name == "default")
     monkeypatch.setattr(widget, "new_predictor", lambda: (fitting, {}))
     widget.labels_layer.data = disks(7)
     qtbot.mouseClick(widget.fit_button, Qt.MouseButton.LeftButton)
-    widget.model_combo.setCurrentText("default")  # the user switches while it runs
-    widget._on_model_chosen(widget.model_combo.currentIndex())
-    qtbot.waitUntil(lambda: widget._model_worker is None, timeout=120000)
+    choose_model(widget, qtbot, "default")  # the user switches while it runs
     qtbot.waitUntil(lambda: widget._fit_worker is None, timeout=60000)
-    assert 0.75 <= recorded_threshold("mine") <= 0.85  # its card: tighter outlines
+    fitted = recorded_threshold("mine")
+    assert 0.75 <= fitted <= 0.85  # its card: tighter outlines
     assert widget.threshold_slider.value() == 49 and widget.session.threshold == 0.49
     assert "'mine', which is no longer in use" in widget.status.text()
+    choose_model(widget, qtbot, "mine")
+    assert widget.threshold_slider.value() == round(fitted * 100)
 
 
 def test_the_adapted_models_fit_replaces_a_running_one(make_napari_viewer, qtbot, monkeypatch):

@@ -149,6 +149,8 @@ class AdaptPanel:
         except OSError as error:
             kept = f"; could not keep it in the card of {model!r}: {error}"
         if model != self.model_name:
+            if model is not None:  # the slider goes to it when that model is chosen again
+                self.model_thresholds[model] = fit.threshold
             say(f"Threshold {fit.threshold:.2f} fits your labels with {model!r}, which is no "
                 f"longer in use (mean IoU after one click {fit.iou:.3f}){kept}")
         elif fit.threshold == fit.current:

@@ -26,9 +26,11 @@ from qtpy.QtWidgets import (
 from napari_ritm._keys import key_text
 from napari_ritm.inference.modes import MODES, WIDGET_MODE, mode_settings
 
-__all__ = ["CHOOSE_FILE", "MODE_TIPS", "RITMControls"]
+__all__ = ["CHOOSE_FILE", "DEFAULT_THRESHOLD", "MODE_TIPS", "RITMControls"]
 
 CHOOSE_FILE = "Choose a .pth file..."
+#: the threshold the slider starts at (the evaluation protocol's)
+DEFAULT_THRESHOLD = 0.49
 #: what "Adapt model to my labels" learns from: every object of the layer, or this session's
 ADAPT_SCOPES = ("all objects of the layer", "objects made in this session")
 
@@ -113,10 +115,10 @@ class RITMControls(QWidget):
                                  "for speed)")
         self.threshold_slider = QSlider(Qt.Orientation.Horizontal)
         self.threshold_slider.setRange(1, 99)
-        self.threshold_slider.setValue(49)
+        self.threshold_slider.setValue(round(DEFAULT_THRESHOLD * 100))
         self.threshold_slider.setToolTip("How sure the model must be that a pixel belongs to the "
                                          "object: higher gives smaller masks (updates at once)")
-        self.threshold_label = QLabel("0.49")
+        self.threshold_label = QLabel(f"{DEFAULT_THRESHOLD:.2f}")
         self.threshold_label.setToolTip(self.threshold_slider.toolTip())
         self.marker_spin = QSpinBox()
         self.marker_spin.setRange(4, 40)

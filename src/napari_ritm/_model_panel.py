@@ -14,7 +14,7 @@ from napari.qt.threading import create_worker
 from qtpy.QtCore import QSignalBlocker, Qt
 from qtpy.QtWidgets import QFileDialog
 
-from napari_ritm._controls import CHOOSE_FILE
+from napari_ritm._controls import CHOOSE_FILE, DEFAULT_THRESHOLD
 from napari_ritm.inference.modes import mode_settings
 
 __all__ = ["ModelPanel", "load_networks"]
@@ -44,6 +44,7 @@ class ModelPanel:
     _model_hash: str | None = None
     _predictor_info: dict | None = None
     _model_message: str | None = None  # said once the model being loaded is ready
+    model_thresholds: dict[str, float]  # each model's threshold when the user left it
 
     def _on_model_chosen(self, index: int) -> None:
         source = self.model_combo.itemData(index) or self.model_combo.itemText(index)
@@ -86,22 +87,39 @@ class ModelPanel:
     def _model_loaded(self, worker: Any, source: str, net: Any, networks: dict,
                       digest: str | None, *, on_loaded: Callable[[], None] | None) -> None:
         if worker is self._model_worker and self._alive:  # another model may have been chosen
-            self.net, self._networks, self.model_name = net, networks, source
-            self._model_hash = digest
+            previous, self.model_name = self.model_name, source
+            self.net, self._networks, self._model_hash = net, networks, digest
             self._build_predictor()
             message = self._model_message or (f"Model {Path(source).name} ready: left click on "
                                               "the image adds to the object, right click (or "
                                               "Ctrl+click) removes")
             self._model_message = None
-            from napari_ritm.model.user_models import recorded_threshold
-
-            threshold = recorded_threshold(source)
-            if threshold is not None:  # fitted to the user's labels with this model before
-                self.threshold_slider.setValue(round(threshold * 100))
-                message += f". Threshold {threshold:.2f}: fitted to your labels with this model"
-            self.say(message)
+            self.say(message + self._threshold_for(source, previous))
             if on_loaded is not None:
                 on_loaded()
+
+    def _threshold_for(self, source: str, previous: str | None) -> str:
+        """Put the slider at ``source``'s threshold, ``previous``'s staying with it for this
+        napari session: the value ``source`` had earlier in the session, else the one fitted to
+        the user's labels that its card keeps, else :data:`DEFAULT_THRESHOLD` (the first model
+        loaded leaves the slider where it is). Returns what to add to the status line."""
+        from napari_ritm.model.user_models import recorded_threshold
+
+        if previous is not None:
+            self.model_thresholds[previous] = self.threshold_slider.value() / 100
+        before = self.threshold_slider.value()
+        if source in self.model_thresholds:
+            threshold, why = self.model_thresholds[source], "this model's earlier in this session"
+        elif (threshold := recorded_threshold(source)) is not None:
+            why = "fitted to your labels with this model"
+        elif previous is not None:
+            threshold, why = DEFAULT_THRESHOLD, "the models' default"
+        else:
+            return ""
+        self.threshold_slider.setValue(round(threshold * 100))
+        if self.threshold_slider.value() == before and why == "the models' default":
+            return ""
+        return f". Threshold {threshold:.2f}: {why}"
 
     def _model_failed(self, worker: Any, source: str, error: BaseException) -> None:
         if worker is not self._model_worker or not self._alive:

@@ -47,6 +47,7 @@ class RITMWidget(AdaptPanel, LayerPanel, ModelPanel, RITMControls):
         self._networks: dict[str, Any] = {}  # mode -> inference copy of self.net
         self._worker: Any = None  # the one prediction/propagation worker
         self._model_worker: Any = None
+        self.model_thresholds: dict[str, float] = {}  # model -> its threshold when left
         self._propagation: Any = None
         self._busy: set[str] = set()
         self._activity = Activity()  # the long tasks' bars in napari's activity dock
