@@ -1,0 +1,119 @@
+"""IoU after one click on every val object of a set, not eval_dev.py's sample of them.
+
+eval_dev.py runs the full NoC protocol (up to 20 clicks) on a few objects per image (43 of
+dsb2018's 649 val objects), so its mean IoU after one click has a standard error near 0.03:
+too coarse to tell 0.797 from 0.80, or to choose between two models by their first click. This
+clicks once, at the centre of each val object of at least 30 pixels (the protocol's first
+click), in the widget's default mode (window, mirror averaging, one thread), and keeps each
+object's IoU, so that models are compared object by object. Results go into
+``benchmarks/results/first_click_all.json``, one run per model, merged with the runs already
+there; each run is compared with the file's first run (``default``), object by object.
+
+    python benchmarks/first_click_all.py --models default ../runs/v7/avg.pth
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+import time
+
+import numpy as np
+import torch
+from common import DATA, RESULTS, SPLIT, machine
+
+from napari_ritm.commands.evaluate import split_names
+from napari_ritm.evaluation.datasets import InstanceDataset
+from napari_ritm.evaluation.noc import evaluate_sample
+from napari_ritm.inference.modes import make_predictor
+from napari_ritm.model.zoo import load_model
+
+NUCLEI = ("dsb2018", "coelho_nuclei", "stardist_nuclei2d")
+OUT = RESULTS / "first_click_all.json"
+
+
+def first_click_ious(net, name: str, flip: bool) -> tuple[list[float], float]:
+    """IoU after one click on each val object of ``name`` (in the dataset's order), its image
+    and area (pixels), and the median seconds per click."""
+    ds = InstanceDataset(DATA / name, min_area=30,
+                         names=split_names(SPLIT, "val", [DATA / name])[0])
+    predictor = make_predictor(net, "window", flip=flip)
+    ious, images, areas, seconds = [], [], [], []
+    for sample in ds:
+        start = time.perf_counter()
+        result = evaluate_sample(predictor, sample.image, sample.gt, max_clicks=1, stop_iou=None)
+        seconds.append(time.perf_counter() - start)
+        ious.append(round(float(result.ious[0]), 4))
+        images.append(sample.image_name)
+        areas.append(int(sample.gt.sum()))
+    return ious, images, areas, float(np.median(seconds))
+
+
+#: object areas (pixels) the summary splits the objects by: 30-100 is a diameter of 6-11 px
+AREA_BINS = (30, 100, 200, 400, 800)
+
+
+def summary(ious: list[float], images: list[str], areas: list[int],
+            base: list[float] | None) -> dict:
+    """Mean and its standard error, the mean of the images' means (each image counts once, as
+    eval_dev.py's few objects per image do), the mean by object area; with ``base`` (the same
+    objects), the paired difference."""
+    x = np.asarray(ious)
+    names = np.asarray(images)
+    out = {"objects": len(x), "images": len(set(images)), "iou1": round(float(x.mean()), 4),
+           "se": round(float(x.std(ddof=1) / np.sqrt(len(x))), 4),
+           "iou1_per_image": round(float(np.mean([x[names == n].mean()
+                                                  for n in set(images)])), 4),
+           "below_0.5": int((x < 0.5).sum())}
+    a = np.asarray(areas)
+    edges = (*AREA_BINS, None)
+    out["by_area"] = {f"{lo}-{hi or ''}": {"objects": int(m.sum()),
+                                           "iou1": round(float(x[m].mean()), 4)}
+                      for lo, hi in itertools.pairwise(edges)
+                      if (m := (a >= lo) & (a < (hi or np.inf))).any()}
+    if base is not None and len(base) == len(x):
+        d = x - np.asarray(base)
+        out["vs_first_run"] = {"mean": round(float(d.mean()), 4),
+                               "se": round(float(d.std(ddof=1) / np.sqrt(len(d))), 4)}
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=["default"],
+                        help="registered names or .pth paths (default: default)")
+    parser.add_argument("--sets", nargs="+", default=list(NUCLEI))
+    parser.add_argument("--no-flip", dest="flip", action="store_false",
+                        help="without mirror averaging (runs named '<model> (no flip)')")
+    args = parser.parse_args(argv)
+    if not DATA.is_dir():
+        print(f"{DATA} not found (set NAPARI_RITM_SHARED)", file=sys.stderr)
+        return 1
+    torch.set_num_threads(1)
+    result = json.loads(OUT.read_text()) if OUT.is_file() else {
+        "benchmark": "first_click_all", "protocol": "one click at the centre of each val "
+        "object of >= 30 px (shared_split.json), window mode, threshold 0.49", "runs": {}}
+    for model in args.models:
+        name = model if args.flip else f"{model} (no flip)"
+        net = load_model(model)
+        run = result["runs"].setdefault(name, {"sets": {}})
+        for set_name in args.sets:
+            ious, images, areas, median_s = first_click_ious(net, set_name, args.flip)
+            run["sets"][set_name] = {"ious": ious, "images": images, "areas": areas,
+                                     "median_s": round(median_s, 3)}
+            print(name, set_name, f"IoU@1 {np.mean(ious):.4f} on {len(ious)} objects", flush=True)
+        run["date"], run["machine"] = time.strftime("%Y-%m-%d %H:%M"), machine()
+    first = next(iter(result["runs"].values()))
+    for run in result["runs"].values():
+        for set_name, entry in run["sets"].items():
+            base = first["sets"].get(set_name, {}).get("ious") if run is not first else None
+            entry["summary"] = summary(entry["ious"], entry["images"], entry["areas"], base)
+    OUT.write_text(json.dumps(result, indent=1))
+    for name, run in result["runs"].items():
+        print(name, {s: e["summary"] for s, e in run["sets"].items()})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
