@@ -26,6 +26,7 @@ def test_adapt_model_to_my_labels(make_napari_viewer, qtbot, data_dir, tmp_path,
                       name="my labels")
     widget = open_widget(viewer, qtbot)
     widget.labels_combo.setCurrentText("my labels")
+    widget.threshold_slider.setValue(55)  # the user's threshold with default
     widget.adapt_options = AdaptOptions(steps=3, batch_size=2, crop_size=(64, 64), max_clicks=2,
                                         min_area=20)
     widget.adapt_button.click()
@@ -51,6 +52,7 @@ def test_adapt_model_to_my_labels(make_napari_viewer, qtbot, data_dir, tmp_path,
     status = widget.status.text()
     assert status.startswith("Adapted model 'default-adapted' is better") and \
         "one click away" in status
+    assert "Threshold 0.49: the models' default" in status  # the adapted model starts there
     assert "Threshold 0.49 -> " in status or "0.49 already fits your labels" in status
     assert "kept in the card of 'default-adapted'" in status
     fitted = widget.threshold_slider.value()
@@ -58,11 +60,13 @@ def test_adapt_model_to_my_labels(make_napari_viewer, qtbot, data_dir, tmp_path,
     card = json.loads((models / "default-adapted.json").read_text())
     assert round(card["threshold"] * 100) == fitted and card["source_model"] == "default"
     widget.threshold_slider.setValue(30)
-    for name, value in (("default", 49), ("default-adapted", 30)):  # one click in the Model box
+    for name, value in (("default", 55), ("default-adapted", 30)):  # one click in the Model box
         choose_model(widget, qtbot, name)  # each model gets back its own threshold
         assert widget.model_name == name and widget.threshold_slider.value() == value
         assert widget.session.threshold == value / 100
         assert f"Threshold {value / 100:.2f}: this model's earlier" in widget.status.text()
+    choose_model(widget, qtbot, "default-adapted")  # again: the slider stays, nothing said
+    assert widget.threshold_slider.value() == 30 and "Threshold" not in widget.status.text()
 
 
 def test_cancel_leaves_the_model(make_napari_viewer, qtbot, data_dir, monkeypatch, tmp_path):
@@ -287,3 +291,16 @@ def test_the_adapted_models_fit_replaces_a_running_one(make_napari_viewer, qtbot
     status = widget.status.text()
     assert status.startswith("Adapted model 'a' is better. Threshold 0.49 -> "), status
     assert 75 <= widget.threshold_slider.value() <= 85
+
+
+def test_a_user_model_by_name_and_by_file_share_its_threshold(tmp_path, monkeypatch):
+    """The threshold memory has one entry per model file: a user model chosen in the Model box
+    and the same file opened with "Choose a .pth file..." are one model."""
+    from napari_ritm._model_panel import model_key
+
+    monkeypatch.setenv("NAPARI_RITM_MODELS", str(tmp_path / "models"))
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "mine.pth").write_bytes(b"")
+    assert model_key("mine") == model_key(str(tmp_path / "models" / "mine.pth"))
+    assert model_key("default") == "default"
+    assert model_key("other.pth") != model_key("mine")

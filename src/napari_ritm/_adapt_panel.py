@@ -21,6 +21,7 @@ from napari.qt.threading import create_worker
 from qtpy.QtCore import QTimer
 
 from napari_ritm._controls import ADAPT_SCOPES
+from napari_ritm._model_panel import model_key
 
 __all__ = ["AdaptPanel"]
 
@@ -150,7 +151,7 @@ class AdaptPanel:
             kept = f"; could not keep it in the card of {model!r}: {error}"
         if model != self.model_name:
             if model is not None:  # the slider goes to it when that model is chosen again
-                self.model_thresholds[model] = fit.threshold
+                self.model_thresholds[model_key(model)] = fit.threshold
             say(f"Threshold {fit.threshold:.2f} fits your labels with {model!r}, which is no "
                 f"longer in use (mean IoU after one click {fit.iou:.3f}){kept}")
         elif fit.threshold == fit.current:
@@ -224,8 +225,8 @@ class AdaptPanel:
         save_user_model(result.net, name, result.card(source))
         outcome = (f"Adapted model {name!r} is better ({figures}) and now in use; {source!r} "
                    "is one click away in Model")
-        self._model_message = outcome
-        self.load_model(name, on_loaded=lambda: self._fit_adapted(outcome, samples))
+        self.load_model(name, message=outcome,
+                        on_loaded=lambda said: self._fit_adapted(said, samples))
 
     def _fit_adapted(self, outcome: str, samples: list) -> None:
         """Fit the threshold with the adapted model just loaded, on the objects it learnt from;

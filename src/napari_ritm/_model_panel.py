@@ -17,7 +17,16 @@ from qtpy.QtWidgets import QFileDialog
 from napari_ritm._controls import CHOOSE_FILE, DEFAULT_THRESHOLD
 from napari_ritm.inference.modes import mode_settings
 
-__all__ = ["ModelPanel", "load_networks"]
+__all__ = ["ModelPanel", "load_networks", "model_key"]
+
+
+def model_key(source: str) -> str:
+    """One key per model file for the threshold memory: a user model chosen by name and the
+    same file chosen as a path share it; registered models keep their name."""
+    from napari_ritm.model.user_models import user_model_path
+
+    path = user_model_path(source) or (Path(source) if source.endswith(".pth") else None)
+    return str(path.resolve()) if path is not None else source
 
 
 def load_networks(source: str) -> tuple[Any, dict[str, Any], str | None]:
@@ -43,7 +52,6 @@ class ModelPanel:
     model_name: str | None = None  # the model in use (shown in the model box)
     _model_hash: str | None = None
     _predictor_info: dict | None = None
-    _model_message: str | None = None  # said once the model being loaded is ready
     model_thresholds: dict[str, float]  # each model's threshold when the user left it
 
     def _on_model_chosen(self, index: int) -> None:
@@ -68,48 +76,51 @@ class ModelPanel:
         with QSignalBlocker(self.model_combo):
             self.model_combo.setCurrentText(name)
 
-    def load_model(self, source: str | Path, *,
-                   on_loaded: Callable[[], None] | None = None) -> None:
-        """Load a registered model name or a .pth path in the background; ``on_loaded()`` once
-        it is in use (not when loading fails or another model is chosen meanwhile)."""
+    def load_model(self, source: str | Path, *, message: str | None = None,
+                   on_loaded: Callable[[str], None] | None = None) -> None:
+        """Load a registered model name or a .pth path in the background; once it is in use
+        (not when loading fails or another model is chosen meanwhile) say ``message`` (by
+        default: how to click) and where the threshold went, and call ``on_loaded`` with
+        what was said."""
         source = str(source)
         self._show_model(source)
         self.say(f"Loading model {Path(source).name}...")
         self.set_busy("model", True)
         worker = create_worker(load_networks, source, _ignore_errors=True)
-        worker.returned.connect(lambda loaded: self._model_loaded(worker, source, *loaded,
-                                                                  on_loaded=on_loaded))
+        worker.returned.connect(lambda loaded: self._model_loaded(
+            worker, source, *loaded, message=message, on_loaded=on_loaded))
         worker.errored.connect(lambda error: self._model_failed(worker, source, error))
         worker.finished.connect(lambda: self._model_worker_finished(worker))
         self._model_worker = worker
         worker.start()
 
     def _model_loaded(self, worker: Any, source: str, net: Any, networks: dict,
-                      digest: str | None, *, on_loaded: Callable[[], None] | None) -> None:
+                      digest: str | None, *, message: str | None,
+                      on_loaded: Callable[[str], None] | None) -> None:
         if worker is self._model_worker and self._alive:  # another model may have been chosen
             previous, self.model_name = self.model_name, source
             self.net, self._networks, self._model_hash = net, networks, digest
             self._build_predictor()
-            message = self._model_message or (f"Model {Path(source).name} ready: left click on "
-                                              "the image adds to the object, right click (or "
-                                              "Ctrl+click) removes")
-            self._model_message = None
-            self.say(message + self._threshold_for(source, previous))
+            said = (message or f"Model {Path(source).name} ready: left click on the image adds "
+                    "to the object, right click (or Ctrl+click) removes")
+            said += self._threshold_for(source, previous)
+            self.say(said)
             if on_loaded is not None:
-                on_loaded()
+                on_loaded(said)
 
     def _threshold_for(self, source: str, previous: str | None) -> str:
-        """Put the slider at ``source``'s threshold, ``previous``'s staying with it for this
-        napari session: the value ``source`` had earlier in the session, else the one fitted to
-        the user's labels that its card keeps, else :data:`DEFAULT_THRESHOLD` (the first model
-        loaded leaves the slider where it is). Returns what to add to the status line."""
+        """Put the slider at ``source``'s threshold, ``previous``'s staying with it while the
+        dock is open: the value ``source`` had earlier, else the one fitted to the user's labels
+        that its card keeps, else :data:`DEFAULT_THRESHOLD` (a first model without a card
+        leaves the slider where it is). Returns what to add to the status line: nothing when
+        the slider stays (unless a card put it there)."""
         from napari_ritm.model.user_models import recorded_threshold
 
         if previous is not None:
-            self.model_thresholds[previous] = self.threshold_slider.value() / 100
+            self.model_thresholds[model_key(previous)] = self.threshold_slider.value() / 100
         before = self.threshold_slider.value()
-        if source in self.model_thresholds:
-            threshold, why = self.model_thresholds[source], "this model's earlier in this session"
+        if model_key(source) in self.model_thresholds:
+            threshold, why = self.model_thresholds[model_key(source)], "this model's earlier"
         elif (threshold := recorded_threshold(source)) is not None:
             why = "fitted to your labels with this model"
         elif previous is not None:
@@ -117,7 +128,8 @@ class ModelPanel:
         else:
             return ""
         self.threshold_slider.setValue(round(threshold * 100))
-        if self.threshold_slider.value() == before and why == "the models' default":
+        from_card = why.startswith("fitted")
+        if self.threshold_slider.value() == before and not from_card:
             return ""
         return f". Threshold {threshold:.2f}: {why}"
 
