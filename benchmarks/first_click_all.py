@@ -6,8 +6,9 @@ too coarse to tell 0.797 from 0.80, or to choose between two models by their fir
 clicks once, at the centre of each val object of at least 30 pixels (the protocol's first
 click), in the widget's default mode (window, mirror averaging, one thread), and keeps each
 object's IoU, so that models are compared object by object. Results go into
-``benchmarks/results/first_click_all.json``, one run per model, merged with the runs already
-there; each run is compared with the file's first run (``default``), object by object.
+``benchmarks/results/first_click_all.json`` (``objects``: each set's objects, by image and
+area; ``runs``: one per model, merged with the runs already there, each compared with the
+file's first run, ``default``, object by object).
 
     python benchmarks/first_click_all.py --models default ../runs/v7/avg.pth
 """
@@ -93,22 +94,24 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     result = json.loads(OUT.read_text()) if OUT.is_file() else {
         "benchmark": "first_click_all", "protocol": "one click at the centre of each val "
-        "object of >= 30 px (shared_split.json), window mode, threshold 0.49", "runs": {}}
+        "object of >= 30 px (shared_split.json), window mode, threshold 0.49",
+        "objects": {}, "runs": {}}
     for model in args.models:
         name = model if args.flip else f"{model} (no flip)"
         net = load_model(model)
         run = result["runs"].setdefault(name, {"sets": {}})
         for set_name in args.sets:
             ious, images, areas, median_s = first_click_ious(net, set_name, args.flip)
-            run["sets"][set_name] = {"ious": ious, "images": images, "areas": areas,
-                                     "median_s": round(median_s, 3)}
+            result["objects"][set_name] = {"images": images, "areas": areas}
+            run["sets"][set_name] = {"ious": ious, "median_s": round(median_s, 3)}
             print(name, set_name, f"IoU@1 {np.mean(ious):.4f} on {len(ious)} objects", flush=True)
         run["date"], run["machine"] = time.strftime("%Y-%m-%d %H:%M"), machine()
     first = next(iter(result["runs"].values()))
     for run in result["runs"].values():
         for set_name, entry in run["sets"].items():
             base = first["sets"].get(set_name, {}).get("ious") if run is not first else None
-            entry["summary"] = summary(entry["ious"], entry["images"], entry["areas"], base)
+            objects = result["objects"][set_name]
+            entry["summary"] = summary(entry["ious"], objects["images"], objects["areas"], base)
     OUT.write_text(json.dumps(result, indent=1))
     for name, run in result["runs"].items():
         print(name, {s: e["summary"] for s, e in run["sets"].items()})
