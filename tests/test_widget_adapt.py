@@ -220,10 +220,20 @@ class _SlowUntil:
 
 
 def choose_model(widget, qtbot, name: str) -> None:
-    """Choose ``name`` in the Model box, as the user does, and wait until it is in use."""
-    widget.model_combo.setCurrentText(name)
-    widget._on_model_chosen(widget.model_combo.currentIndex())
-    qtbot.waitUntil(lambda: widget._model_worker is None, timeout=120000)
+    """Choose ``name`` in the Model box as the user does (open the list, click the item) and
+    wait until it is in use."""
+    from qtpy.QtCore import Qt
+
+    combo = widget.model_combo
+    combo.showPopup()
+    view = combo.view()
+    qtbot.waitUntil(view.isVisible, timeout=10000)
+    index = view.model().index(combo.findText(name), 0)
+    view.scrollTo(index)
+    qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton,
+                     pos=view.visualRect(index).center())
+    qtbot.waitUntil(lambda: widget._model_worker is None and widget.model_name == name,
+                    timeout=120000)
 
 
 def test_a_fit_belongs_to_the_model_it_ran_with(make_napari_viewer, qtbot, monkeypatch,
