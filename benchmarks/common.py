@@ -28,6 +28,16 @@ SPLIT = REPO / "src" / "napari_ritm" / "training" / "recipes" / "shared_split.js
 REFERENCE_SETTINGS = {"zoom_in": True, "target_size": 400, "flip": True, **INTERACTIVE}
 
 
+def val_dataset(name: str, **options):
+    """The val images of shared set ``name`` (committed split) as an ``InstanceDataset``;
+    ``options`` go to it (e.g. ``min_area``, ``max_objects_per_image``, ``limit``)."""
+    from napari_ritm.commands.evaluate import split_names
+    from napari_ritm.evaluation.datasets import InstanceDataset
+
+    return InstanceDataset(DATA / name, names=split_names(SPLIT, "val", [DATA / name])[0],
+                           **options)
+
+
 def machine() -> dict:
     """What a result was measured on: platform, CPU count, Python and torch."""
     return {"platform": platform.platform(), "cpus": os.cpu_count(),

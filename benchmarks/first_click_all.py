@@ -22,10 +22,8 @@ import time
 
 import numpy as np
 import torch
-from common import DATA, RESULTS, SPLIT, machine
+from common import DATA, RESULTS, machine, val_dataset
 
-from napari_ritm.commands.evaluate import split_names
-from napari_ritm.evaluation.datasets import InstanceDataset
 from napari_ritm.evaluation.noc import evaluate_sample
 from napari_ritm.inference.modes import make_predictor
 from napari_ritm.model.zoo import load_model
@@ -37,8 +35,7 @@ OUT = RESULTS / "first_click_all.json"
 def first_click_ious(net, name: str, flip: bool) -> tuple[list[float], float]:
     """IoU after one click on each val object of ``name`` (in the dataset's order), its image
     and area (pixels), and the median seconds per click."""
-    ds = InstanceDataset(DATA / name, min_area=30,
-                         names=split_names(SPLIT, "val", [DATA / name])[0])
+    ds = val_dataset(name, min_area=30)
     predictor = make_predictor(net, "window", flip=flip)
     ious, images, areas, seconds = [], [], [], []
     for sample in ds:

@@ -21,11 +21,9 @@ import time
 
 import numpy as np
 import torch
-from common import DATA, RESULTS, SPLIT, machine
+from common import DATA, RESULTS, machine, val_dataset
 from eval_dev import SETS
 
-from napari_ritm.commands.evaluate import split_names
-from napari_ritm.evaluation.datasets import InstanceDataset
 from napari_ritm.evaluation.noc import evaluate_sample, get_iou
 from napari_ritm.inference.modes import make_predictor
 from napari_ritm.model.zoo import load_model
@@ -38,8 +36,7 @@ def first_masks(net, name: str) -> dict:
     IoU with the window grown for 0.49 (``as_now``) and for the threshold (``grown``), over all
     objects and over those alone; median seconds of a first click either way."""
     k, limit = SETS[name]
-    ds = InstanceDataset(DATA / name, max_objects_per_image=k, min_area=30, limit=limit,
-                         names=split_names(SPLIT, "val", [DATA / name])[0])
+    ds = val_dataset(name, max_objects_per_image=k, min_area=30, limit=limit)
     now = make_predictor(net, "window")
     alternatives = {t: make_predictor(net, "window", prob_thresh=t) for t in THRESHOLDS}
     rows = {t: [] for t in THRESHOLDS}
