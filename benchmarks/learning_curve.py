@@ -23,6 +23,7 @@ straight line in log2(samples) is an assumption the points support only over the
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 from pathlib import Path
@@ -89,7 +90,7 @@ def plot(points: list[dict], path: Path) -> None:
     fig = Figure(figsize=(13, 4.4), dpi=110)
     FigureCanvasAgg(fig)
     phases = list(dict.fromkeys(p["phase"] for p in points))
-    markers = dict(zip(phases, "osD^vP*X"))
+    markers = dict(zip(phases, itertools.cycle("osD^vP*Xh<>p")))  # one per phase, repeating after 12
     colours = {name: f"C{i}" for i, name in enumerate(SETS)}
     for k, metric in enumerate(METRICS):
         ax = fig.add_subplot(1, len(METRICS), k + 1)
