@@ -4,8 +4,10 @@ machine (the device tool carries at most 64 MiB, the work tree included).
 Only the images the split file lists as train are copied (the validation images stay here);
 label images are re-saved with zlib compression (lossless); ``--keep SET=N`` keeps N train
 images of a set, drawn at random with ``--seed``. ``stardist_nuclei2d`` has no train image: its
-one (val) image is copied so that the run's validation has objects. The GPU runs of
-docs/models.md's runs/gpu3 used the defaults (34 MB; docs/training.md):
+one (val) image is copied so that the run's validation has objects. One random generator
+draws for all kept sets in the split file's order (so the draw of one set depends on the
+others' N). The GPU runs of docs/models.md's runs/gpu3 used the defaults (34 MB;
+docs/training.md):
 
     python scripts/pack_training_data.py --out runs/gpu/data
 """
@@ -19,50 +21,84 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
-SPLIT = Path(__file__).parents[1] / "src/napari_ritm/training/recipes/shared_split.json"
+ROOT = Path(__file__).resolve().parents[1]
+SPLIT = ROOT / "src/napari_ritm/training/recipes/shared_split.json"
 KEEP = ("emps_particles=50", "usiigaci_phase=12", "weizmann_horse=150")
+
+
+def parse_keep(items: list[str], split: dict) -> dict[str, int]:
+    """``SET=N`` items as {set: N}; raises ValueError naming the item when one is not a set of
+    the split with N between 1 and its train images."""
+    keep = {}
+    for item in items:
+        name, sep, count = item.partition("=")
+        if not sep or not count.isdigit():
+            raise ValueError(f"--keep {item}: expected SET=N, e.g. emps_particles=50")
+        if name not in split:
+            raise ValueError(f"--keep {item}: no set {name!r}; sets: {', '.join(split)}")
+        if not 1 <= int(count) <= len(split[name]["train"]):
+            raise ValueError(f"--keep {item}: {name} has {len(split[name]['train'])} train "
+                             "images; keep 1 to all of them")
+        keep[name] = int(count)
+    return keep
+
+
+def _image_file(folder: Path, stem: str) -> Path:
+    matches = [p for p in folder.glob(f"{stem}.*") if p.stem == stem]
+    if len(matches) != 1:
+        raise FileNotFoundError(f"expected one image {stem}.* in {folder}, found {len(matches)}")
+    return matches[0]
 
 
 def pack(data: Path, out: Path, keep: dict[str, int], seed: int) -> dict[str, tuple[int, int]]:
     """Write the packed sets under ``out``; returns {set: (images, bytes)}."""
     split = json.loads(SPLIT.read_text())["sets"]
     rng = np.random.default_rng(seed)
-    sizes = {}
+    chosen = {}
     for name, entry in split.items():  # the split file's order: the draws depend on it
-        stems = sorted(entry["train"])
+        stems = sorted(entry["train"]) or list(entry["val"])
         if name in keep:
             stems = sorted(rng.choice(stems, keep[name], replace=False))
-        if not stems:
-            stems = list(entry["val"])
+        chosen[name] = [(stem, _image_file(data / name / "images", stem)) for stem in stems]
+    sizes = {}
+    for name, images in chosen.items():  # every image found before anything is written
         (out / name / "images").mkdir(parents=True)
         (out / name / "labels").mkdir(parents=True)
         size = 0
-        for stem in stems:
-            image = next((data / name / "images").glob(f"{stem}.*"))
+        for stem, image in images:
             shutil.copy(image, out / name / "images" / image.name)
             labels = out / name / "labels" / f"{stem}.tif"
             tifffile.imwrite(labels, tifffile.imread(data / name / "labels" / f"{stem}.tif"),
                              compression="zlib")
             size += image.stat().st_size + labels.stat().st_size
-        sizes[name] = (len(stems), size)
+        sizes[name] = (len(images), size)
     return sizes
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=Path("../shared/data"))
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared/data")
     parser.add_argument("--out", type=Path, required=True, help="a folder that does not exist")
     parser.add_argument("--keep", nargs="*", default=list(KEEP), metavar="SET=N",
-                        help=f"train images kept per set (default: {' '.join(KEEP)})")
+                        help="train images kept of each set named, drawn at random; these "
+                        f"replace the defaults ({' '.join(KEEP)}); sets not named keep all "
+                        "(a bare --keep keeps every train image, 71 MB)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     if args.out.exists():
         parser.error(f"{args.out} exists: give a new folder")
-    keep = {k: int(v) for k, v in (item.split("=") for item in args.keep)}
-    sizes = pack(args.data, args.out, keep, args.seed)
+    if not args.data.is_dir():
+        parser.error(f"--data {args.data}: no such folder (the shared sets)")
+    try:
+        keep = parse_keep(args.keep, json.loads(SPLIT.read_text())["sets"])
+        sizes = pack(args.data, args.out, keep, args.seed)
+    except (ValueError, FileNotFoundError) as err:
+        parser.error(str(err))
     for name, (count, size) in sizes.items():
         print(f"{name}: {count} images, {size / 1e6:.1f} MB")
-    print(f"total {sum(s for _, s in sizes.values()) / 1e6:.1f} MB")
+    total = sum(s for _, s in sizes.values())
+    print(f"total {total / 1e6:.1f} MB" + (" (over the 64 MiB the device takes, with the work "
+                                             "tree)" if total > 64 * 2**20 else ""))
 
 
 if __name__ == "__main__":
