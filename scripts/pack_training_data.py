@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
+from napari_ritm.folders import DatasetError, image_label_pairs
+
 ROOT = Path(__file__).resolve().parents[1]
 SPLIT = ROOT / "src/napari_ritm/training/recipes/shared_split.json"
 KEEP = ("emps_particles=50", "usiigaci_phase=12", "weizmann_horse=150")
@@ -43,34 +45,30 @@ def parse_keep(items: list[str], split: dict) -> dict[str, int]:
     return keep
 
 
-def _image_file(folder: Path, stem: str) -> Path:
-    matches = [p for p in folder.glob(f"{stem}.*") if p.stem == stem]
-    if len(matches) != 1:
-        raise FileNotFoundError(f"expected one image {stem}.* in {folder}, found {len(matches)}")
-    return matches[0]
-
-
-def pack(data: Path, out: Path, keep: dict[str, int], seed: int) -> dict[str, tuple[int, int]]:
-    """Write the packed sets under ``out``; returns {set: (images, bytes)}."""
-    split = json.loads(SPLIT.read_text())["sets"]
+def pack(data: Path, out: Path, split: dict, keep: dict[str, int],
+         seed: int) -> dict[str, tuple[int, int]]:
+    """Write the packed sets of ``split`` (its ``sets``) under ``out``; returns {set: (images,
+    bytes)}. Raises DatasetError (a ValueError) when an image or its labels are missing."""
     rng = np.random.default_rng(seed)
     chosen = {}
     for name, entry in split.items():  # the split file's order: the draws depend on it
         stems = sorted(entry["train"]) or list(entry["val"])
         if name in keep:
             stems = sorted(rng.choice(stems, keep[name], replace=False))
-        chosen[name] = [(stem, _image_file(data / name / "images", stem)) for stem in stems]
+        pairs = {image.stem: (image, labels) for image, labels in image_label_pairs(data / name)}
+        if missing := [stem for stem in stems if stem not in pairs]:
+            raise DatasetError(f"{data / name}: no image for {', '.join(missing)}")
+        chosen[name] = [pairs[stem] for stem in stems]
     sizes = {}
     for name, images in chosen.items():  # every image found before anything is written
         (out / name / "images").mkdir(parents=True)
         (out / name / "labels").mkdir(parents=True)
         size = 0
-        for stem, image in images:
+        for image, labels in images:
             shutil.copy(image, out / name / "images" / image.name)
-            labels = out / name / "labels" / f"{stem}.tif"
-            tifffile.imwrite(labels, tifffile.imread(data / name / "labels" / f"{stem}.tif"),
-                             compression="zlib")
-            size += image.stat().st_size + labels.stat().st_size
+            packed = out / name / "labels" / labels.name
+            tifffile.imwrite(packed, tifffile.imread(labels), compression="zlib")
+            size += image.stat().st_size + packed.stat().st_size
         sizes[name] = (len(images), size)
     return sizes
 
@@ -89,10 +87,10 @@ def main() -> None:
         parser.error(f"{args.out} exists: give a new folder")
     if not args.data.is_dir():
         parser.error(f"--data {args.data}: no such folder (the shared sets)")
+    split = json.loads(SPLIT.read_text())["sets"]
     try:
-        keep = parse_keep(args.keep, json.loads(SPLIT.read_text())["sets"])
-        sizes = pack(args.data, args.out, keep, args.seed)
-    except (ValueError, FileNotFoundError) as err:
+        sizes = pack(args.data, args.out, split, parse_keep(args.keep, split), args.seed)
+    except ValueError as err:
         parser.error(str(err))
     for name, (count, size) in sizes.items():
         print(f"{name}: {count} images, {size / 1e6:.1f} MB")
