@@ -67,6 +67,31 @@ def test_views_follow_the_window_predictor_scales():
     assert 256 / (1.3 * 1.4 * 260) - 1e-6 <= min(zoom) and max(zoom) <= 256 / (1.4 * 260) + 1e-6
 
 
+def test_deep_cut_views_use_every_smaller_first_window():
+    window = {"net_size": 256, "first_window": 96, "max_window": 1024, "min_crop_size": 96}
+    box, hw = (300, 499, 200, 459), (600, 700)  # 260 px: held by the 384 px window
+    scales = {}
+    for levels in (1, 2, 5):
+        cropper = ObjectCropper((192, 192), window=window, first_view_prob=1.0, cut_prob=1.0,
+                                cut_levels=levels, jitter=(1.0, 1.0))
+        rng = np.random.default_rng(0)
+        scales[levels] = {round(cropper.view(box, hw, rng)[0], 6) for _ in range(100)}
+    # one level: only the window before the growth step; more: down to the first window, no lower
+    assert scales[1] == {round(256 / 192, 6)}
+    assert scales[2] == scales[5] == {round(256 / 192, 6), round(256 / 96, 6)}
+
+
+def test_deep_cut_crop_inside_a_large_object_is_all_object():
+    image, labels = _cells()
+    boxes = {2: object_boxes(labels, 50)[2]}
+    cropper = ObjectCropper((96, 96), first_view_prob=1.0, cut_prob=1.0, cut_levels=2,
+                            jitter=(1.0, 1.0))
+    full = [(cropper(image, labels, boxes, np.random.default_rng(s))[1] == 2).mean()
+            for s in range(40)]
+    # a 96 px first window inside the 200 x 260 px object: the crop (its middle) is all object
+    assert max(full) == 1.0 and min(full) > 0.3
+
+
 def test_object_crop_contains_its_target_near_the_middle():
     image, labels = _cells()
     boxes = object_boxes(labels, 50)
@@ -108,9 +133,10 @@ def test_cli_trains_with_object_crops_and_single_clicks(data_dir, tmp_path):
     try:
         code = main(["train", "--data", str(data_dir / "blobs"), "--out", str(tmp_path / "m.pth"),
                      "--steps", "1", "--batch-size", "2", "--crop", "64", "64", "--device", "cpu",
-                     "--object-crops", "--single-click-prob", "0.4", "--no-progress",
-                     "--val-objects", "0"])
+                     "--object-crops", "--cut-levels", "3", "--single-click-prob", "0.4",
+                     "--no-progress", "--val-objects", "0"])
     finally:
         trainer_module.Trainer.train_step = original
     assert code == 0 and isinstance(seen["cropper"], ObjectCropper) and seen["single"] == 0.4
+    assert seen["cropper"].cut_levels == 3
     assert Path(tmp_path / "m.pth").exists()

@@ -148,6 +148,14 @@ def _add_common(p, *, steps, lr, crop, batch, save_every, val_fraction) -> None:
         "(replaces --scale-range)",
     )
     p.add_argument(
+        "--cut-levels",
+        type=int,
+        default=1,
+        help="with --object-crops: how many window sizes below the one that holds the object "
+        "a cut first-click view may use; more teaches the mask to fill a first window that "
+        "lies inside a large object, so the window grows (1: only the one before)",
+    )
+    p.add_argument(
         "--single-click-prob",
         type=float,
         default=0.0,
@@ -272,6 +280,7 @@ def run(args) -> int:
         "threads",
         "val_every",
         "val_max_clicks",
+        "cut_levels",
     ):
         value = getattr(args, name)
         if value is not None and value < 1:
@@ -305,7 +314,7 @@ def run(args) -> int:
     steps = args.steps or args.epochs * steps_per_epoch(epoch_len, args.batch_size, world)
     net = _build_net(args)
     same = ("batch_size", "lr", "backbone_lr_mult", "min_object_area", "balance_sets",
-            "object_crops", "single_click_prob", "noise_prob", "tighten_prob", "val_mode", "seed",
+            "object_crops", "cut_levels", "single_click_prob", "noise_prob", "tighten_prob", "val_mode", "seed",
             "save_every", "keep_every", "val_every", "val_samples", "val_objects", "val_max_clicks",
             "workers", "resume")
     options = TrainOptions(

@@ -40,8 +40,10 @@ class ObjectCropper:
     WindowPredictor` (``window``: its settings) on a uniformly chosen object of size ``d``:
 
     - with probability ``first_view_prob``, a first-click window: the smallest of
-      ``first_window * growth**k`` that holds 1.2 ``d`` (or, with ``cut_prob``, the one before,
-      which cuts the object as before a growth step), centred near a point of the object;
+      ``first_window * growth**k`` that holds 1.2 ``d`` (or, with ``cut_prob``, one of the up to
+      ``cut_levels`` windows before it, equally likely, which cut the object as before a growth
+      step: a 96 px window inside a 400 px particle shows only the particle, and the mask must
+      fill it for the window to grow), centred near a point of the object;
     - else a zoom window of ``expansion_ratio`` x ``d`` (up to 1.3 times more: earlier clicks
       may widen it), at least ``min_crop_size``, centred on the object.
 
@@ -58,6 +60,7 @@ class ObjectCropper:
         window: dict | None = None,
         first_view_prob: float = 0.5,
         cut_prob: float = 0.25,
+        cut_levels: int = 1,
         jitter: tuple[float, float] = (0.75, 1.33),
         augmenter: Augmenter | None = None,
     ) -> None:
@@ -73,6 +76,7 @@ class ObjectCropper:
         self.min_crop_size = int(w["min_crop_size"])
         self.first_view_prob = first_view_prob
         self.cut_prob = cut_prob
+        self.cut_levels = int(cut_levels)
         self.jitter = jitter
         self.augmenter = augmenter or Augmenter(self.crop_size, scale_range=None)
 
@@ -86,11 +90,13 @@ class ObjectCropper:
         size = float(extent.max())
         centre = np.array([0.5 * (rmin + rmax), 0.5 * (cmin + cmax)])
         if rng.random() < self.first_view_prob:
-            side = float(self.first_window)
+            side, levels = float(self.first_window), 0
             while side < 1.2 * size and side < self.max_window:
-                side *= self.growth
-            if side > self.first_window and rng.random() < self.cut_prob:
-                side /= self.growth
+                side, levels = side * self.growth, levels + 1
+            if levels and rng.random() < self.cut_prob:
+                deepest = min(levels, self.cut_levels)
+                # one level draws nothing more, so runs started before cut_levels keep their stream
+                side /= self.growth ** (int(rng.integers(1, deepest + 1)) if deepest > 1 else 1)
             # the click: near the middle of the object, as users and the clicker place it
             centre = centre + rng.uniform(-0.25, 0.25, size=2) * extent
             sides = np.minimum(side, image_hw)

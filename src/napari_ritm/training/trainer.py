@@ -100,7 +100,10 @@ class Trainer:
             min_object_area=options.min_object_area,
             balance_sets=options.balance_sets,
             object_crops=ObjectCropper(
-                options.crop_size, jitter=options.object_scale_jitter, augmenter=augmenter
+                options.crop_size,
+                cut_levels=options.cut_levels,
+                jitter=options.object_scale_jitter,
+                augmenter=augmenter,
             )
             if options.object_crops
             else None,
