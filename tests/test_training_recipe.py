@@ -133,10 +133,11 @@ def test_cli_trains_with_object_crops_and_single_clicks(data_dir, tmp_path):
     try:
         code = main(["train", "--data", str(data_dir / "blobs"), "--out", str(tmp_path / "m.pth"),
                      "--steps", "1", "--batch-size", "2", "--crop", "64", "64", "--device", "cpu",
-                     "--object-crops", "--cut-levels", "3", "--single-click-prob", "0.4",
+                     "--object-crops", "--cut-prob", "0.5", "--cut-levels", "3",
+                     "--single-click-prob", "0.4",
                      "--no-progress", "--val-objects", "0"])
     finally:
         trainer_module.Trainer.train_step = original
     assert code == 0 and isinstance(seen["cropper"], ObjectCropper) and seen["single"] == 0.4
-    assert seen["cropper"].cut_levels == 3
+    assert seen["cropper"].cut_levels == 3 and seen["cropper"].cut_prob == 0.5
     assert Path(tmp_path / "m.pth").exists()

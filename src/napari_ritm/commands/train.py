@@ -148,6 +148,13 @@ def _add_common(p, *, steps, lr, crop, batch, save_every, val_fraction) -> None:
         "(replaces --scale-range)",
     )
     p.add_argument(
+        "--cut-prob",
+        type=float,
+        default=0.25,
+        help="with --object-crops: share of first-click views of objects larger than the first "
+        "window that show the object cut by a smaller window, as before a growth step (0.25)",
+    )
+    p.add_argument(
         "--cut-levels",
         type=int,
         default=1,
@@ -287,7 +294,7 @@ def run(args) -> int:
             raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
     if not 0 < args.scale_range[0] <= args.scale_range[1]:
         raise UsageError(f"--scale-range needs 0 < LOW <= HIGH, got {args.scale_range}")
-    for name in ("noise_prob", "tighten_prob"):
+    for name in ("noise_prob", "tighten_prob", "cut_prob"):
         if not 0 <= getattr(args, name) <= 1:
             flag = "--" + name.replace("_", "-")
             raise UsageError(f"{flag} must be between 0 and 1, got {getattr(args, name)}")
@@ -314,7 +321,8 @@ def run(args) -> int:
     steps = args.steps or args.epochs * steps_per_epoch(epoch_len, args.batch_size, world)
     net = _build_net(args)
     same = ("batch_size", "lr", "backbone_lr_mult", "min_object_area", "balance_sets",
-            "object_crops", "cut_levels", "single_click_prob", "noise_prob", "tighten_prob", "val_mode", "seed",
+            "object_crops", "cut_prob", "cut_levels", "single_click_prob", "noise_prob",
+            "tighten_prob", "val_mode", "seed",
             "save_every", "keep_every", "val_every", "val_samples", "val_objects", "val_max_clicks",
             "workers", "resume")
     options = TrainOptions(

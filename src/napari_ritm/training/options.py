@@ -47,8 +47,9 @@ class TrainOptions:
     CPUs, with or without ``amp``); ``object_crops``: crop around one object at a scale the
     window predictor would show it (:class:`~napari_ritm.training.object_crops.ObjectCropper`)
     instead of the recipe's random resize and crop, at the predictor's scale times a log-uniform
-    factor from ``object_scale_jitter``; ``cut_levels``: how many window sizes below the one that
-    holds the object its cut first-click views may use (1: only the one before a growth step);
+    factor from ``object_scale_jitter``; ``cut_prob``: share of first-click views of objects larger
+    than the first window that cut the object; ``cut_levels``: how many window sizes below the
+    one that holds the object a cut view may use (1: only the one before a growth step);
     ``single_click_prob``: share of samples with exactly one
     positive click (see :class:`~napari_ritm.training.sampler.MultiPointSampler`);
     ``noise_prob``: share of samples given photon noise
@@ -75,6 +76,7 @@ class TrainOptions:
     balance_sets: bool = False
     object_crops: bool = False
     object_scale_jitter: tuple[float, float] = (0.75, 1.33)
+    cut_prob: float = 0.25
     cut_levels: int = 1
     single_click_prob: float = 0.0
     noise_prob: float = 0.0

@@ -101,6 +101,7 @@ class Trainer:
             balance_sets=options.balance_sets,
             object_crops=ObjectCropper(
                 options.crop_size,
+                cut_prob=options.cut_prob,
                 cut_levels=options.cut_levels,
                 jitter=options.object_scale_jitter,
                 augmenter=augmenter,
