@@ -5,11 +5,13 @@ model here trains on. eval_dev.py scores 30 of its nuclei, too few to tell two m
 less than about a click. This script scores all of them (124 of at least 30 pixels) in the
 window mode with 20 clicks each, never stopping early, and gives each model's NoC@85 / NoC@90,
 mean IoU per click, the share of nuclei at IoU 0.8 within three clicks, what its first masks
-get wrong (:func:`score`), and its per-nucleus difference from the first model (mean and
-standard error). Results go to ``benchmarks/results/sample_image.json`` (kept across calls; a
-model's entry is replaced when it is scored again, the differences are recomputed).
+get wrong (:func:`score`), and its per-nucleus difference from a base model (``--base``, scored
+now or in an earlier call; the first of ``--models`` by default): mean and standard error.
+Results go to ``benchmarks/results/sample_image.json`` (kept across calls; a model's entry is
+replaced when it is scored again, the differences are recomputed).
 
     python benchmarks/sample_image.py --models default runs/avg.pth
+    python benchmarks/sample_image.py --models runs/other.pth --base default
 """
 from __future__ import annotations
 
@@ -72,7 +74,9 @@ def summary(ious: list[list[float]]) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["default"],
-                        help="the first one is the base of the paired differences")
+                        help="registered names or .pth paths to score")
+    parser.add_argument("--base", help="the base of the paired differences, scored now or "
+                        "before (default: the first of --models)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=RESULTS / "sample_image.json")
     args = parser.parse_args(argv)
@@ -81,9 +85,13 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     torch.set_num_threads(args.threads)
     results = json.loads(args.out.read_text()) if args.out.is_file() else {"runs": {}}
+    base_name = args.base or args.models[0]
+    if base_name not in {*results["runs"], *args.models}:
+        print(f"--base {base_name}: not scored in {args.out}; add it to --models", file=sys.stderr)
+        return 1
     results.update(benchmark="sample_image", set=SET, machine=machine(),
                    protocol=f"every object of at least {MIN_AREA} px, window mode, {CLICKS} "
-                   "clicks, no early stop", base=args.models[0])
+                   "clicks, no early stop", base=base_name)
     for model in args.models:
         ious, first = score(model)
         results["runs"][model] = {**summary(ious), "first_mask": first, "ious": ious}
@@ -91,16 +99,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{model}: NoC@85 {s['NoC@85']:.2f}, NoC@90 {s['NoC@90']:.2f}, IoU@1 "
               f"{s['miou_per_click'][0]:.3f}, at 0.8 within 3 clicks {s['share_0.8_within_3']:.2f}"
               f", first mask {first}", flush=True)
-    base = results["runs"][args.models[0]]["ious"]
+    base = results["runs"][base_name]["ious"]
     for model, run in results["runs"].items():
         run["vs_base"] = (paired_noc(run["ious"], base, max_clicks=CLICKS)
                           if len(run["ious"]) == len(base) else None)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, separators=(",", ":")) + "\n")  # 2,480 IoUs per model
-    for model in args.models[1:]:
+    for model in (m for m in args.models if m != base_name):
         v = results["runs"][model]["vs_base"]
         n85, n90 = v["NoC@85"], v["NoC@90"]
-        print(f"{model} - {args.models[0]}: NoC@85 {n85['mean']:+.2f} ± {n85['se']:.2f}, "
+        print(f"{model} - {base_name}: NoC@85 {n85['mean']:+.2f} ± {n85['se']:.2f}, "
               f"NoC@90 {n90['mean']:+.2f} ± {n90['se']:.2f}")
     return 0
 
