@@ -22,9 +22,14 @@ def model_source(ref_dir) -> str:
     return "default" if local_path("default").is_file() else str(ref_dir / FAKE_CHECKPOINT)
 
 
-def nucleus_centres(image, count):
-    """Centres (row, col) of the ``count`` largest bright blobs."""
-    regions = measure.regionprops(measure.label(image > filters.threshold_otsu(image)))
+def nucleus_centres(image, count, margin=64):
+    """Centres (row, col) of the ``count`` largest bright blobs that are single nuclei: convex
+    (solidity at least 0.9), not touching nuclei that the threshold merged, whose centroid can
+    fall between them; at least ``margin`` px from the border, so the zoomed view stays on the
+    image."""
+    regions = [r for r in measure.regionprops(measure.label(image > filters.threshold_otsu(image)))
+               if r.solidity >= 0.9
+               and all(margin <= c <= n - margin for c, n in zip(r.centroid, image.shape))]
     regions.sort(key=lambda r: r.area, reverse=True)
     return [tuple(int(v) for v in r.centroid) for r in regions[:count]]
 
