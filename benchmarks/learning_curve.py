@@ -87,7 +87,7 @@ def plot(points: list[dict], path: Path) -> None:
     from matplotlib.figure import Figure
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-    fig = Figure(figsize=(13, 4.4), dpi=110)
+    fig = Figure(figsize=(13, 5.6), dpi=110)
     FigureCanvasAgg(fig)
     phases = list(dict.fromkeys(p["phase"] for p in points))
     markers = dict(zip(phases, itertools.cycle("osD^vP*Xh<>p")))  # one per phase, repeating after 12
@@ -113,12 +113,12 @@ def plot(points: list[dict], path: Path) -> None:
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v / 1000:g}k"))
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.grid(alpha=0.3)
-    for phase in phases:
-        fig.axes[-1].scatter([], [], color="0.3", marker=markers[phase], label=phase)
+    # the phases below the panels, where they hide no points however many there are
+    handles = [fig.axes[-1].scatter([], [], color="0.3", marker=markers[p]) for p in phases]
+    fig.legend(handles, phases, loc="lower center", ncol=3, fontsize="x-small", frameon=False)
     fig.axes[0].legend(fontsize="x-small", loc="lower right")
-    fig.axes[-1].legend(fontsize="x-small", loc="upper right")
     fig.suptitle("default model on the val images (window mode); dashed: issue 15's targets")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.05 + 0.025 * -(-len(phases) // 3), 1, 1))
     fig.savefig(path)
 
 
