@@ -8,7 +8,7 @@ click), in the widget's default mode (window, mirror averaging, one thread), and
 object's IoU, so that models are compared object by object. Results go into
 ``benchmarks/results/first_click_all.json`` (``objects``: each set's objects, by image and
 area; ``runs``: one per model, merged with the runs already there, each compared with the
-file's first run, ``default``, object by object).
+file's first run, object by object: ``default v2.1``, the default model before v2.2).
 
     python benchmarks/first_click_all.py --models default ../runs/v7/avg.pth
 """
