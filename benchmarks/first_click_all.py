@@ -89,20 +89,27 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{DATA} not found (set NAPARI_RITM_SHARED)", file=sys.stderr)
         return 1
     torch.set_num_threads(1)
+    set_objects, scored = {}, {}
+    for model in args.models:
+        name = model if args.flip else f"{model} (no flip)"
+        net = load_model(model)
+        run = scored.setdefault(name, {"sets": {}})
+        for set_name in args.sets:
+            ious, images, areas, median_s = first_click_ious(net, set_name, args.flip)
+            set_objects[set_name] = {"images": images, "areas": areas}
+            run["sets"][set_name] = {"ious": ious, "median_s": round(median_s, 3)}
+            print(name, set_name, f"IoU@1 {np.mean(ious):.4f} on {len(ious)} objects", flush=True)
+        run["date"], run["machine"] = time.strftime("%Y-%m-%d %H:%M"), machine()
+    # read the file only now, so that runs written meanwhile by another call are kept
     result = json.loads(OUT.read_text()) if OUT.is_file() else {
         "benchmark": "first_click_all", "protocol": "one click at the centre of each val "
         "object of >= 30 px (shared_split.json), window mode, threshold 0.49",
         "objects": {}, "runs": {}}
-    for model in args.models:
-        name = model if args.flip else f"{model} (no flip)"
-        net = load_model(model)
-        run = result["runs"].setdefault(name, {"sets": {}})
-        for set_name in args.sets:
-            ious, images, areas, median_s = first_click_ious(net, set_name, args.flip)
-            result["objects"][set_name] = {"images": images, "areas": areas}
-            run["sets"][set_name] = {"ious": ious, "median_s": round(median_s, 3)}
-            print(name, set_name, f"IoU@1 {np.mean(ious):.4f} on {len(ious)} objects", flush=True)
-        run["date"], run["machine"] = time.strftime("%Y-%m-%d %H:%M"), machine()
+    result["objects"].update(set_objects)
+    for name, run in scored.items():
+        kept = result["runs"].setdefault(name, {"sets": {}})
+        kept["sets"].update(run["sets"])
+        kept["date"], kept["machine"] = run["date"], run["machine"]
     first = next(iter(result["runs"].values()))
     for run in result["runs"].values():
         for set_name, entry in run["sets"].items():
