@@ -322,9 +322,8 @@ def run(args) -> int:
     net = _build_net(args)
     same = ("batch_size", "lr", "backbone_lr_mult", "min_object_area", "balance_sets",
             "object_crops", "cut_prob", "cut_levels", "single_click_prob", "noise_prob",
-            "tighten_prob", "val_mode", "seed",
-            "save_every", "keep_every", "val_every", "val_samples", "val_objects", "val_max_clicks",
-            "workers", "resume")
+            "tighten_prob", "val_mode", "seed", "save_every", "keep_every", "val_every",
+            "val_samples", "val_objects", "val_max_clicks", "workers", "resume")
     options = TrainOptions(
         out=args.out, steps=steps, crop_size=tuple(args.crop),
         scale_range=tuple(args.scale_range), epoch_len=epoch_len,

@@ -47,11 +47,11 @@ class TrainOptions:
     CPUs, with or without ``amp``); ``object_crops``: crop around one object at a scale the
     window predictor would show it (:class:`~napari_ritm.training.object_crops.ObjectCropper`)
     instead of the recipe's random resize and crop, at the predictor's scale times a log-uniform
-    factor from ``object_scale_jitter``; ``cut_prob``: share of first-click views of objects larger
-    than the first window that cut the object; ``cut_levels``: how many window sizes below the
-    one that holds the object a cut view may use (1: only the one before a growth step);
-    ``single_click_prob``: share of samples with exactly one
-    positive click (see :class:`~napari_ritm.training.sampler.MultiPointSampler`);
+    factor from ``object_scale_jitter``; ``cut_prob``: share of first-click views of objects
+    larger than the first window that cut the object; ``cut_levels``: how many window sizes
+    below the one that holds the object a cut view may use (1: only the one before a growth
+    step); ``single_click_prob``: share of samples with exactly one positive click (see
+    :class:`~napari_ritm.training.sampler.MultiPointSampler`);
     ``noise_prob``: share of samples given photon noise
     (:class:`~napari_ritm.training.augment.Augmenter`); ``tighten_prob``, ``tighten_sets``:
     share of samples (of those sets; None: all) whose outlines are drawn a pixel tighter
