@@ -41,3 +41,10 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(autouse=True)
+def own_user_models(tmp_path, monkeypatch):
+    """Every test has a user model folder of its own (the user's real one is never written,
+    and a threshold one test fits never reaches another)."""
+    monkeypatch.setenv("NAPARI_RITM_MODELS", str(tmp_path / "user-models"))

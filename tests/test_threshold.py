@@ -124,8 +124,9 @@ def test_evaluate_at_another_threshold(squares, tmp_path, capsys):
 
 
 def test_a_model_card_keeps_the_fitted_threshold(tmp_path, monkeypatch):
-    """Only models with a card get one (the user's own, a .pth with its .json); a card without
-    a usable value gives none."""
+    """Models with a card get one (the user's own, a .pth with its .json), registered models a
+    card of their own that counts while their file is the one fitted with; a card without a
+    usable value gives none."""
     from napari_ritm.evaluation.threshold import ThresholdFit
     from napari_ritm.model.user_models import (
         card_file,
@@ -133,11 +134,21 @@ def test_a_model_card_keeps_the_fitted_threshold(tmp_path, monkeypatch):
         recorded_threshold,
         save_user_model,
     )
-    from napari_ritm.model.zoo import load_model
+    from napari_ritm.model.zoo import load_model, model_file_hash
 
     monkeypatch.setenv("NAPARI_RITM_MODELS", str(tmp_path / "models"))
     fit = ThresholdFit(0.65, 0.87, 0.49, 0.78, 20, {})
-    assert card_file("default") is None and record_threshold("default", fit) is None
+    registered = tmp_path / "models" / "registered" / "default.json"
+    assert card_file("default") == registered and recorded_threshold("default") is None
+    assert record_threshold("default", fit, {"mode": "window", "flip": True}) == registered
+    card = json.loads(registered.read_text())
+    assert card["sha256"] == model_file_hash("default") and card["registered_model"] == "default"
+    assert card["threshold_fit"]["predictor"] == {"mode": "window", "flip": True}
+    assert recorded_threshold("default") == 0.65
+    assert recorded_threshold("default", sha256=card["sha256"]) == 0.65
+    assert recorded_threshold("default", sha256="0" * 64) is None  # another file
+    registered.write_text(json.dumps({**card, "sha256": "0" * 64}))  # fitted with an older one
+    assert recorded_threshold("default") is None
     save_user_model(load_model("default"), "mine", {"source_model": "default"})
     assert recorded_threshold("mine") is None
     assert record_threshold("mine", fit) == tmp_path / "models" / "mine.json"
@@ -159,14 +170,20 @@ def test_a_model_card_keeps_the_fitted_threshold(tmp_path, monkeypatch):
 
 
 def test_fit_threshold_save_and_predict_use_it(squares, tmp_path, monkeypatch, capsys):
-    """``fit-threshold --save`` keeps the fit in the card of the user's model; ``predict``
-    without ``--threshold`` then uses it, and says so; a model without a card refuses --save."""
+    """``fit-threshold --save`` keeps the fit in the card of the user's model (or for the
+    built-in model); ``predict`` without ``--threshold`` then uses it, and says so; a model
+    file without a card refuses --save."""
     from napari_ritm.model.user_models import recorded_threshold, save_user_model
-    from napari_ritm.model.zoo import load_model
+    from napari_ritm.model.zoo import load_model, local_path
 
     monkeypatch.setenv("NAPARI_RITM_MODELS", str(tmp_path / "models"))
-    assert main(["fit-threshold", "--data", str(squares), "--save"]) == 2
-    assert "--save: default has no model card" in capsys.readouterr().err
+    alone = tmp_path / "alone.pth"
+    alone.write_bytes(local_path("default").read_bytes())
+    assert main(["fit-threshold", "--model", str(alone), "--data", str(squares), "--save"]) == 2
+    assert f"--save: {alone} has no model card" in capsys.readouterr().err
+    assert main(["fit-threshold", "--data", str(squares), "--save"]) == 0
+    assert recorded_threshold("default") is not None
+    assert "registered/default.json" in capsys.readouterr().out
     save_user_model(load_model("default"), "mine", {"source_model": "default"})
     assert main(["fit-threshold", "--model", "mine", "--data", str(squares), "--save"]) == 0
     assert "kept in" in capsys.readouterr().out

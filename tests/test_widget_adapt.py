@@ -12,6 +12,9 @@ import tifffile
 
 from test_widget import open_widget, wait_idle
 
+# what new_predictor says of the stand-in predictors the fits below run with
+FIT_INFO = {"model": "default", "sha256": None, "mode": "window", "settings": {"flip": False}}
+
 
 @pytest.mark.parametrize("better", [True, False], ids=["better", "no better"])
 def test_adapt_model_to_my_labels(make_napari_viewer, qtbot, data_dir, tmp_path, monkeypatch,
@@ -132,21 +135,23 @@ def test_adapt_on_the_objects_made_in_this_session(make_napari_viewer, qtbot, mo
     assert set(np.unique(seen[1][0].labels)) == {0, 5, 6}
 
 
-def test_fit_threshold_to_my_labels(make_napari_viewer, qtbot, monkeypatch):
+def test_fit_threshold_to_my_labels(make_napari_viewer, qtbot, monkeypatch, tmp_path):
     """The button clicks once on each object of the Labels layer and moves the Threshold slider
-    to where the masks match the outlines; the session thresholds with it; a second fit finds
-    nothing to change; with "objects made in this session" and none made it says so."""
+    to where the masks match the outlines; the session thresholds with it; the fit is kept for
+    the built-in model, whose next dock starts at it; a second fit finds nothing to change;
+    with "objects made in this session" and none made it says so."""
     import numpy as np
     from qtpy.QtCore import Qt
 
     from _fakes import DiskPredictor, RadialPredictor
+    from napari_ritm.model.zoo import model_file_hash
     from test_threshold import disks
 
     viewer = make_napari_viewer()
     viewer.add_image(np.random.default_rng(0).integers(0, 255, (80, 80), np.uint8), name="cells")
     widget = open_widget(viewer, qtbot, DiskPredictor())
     fitting = RadialPredictor(radius=10, width=2)  # the model's masks: radius 10 at 0.5
-    monkeypatch.setattr(widget, "new_predictor", lambda: (fitting, {}))
+    monkeypatch.setattr(widget, "new_predictor", lambda: (fitting, FIT_INFO))
     widget.labels_layer.data = disks(7)  # drawn tighter: sigmoid(1.5) = 0.82 fits them
     assert widget.threshold_slider.value() == 49
     qtbot.mouseClick(widget.fit_button, Qt.MouseButton.LeftButton)
@@ -160,6 +165,13 @@ def test_fit_threshold_to_my_labels(make_napari_viewer, qtbot, monkeypatch):
     assert f"0.49 -> {fitted:.2f}" in widget.status.text() and "on 3 of your objects" in \
         widget.status.text()
     assert widget.fit_button.text() == "Fit threshold to my labels" and widget.progress.isHidden()
+    assert "kept in the card of 'default'" in widget.status.text()
+    card = json.loads((tmp_path / "user-models" / "registered" / "default.json").read_text())
+    assert card["threshold"] == fitted and card["sha256"] == model_file_hash("default")
+    assert card["threshold_fit"]["predictor"] == {"mode": "window", "flip": False}
+    later = open_widget(make_napari_viewer(), qtbot)  # napari opened again
+    assert later.threshold_slider.value() / 100 == fitted
+    assert "Threshold" in later.status.text() and "fitted to your labels" in later.status.text()
     qtbot.mouseClick(widget.fit_button, Qt.MouseButton.LeftButton)  # again: nothing to change
     qtbot.waitUntil(lambda: widget._fit_worker is None, timeout=60000)
     assert "already fits your labels" in widget.status.text()
@@ -190,7 +202,7 @@ def test_stop_fitting_leaves_the_threshold(make_napari_viewer, qtbot, monkeypatc
     viewer.add_image(np.random.default_rng(0).integers(0, 255, (80, 80), np.uint8), name="cells")
     widget = open_widget(viewer, qtbot, DiskPredictor())
     fitting = Slow(radius=10, width=2)
-    monkeypatch.setattr(widget, "new_predictor", lambda: (fitting, {}))
+    monkeypatch.setattr(widget, "new_predictor", lambda: (fitting, FIT_INFO))
     widget.labels_layer.data = disks(7)
     qtbot.mouseClick(widget.fit_button, Qt.MouseButton.LeftButton)
     qtbot.mouseClick(widget.adapt_button, Qt.MouseButton.LeftButton)  # one tool at a time
@@ -263,7 +275,7 @@ def test_a_fit_belongs_to_the_model_it_ran_with(make_napari_viewer, qtbot, monke
     assert widget.threshold_slider.value() == 30 and widget.session.threshold == 0.3
     assert "Threshold 0.30: fitted to your labels with this model" in widget.status.text()
     fitting = _SlowUntil(lambda: widget.model_name == "default")
-    monkeypatch.setattr(widget, "new_predictor", lambda: (fitting, {}))
+    monkeypatch.setattr(widget, "new_predictor", lambda: (fitting, FIT_INFO))
     widget.labels_layer.data = disks(7)
     qtbot.mouseClick(widget.fit_button, Qt.MouseButton.LeftButton)
     choose_model(widget, qtbot, "default")  # the user switches while it runs
@@ -290,7 +302,7 @@ def test_the_adapted_models_fit_replaces_a_running_one(make_napari_viewer, qtbot
     widget = open_widget(viewer, qtbot, DiskPredictor())
     go = []
     fitting = _SlowUntil(lambda: bool(go))
-    monkeypatch.setattr(widget, "new_predictor", lambda: (fitting, {}))
+    monkeypatch.setattr(widget, "new_predictor", lambda: (fitting, FIT_INFO))
     widget.labels_layer.data = disks(10)  # the layer now: drawn as the model
     qtbot.mouseClick(widget.fit_button, Qt.MouseButton.LeftButton)
     widget._fit_adapted("Adapted model 'a' is better", [sample(disks(7))])  # learnt: tighter

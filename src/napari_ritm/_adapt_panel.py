@@ -9,8 +9,9 @@ works), shows progress and the time left, and lets the user cancel. An adapted m
 fewer clicks on the held-back objects is saved in the user's model folder with its card, added
 to the Model box and used, and the threshold is then fitted to the same objects with it (the
 adaptation learns their shapes, the fit their edges); the model it came from stays in the box,
-one click away. A fit with one of the user's models in use is kept in its card, and choosing
-that model again sets it. One of the two runs at a time.
+one click away. A fit is kept in the card of the model in use (a built-in model gets a card of
+its own, :mod:`napari_ritm.model.user_models`), and choosing that model again sets it. One of
+the two runs at a time.
 """
 from __future__ import annotations
 
@@ -100,7 +101,8 @@ class AdaptPanel:
         said before the outcome."""
         from napari_ritm.evaluation.threshold import fit_threshold
 
-        predictor, _ = self.new_predictor()  # its own: the session's keeps its image and clicks
+        predictor, info = self.new_predictor()  # its own: the session keeps its image, clicks
+        how = {"mode": info["mode"], **info["settings"]}
         model, current = self.model_name, self.threshold_slider.value() / 100
         self._fit_stop, self._fit_progress, self._fit_context = False, (0, 0), context
 
@@ -110,7 +112,8 @@ class AdaptPanel:
         worker = create_worker(fit_threshold, predictor, samples, current=current,
                                on_progress=progress, should_stop=lambda: self._fit_stop,
                                _ignore_errors=True)
-        worker.returned.connect(lambda fit: self._threshold_fitted(fit, model))
+        worker.returned.connect(
+            lambda fit: self._threshold_fitted(fit, model, how, info["sha256"]))
         worker.errored.connect(self._fit_failed)
         worker.finished.connect(self._fit_finished)
         self._fit_worker = worker
@@ -129,9 +132,11 @@ class AdaptPanel:
             self.show_progress("threshold", done, total)
             self.say(f"Fitting the threshold: object {done} of {total}")
 
-    def _threshold_fitted(self, fit: Any, model: str | None) -> None:
-        """The outcome of a fit made with ``model``: kept in its card when it has one, and on
-        the slider while it is still the model in use."""
+    def _threshold_fitted(self, fit: Any, model: str | None, how: dict,
+                          sha256: str | None) -> None:
+        """The outcome of a fit made with ``model`` (``how``: its mode and settings; ``sha256``:
+        its file's): kept in its card when it can have one, and on the slider while it is
+        still the model in use."""
         if not self._alive:
             return
         self._fit_timer.stop()  # its next tick would overwrite the outcome with progress
@@ -146,7 +151,8 @@ class AdaptPanel:
 
         try:
             kept = (f"; kept in the card of {model!r}"
-                    if model is not None and record_threshold(model, fit) is not None else "")
+                    if model is not None and record_threshold(model, fit, how, sha256)
+                    is not None else "")
         except OSError as error:
             kept = f"; could not keep it in the card of {model!r}: {error}"
         if model != self.model_name:

@@ -160,7 +160,8 @@ class RITMControls(QWidget):
         self.fit_button = button("Fit threshold to my labels", "Click once on each object "
                                  "of the Labels layer and move the threshold to where the "
                                  "masks match your outlines best (seconds; for labels drawn "
-                                 "tighter or looser than the model's)")
+                                 "tighter or looser than the model's). The model keeps it "
+                                 "for the next time it is chosen")
         self.adapt_scope_combo = _combo("Which objects the threshold fit and the adaptation "
                                         "learn from: every object of the Labels layer, or only "
                                         "those you made or corrected in this session (clicked "

@@ -121,7 +121,7 @@ class ModelPanel:
         before = self.threshold_slider.value()
         if model_key(source) in self.model_thresholds:
             threshold, why = self.model_thresholds[model_key(source)], "this model's earlier"
-        elif (threshold := recorded_threshold(source)) is not None:
+        elif (threshold := recorded_threshold(source, self._model_hash)) is not None:
             why = "fitted to your labels with this model"
         elif previous is not None:
             threshold, why = DEFAULT_THRESHOLD, "the models' default"

@@ -99,9 +99,10 @@ def run(args: argparse.Namespace) -> int:
     from napari_ritm.inference.modes import make_predictor
     from napari_ritm.model.user_models import record_threshold
 
-    fit = fit_threshold(make_predictor(result.net, "window"), samples)
+    predictor = make_predictor(result.net, "window")
+    fit = fit_threshold(predictor, samples)
     try:
-        record_threshold(saved, fit)
+        record_threshold(saved, fit, {"mode": "window", "flip": bool(predictor.flip)})
     except OSError as err:
         raise UsageError(f"cannot write the threshold into the model card: {err}") from None
     print(f"fitted with the adapted model, {fit.summary()}; kept in its card")

@@ -4,7 +4,9 @@ fit_threshold`): one click on each labelled object (at its innermost pixel), and
 whose masks have the highest mean IoU with your labels (0.49 stays unless another raises that
 mean by 0.01 or more). Use it with ``napari-ritm predict --threshold`` / ``evaluate
 --threshold`` or the widget's Threshold slider, or keep it in the card of your own model with
-``--save`` (``predict`` and the widget then use it with that model).
+``--save`` (``predict`` and the widget then use it with that model; for ``default`` and the
+other registered models it is kept in your model folder, for as long as the model's file stays
+the same).
 """
 from __future__ import annotations
 
@@ -34,8 +36,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--json", type=Path, metavar="OUT",
                    help="write the fit and the mean IoU at every threshold tried")
     p.add_argument("--save", action="store_true",
-                   help="keep the threshold in the model's card (your own models, and .pth "
-                   "files with a .json card beside them, e.g. from `finetune --out`)")
+                   help="keep the threshold for the model: registered models (default...), "
+                   "your own models, and .pth files with a .json card beside them, e.g. from "
+                   "`finetune --out`")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (%(default)s)")
     p.set_defaults(handler=run)
 
@@ -50,12 +53,12 @@ def run(args: argparse.Namespace) -> int:
         if value < 1:
             raise UsageError(f"--{name} must be at least 1, got {value}")
     if args.save:
-        from napari_ritm.model.user_models import has_card
+        from napari_ritm.model.user_models import can_record_threshold
 
-        if not has_card(args.model):
+        if not can_record_threshold(args.model):
             raise UsageError(f"--save: {args.model} has no model card to keep the threshold in "
-                             "(your own models and the .pth files finetune --out writes have "
-                             "one)")
+                             "(registered models, your own models and the .pth files "
+                             "finetune --out writes have one)")
     samples = read_data_folders(args.data)
     torch.set_num_threads(args.threads)
     net = load_model_or_exit(args.model, "--model")
@@ -74,7 +77,8 @@ def run(args: argparse.Namespace) -> int:
         from napari_ritm.model.user_models import record_threshold
 
         try:
-            print(f"kept in {record_threshold(args.model, fit)}")
+            how = {"mode": args.mode, "flip": bool(predictor.flip)}
+            print(f"kept in {record_threshold(args.model, fit, how)}")
         except OSError as err:
             raise UsageError(f"--save: cannot write the model card: {err}") from None
     if args.json:

@@ -4,7 +4,10 @@
 models`` on Linux) holds ``<name>.pth`` (official checkpoint format) and ``<name>.json`` (its
 model card). ``load_model(name)`` finds them by name after the registered models; the widget
 lists them in its Model box. A card may record the threshold fitted to the user's labels with
-the model (:func:`record_threshold`); the widget and ``napari-ritm predict`` use it.
+the model (:func:`record_threshold`); the widget and ``napari-ritm predict`` use it. A threshold
+fitted with a registered model (``default``, the official ones) is kept in a card of its own in
+``registered/<name>.json`` there, with the SHA-256 of the weights it was fitted with: it is
+used while the model's file stays the same (a new release of ``default`` starts at 0.49 again).
 """
 from __future__ import annotations
 
@@ -14,9 +17,9 @@ import re
 import time
 from pathlib import Path
 
-__all__ = ["MODELS_ENV", "card_file", "has_card", "model_card", "record_threshold",
-           "recorded_threshold", "save_user_model", "unique_name", "user_model_path",
-           "user_models", "user_models_dir"]
+__all__ = ["MODELS_ENV", "can_record_threshold", "card_file", "model_card",
+           "record_threshold", "recorded_threshold", "save_user_model", "unique_name",
+           "user_model_path", "user_models", "user_models_dir"]
 
 MODELS_ENV = "NAPARI_RITM_MODELS"
 
@@ -81,14 +84,19 @@ def save_user_model(net, name: str, card: dict) -> Path:
     return path
 
 
+def _registered(source: str | os.PathLike) -> bool:
+    from napari_ritm.model.zoo import REGISTRY
+
+    return isinstance(source, str) and source in REGISTRY
+
+
 def card_file(source: str | os.PathLike) -> Path | None:
     """Where the model card of ``source`` (as ``load_model`` takes it) is or would be: a user
     model's ``<name>.json``, ``<file>.json`` beside a ``.pth`` file (``napari-ritm finetune
-    --out`` writes one there); None for the registered models."""
-    from napari_ritm.model.zoo import REGISTRY
-
-    if isinstance(source, str) and source in REGISTRY:
-        return None
+    --out`` writes one there), ``registered/<name>.json`` in the user's model folder for a
+    registered model (it keeps only the fitted threshold); None for other sources."""
+    if _registered(source):
+        return user_models_dir() / "registered" / f"{source}.json"
     if isinstance(source, str) and user_model_path(source) is not None:
         return user_models_dir() / f"{source}.json"
     path = Path(source)
@@ -103,34 +111,53 @@ def _own_card(source: str | os.PathLike) -> tuple[Path, dict] | None:
     return (path, card) if card is not None and "source_model" in card else None
 
 
-def has_card(source: str | os.PathLike) -> bool:
-    """Whether ``source`` has a model card that can keep a fitted threshold."""
-    return _own_card(source) is not None
+def can_record_threshold(source: str | os.PathLike) -> bool:
+    """Whether a threshold fitted with ``source`` can be kept for it: a registered model, or
+    one with a model card (the user's own, a ``.pth`` with the card ``finetune --out`` wrote)."""
+    return _registered(source) or _own_card(source) is not None
 
 
-def recorded_threshold(source: str | os.PathLike) -> float | None:
-    """The threshold fitted to the user's labels that the model card of ``source`` records
-    (None without one)."""
-    card = (_own_card(source) or (None, {}))[1]
+def recorded_threshold(source: str | os.PathLike, sha256: str | None = None) -> float | None:
+    """The threshold fitted to the user's labels that is kept for ``source`` (None without
+    one). A registered model's counts only while its file is the one it was fitted with:
+    ``sha256``, that file's SHA-256 when the caller knows it (else it is computed)."""
+    if _registered(source):
+        from napari_ritm.model.zoo import model_file_hash
+
+        card = _read_card(card_file(source)) or {}
+        if card.get("sha256") != (sha256 or model_file_hash(source)):
+            return None
+    else:
+        card = (_own_card(source) or (None, {}))[1]
     value = card.get("threshold")
     if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1:
         return float(value)
     return None
 
 
-def record_threshold(source: str | os.PathLike, fit) -> Path | None:
-    """Record ``fit`` (a :class:`napari_ritm.evaluation.threshold.ThresholdFit`) in the model
-    card of ``source``: its ``threshold`` and how it was found. Only a model that has a card
-    (the user's own, or a ``.pth`` with the ``.json`` ``finetune --out`` wrote) gets it; returns
+def record_threshold(source: str | os.PathLike, fit, predictor: dict | None = None,
+                     sha256: str | None = None) -> Path | None:
+    """Keep ``fit`` (a :class:`napari_ritm.evaluation.threshold.ThresholdFit`) for ``source``:
+    its ``threshold`` and how it was found (``predictor``: the mode and settings it predicted
+    with, e.g. ``{"mode": "window", "flip": True}``), in the model card. A registered model
+    gets a card of its own with the SHA-256 of its file (:func:`card_file`; ``sha256`` when
+    the caller knows it, else it is computed); another model only when it has a card. Returns
     the card's path, or None when there is no card to write. Raises OSError when the card
     cannot be written."""
-    own = _own_card(source)
-    if own is None:
+    if _registered(source):
+        from napari_ritm.model.zoo import model_file_hash
+
+        path, card = card_file(source), {"registered_model": source,
+                                         "sha256": sha256 or model_file_hash(source)}
+        path.parent.mkdir(parents=True, exist_ok=True)
+    elif (own := _own_card(source)) is not None:
+        path, card = own
+    else:
         return None
-    path, card = own
     card["threshold"] = fit.threshold
     card["threshold_fit"] = {"objects": fit.objects, "iou": round(fit.iou, 4),
                              "previous": fit.current, "iou_previous": round(fit.iou_current, 4),
+                             **({"predictor": predictor} if predictor else {}),
                              "date": time.strftime("%Y-%m-%d %H:%M")}
     path.write_text(json.dumps(card, indent=1) + "\n")
     return path
