@@ -90,7 +90,8 @@ def plot(points: list[dict], path: Path) -> None:
     fig = Figure(figsize=(13, 5.6), dpi=110)
     FigureCanvasAgg(fig)
     phases = list(dict.fromkeys(p["phase"] for p in points))
-    markers = dict(zip(phases, itertools.cycle("osD^vP*Xh<>p")))  # one per phase, repeating after 12
+    # one marker per phase, repeating after 12
+    markers = dict(zip(phases, itertools.cycle("osD^vP*Xh<>p")))
     colours = {name: f"C{i}" for i, name in enumerate(SETS)}
     for k, metric in enumerate(METRICS):
         ax = fig.add_subplot(1, len(METRICS), k + 1)

@@ -132,7 +132,8 @@ def _summary(rows: list[tuple]) -> dict:
     out = {"objects": len(a)}
     for i, name in enumerate(("iou1_own", "iou3_own", "iou1_mosaic", "iou3_mosaic")):
         out[name] = round(float(a[:, i].mean()), 4)
-    out["max_abs_iou_change_per_object"] = round(float(np.abs(a[:, [2, 3]] - a[:, [0, 1]]).max()), 4)
+    change = np.abs(a[:, [2, 3]] - a[:, [0, 1]]).max()
+    out["max_abs_iou_change_per_object"] = round(float(change), 4)
     out["median_s_own"] = round(float(np.median(a[:, 4:7])), 4)
     out["median_s_mosaic"] = round(float(np.median(a[:, 7:10])), 4)
     out["time_ratio_mosaic_vs_own"] = round(out["median_s_mosaic"] / out["median_s_own"], 3)

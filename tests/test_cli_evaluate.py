@@ -135,7 +135,8 @@ def test_evaluate_model_checkpoint_fast_mode(toy_set, tmp_path, ref_dir):
     torch.set_num_threads(1)
     try:
         out = tmp_path / "model.json"
-        rc = main(["evaluate", "--model", str(ref_dir / "checkpoints/fake_coco_lvis_h18s_itermask.pth"),
+        fake = ref_dir / "checkpoints/fake_coco_lvis_h18s_itermask.pth"
+        rc = main(["evaluate", "--model", str(fake),
                    "--data", str(toy_set), "--clicks", "2", "--limit", "1", "--mode", "fast",
                    "--json", str(out)])
     finally:

@@ -6,7 +6,6 @@ import pytest
 import tifffile
 
 from napari_ritm.evaluation.datasets import InstanceDataset
-from napari_ritm.folders import to_rgb01
 from napari_ritm.evaluation.noc import (
     DatasetResult,
     evaluate_dataset,
@@ -16,6 +15,7 @@ from napari_ritm.evaluation.noc import (
     noc,
     summarize,
 )
+from napari_ritm.folders import to_rgb01
 from napari_ritm.inference.clicks import Click
 
 FAKE_H18S = "checkpoints/fake_coco_lvis_h18s_itermask.pth"
@@ -175,7 +175,9 @@ class OraclePredictor:
 
     def predict(self, clicks):
         gt = self.gts[self.current]
-        return (gt == 1).astype(np.float32) if len(clicks) >= self.needed else np.zeros(gt.shape, np.float32)
+        if len(clicks) >= self.needed:
+            return (gt == 1).astype(np.float32)
+        return np.zeros(gt.shape, np.float32)
 
 
 def _write_set(root, images, labels, suffix=".tif"):
@@ -212,13 +214,15 @@ def test_dataset_reader_samples_filters_and_lazy_images(tmp_path):
     assert [(s.image_name, s.label) for s in samples] == [
         ("a.png", 1), ("a.png", 3), ("a.png", 7), ("b.png", 2)]
     assert samples[0].image.shape == (40, 50, 3) and samples[0].image.dtype == np.float32
-    np.testing.assert_array_equal(samples[0].image[..., 2], gray.astype(np.float32) / np.float32(255))
+    np.testing.assert_array_equal(samples[0].image[..., 2],
+                                  gray.astype(np.float32) / np.float32(255))
     np.testing.assert_array_equal(samples[3].image, rgb.astype(np.float32) / np.float32(255))
     assert samples[0].image is samples[1].image  # one image in memory, shared by its objects
     assert samples[1].gt.sum() == 100 and set(np.unique(samples[1].gt)) == {0, 1}
 
     assert [s.label for s in InstanceDataset(tmp_path / "toy", min_area=5)] == [1, 3, 2]
-    assert [s.label for s in InstanceDataset(tmp_path / "toy", max_objects_per_image=2)] == [1, 7, 2]
+    dataset = InstanceDataset(tmp_path / "toy", max_objects_per_image=2)
+    assert [s.label for s in dataset] == [1, 7, 2]
     assert len(InstanceDataset(tmp_path / "toy", limit=2)) == 2
 
 

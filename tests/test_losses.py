@@ -7,7 +7,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from napari_ritm.training.losses import RITMLoss, normalized_focal_loss, sigmoid_bce_loss  # noqa: E402
+from napari_ritm.training.losses import (
+    RITMLoss,
+    normalized_focal_loss,
+    sigmoid_bce_loss,
+)
 
 
 @pytest.fixture(scope="module")

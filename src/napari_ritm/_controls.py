@@ -50,7 +50,8 @@ def _check(text: str, checked: bool, tip: str) -> QCheckBox:
     return check
 
 
-def _button(text: str, tip: str, action: str | None = None, keys: dict | None = None) -> QPushButton:
+def _button(text: str, tip: str, action: str | None = None,
+            keys: dict | None = None) -> QPushButton:
     key = key_text(action, keys) if action else ""
     button = QPushButton(f"{text} [{key}]" if key else text)
     button.setToolTip(tip + (f" (shortcut: {key})" if key else ""))

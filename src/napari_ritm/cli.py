@@ -19,7 +19,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand of :mod:`napari_ritm.commands` registered."""
     parser = argparse.ArgumentParser(
         prog="napari-ritm",
-        description="Click-based interactive segmentation (RITM): predict, evaluate, train, download.",
+        description="Click-based interactive segmentation (RITM): predict, evaluate, train, "
+                    "download.",
     )
     parser.add_argument("--version", action="version", version=f"napari-ritm {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")

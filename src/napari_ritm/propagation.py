@@ -5,8 +5,9 @@ innermost pixel: *guided* (the previous plane's mask as its previous-mask input:
 and *fresh* (the click alone). The object has ended, or the mask went astray, when the stop rule
 (:data:`STOP_RULE`) fires on what they returned (:class:`StepFigures`): the two disagree, the
 guided mask overlaps the previous one too little, the image inside it changed a lot (another
-cell at the same place), or the network is unsure of the guided mask. Rule and thresholds were chosen on synthetic stacks with known object
-ends and on the isbi2012_em serial sections (benchmarks/propagation.py). The session writes
+cell at the same place), or the network is unsure of the guided mask. Rule and thresholds were
+chosen on synthetic stacks with known object ends and on the isbi2012_em serial sections
+(benchmarks/propagation.py). The session writes
 each plane as one undo step (:meth:`napari_ritm.session.Session.apply_step`).
 """
 from __future__ import annotations
@@ -131,7 +132,8 @@ class Propagation:
     """Runs the predictor plane after plane along the last stack axis from ``key``.
 
     ``predictor``: set_image / reset / predict as in ``Predictor``; ``source``: an object with
-    ``shape`` (spatial, (..., H, W)) and ``windows(key)`` (an :class:`~napari_ritm.planes.ImageSource`);
+    ``shape`` (spatial, (..., H, W)) and ``windows(key)`` (an
+    :class:`~napari_ritm.planes.ImageSource`);
     ``start_mask``: (H, W) bool, the object on plane ``key``; ``direction``: +1 or -1.
     ``steps()`` yields one :class:`PropagationStep` per plane and stops when ``stop_rule`` (a
     name of :data:`STOP_RULES`) fires on a plane (that plane is not kept), the stack ends or

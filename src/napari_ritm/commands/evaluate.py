@@ -134,7 +134,8 @@ def write_json(report: dict, path: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Evaluate, print the table, write JSON/plot; returns 130 after Ctrl-C (partial results kept)."""
+    """Evaluate, print the table, write JSON/plot; returns 130 after Ctrl-C (partial results
+    kept)."""
     from tqdm import tqdm
 
     from napari_ritm.evaluation.datasets import InstanceDataset

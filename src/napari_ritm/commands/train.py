@@ -194,7 +194,9 @@ def _add_common(p, *, steps, lr, crop, batch, save_every, val_fraction) -> None:
         default="window",
         help="predictor mode of the validation NoC (window)",
     )
-    p.add_argument("--no-amp", action="store_true", help="train in float32 (default: bfloat16 autocast on GPUs and on CPUs with native bfloat16)")
+    p.add_argument("--no-amp", action="store_true",
+                   help="train in float32 (default: bfloat16 autocast on GPUs and on CPUs with "
+                   "native bfloat16)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 

@@ -322,7 +322,8 @@ class WindowPredictor:
         hw = tuple(self._plane.shape)
         for c in clicks:
             if not (0 <= c.y < hw[0] and 0 <= c.x < hw[1]):
-                raise ValueError(f"click at (y={c.y}, x={c.x}) lies outside the {hw[0]}x{hw[1]} image")
+                raise ValueError(f"click at (y={c.y}, x={c.x}) lies outside the "
+                                 f"{hw[0]}x{hw[1]} image")
         prior = self._probs
         if prior is None and prev_mask is not None:
             prior = prev_mask if isinstance(prev_mask, LocalProbs) else _as_local(prev_mask, hw)

@@ -41,7 +41,8 @@ class RITMVariant:
         description like ``w24-ocr32`` for an architecture that was never released."""
         shape = (self.width, self.ocr_width, self.small)
         found = [name for name, arch in ARCHITECTURES.items() if arch == shape]
-        return found[0] if found else f"w{self.width}{'s' if self.small else ''}-ocr{self.ocr_width}"
+        small = "s" if self.small else ""
+        return found[0] if found else f"w{self.width}{small}-ocr{self.ocr_width}"
 
     @property
     def name(self) -> str:

@@ -1,7 +1,8 @@
 """Training data: labelled images from folders or arrays, train/val splits, and the torch Dataset.
 
 Folders follow the layout of :mod:`napari_ritm.folders` and are read with its readers (uint8 as
-is, other dtypes through ``normalize_image``) and kept as uint8 RGB. 3D stacks are split into labelled 2D slices.
+is, other dtypes through ``normalize_image``) and kept as uint8 RGB. 3D stacks are split into
+labelled 2D slices.
 A split file is JSON ``{"format": "napari-ritm-split/1", "seed", "val_fraction",
 "sets": {<set>: {"train": [names], "val": [names]}}}``; names are image file stems (with
 ``@z<k>`` for slice k of a stack).

@@ -50,7 +50,8 @@ class MultiPointSampler:
 
     ``sample(labels, rng, target=None)``: labels (H, W) integer, 0 = background, k > 0 = object
     k, < 0 = ignore; ``target``: the object to segment (None or absent from ``labels``: a random
-    one); another object may still join it (``merge_objects_prob``). Returns ``(gt, points)``: gt (H, W) float32 with 1 = target, 0 = background, -1 = ignored;
+    one); another object may still join it (``merge_objects_prob``). Returns ``(gt, points)``:
+    gt (H, W) float32 with 1 = target, 0 = background, -1 = ignored;
     points (2 * max_num_points, 3) float32 rows (y, x, index) in pixels, positives in the first
     half, negatives in the second, unused rows (-1, -1, -1). With no object in the crop the target
     is empty and only negative clicks are drawn.

@@ -78,7 +78,8 @@ class Trainer:
         self.o = options
         self.ctx = ctx = setup_distributed(options.device)
         self.local_batch = options.batch_size // ctx.world
-        self.memory_format = torch.channels_last if options.channels_last else torch.contiguous_format
+        self.memory_format = (torch.channels_last if options.channels_last
+                              else torch.contiguous_format)
         self.net = net.to(ctx.device, memory_format=self.memory_format).train()
         self._frozen_norms = freeze_norms(self.net) if options.freeze_norm else []
         self.model = self.net
