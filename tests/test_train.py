@@ -195,6 +195,30 @@ def test_resume_and_finetune(trained, tiny_set):
     assert json.loads(alone.with_suffix(".json").read_text())["rehearsal_images"] == 0
 
 
+def test_lr_decay_at_sets_the_schedule_and_a_resumed_run_rescales_it(tiny_set, tmp_path):
+    """By default the lr drops x0.1 at 87 % and 96 % of the run; ``--lr-decay-at`` with no
+    fraction keeps it constant (a probe), and a longer ``--resume`` puts the decays at the
+    fractions of its own length."""
+    from napari_ritm.training.options import metrics_path, state_path
+
+    def lr_after(out, *extra):
+        assert main(["train", "--data", str(tiny_set), "--out", str(out), "--batch-size", "2",
+                     "--crop", "64", "64", "--device", "cpu", "--no-progress", "--val-objects",
+                     "0", "--lr", "1e-3", *extra]) == 0
+        groups = torch.load(state_path(out), weights_only=True)["optimizer"]["param_groups"]
+        return max(group["lr"] for group in groups)  # the head's (the backbone's is lower)
+
+    assert lr_after(tmp_path / "a.pth", "--steps", "4") == pytest.approx(1e-5)
+    assert lr_after(tmp_path / "b.pth", "--steps", "4", "--lr-decay-at") == pytest.approx(1e-3)
+    assert lr_after(tmp_path / "c.pth", "--steps", "4", "--lr-decay-at", "0.5") == \
+        pytest.approx(1e-4)
+    assert lr_after(tmp_path / "b.pth", "--steps", "20", "--resume", "--epoch-len", "2") == \
+        pytest.approx(1e-5)
+    lrs = {int(row["step"]): float(row["lr"])
+           for row in csv.DictReader(open(metrics_path(tmp_path / "b.pth")))}
+    assert lrs[12] == pytest.approx(1e-3) and lrs[18] == pytest.approx(1e-4)  # (17 and 19)
+
+
 @pytest.mark.parametrize(
     "extra, message",
     [
@@ -204,6 +228,7 @@ def test_resume_and_finetune(trained, tiny_set):
         (["--steps", "1", "--resume"], "--resume"),
         (["--steps", "1", "--batch-size", "1"], "--batch-size"),
         (["--steps", "1", "--scale-range", "2", "1"], "--scale-range"),
+        (["--steps", "1", "--lr-decay-at", "1.5"], "--lr-decay-at"),
     ],
 )
 def test_bad_input_is_a_usage_error(tiny_set, tmp_path, capsys, extra, message):

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from napari_ritm.commands import UsageError, load_model_or_exit
 from napari_ritm.model.variants import ARCHITECTURES
+from napari_ritm.training.options import OFFICIAL_MILESTONES
 
 
 def register(subparsers) -> None:
@@ -86,6 +87,16 @@ def _add_common(p, *, steps, lr, crop, batch, save_every, val_fraction) -> None:
     )
     p.add_argument(
         "--backbone-lr-mult", type=float, default=0.1, help="backbone lr factor (default 0.1)"
+    )
+    p.add_argument(
+        "--lr-decay-at",
+        type=float,
+        nargs="*",
+        default=list(OFFICIAL_MILESTONES),
+        metavar="FRACTION",
+        help="fractions of the run's steps where the lr is multiplied by 0.1 (default 0.87 "
+        "0.96: the official schedule's epochs 200 and 220 of 230; none: a constant lr, e.g. "
+        "for a probe that a longer --resume continues)",
     )
     p.add_argument(
         "--device",
@@ -300,6 +311,8 @@ def run(args) -> int:
         if not 0 <= getattr(args, name) <= 1:
             flag = "--" + name.replace("_", "-")
             raise UsageError(f"{flag} must be between 0 and 1, got {getattr(args, name)}")
+    if not all(0 < f <= 1 for f in args.lr_decay_at):
+        raise UsageError(f"--lr-decay-at: fractions of the run in (0, 1], got {args.lr_decay_at}")
     if min(args.crop) < 32:
         raise UsageError(f"--crop must be at least 32 x 32, got {args.crop[0]} x {args.crop[1]}")
     if args.batch_size % world or args.batch_size // world < 2:
@@ -332,6 +345,7 @@ def run(args) -> int:
         max_num_next_clicks=args.max_next_clicks, device=device, amp=not args.no_amp,
         progress=not args.no_progress,
         tighten_sets=tuple(args.tighten_set) if args.tighten_set else None,
+        milestones=tuple(args.lr_decay_at),
         **{name: getattr(args, name) for name in same},
     )
     if rank == 0:

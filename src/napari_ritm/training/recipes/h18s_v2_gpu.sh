@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The v2 recipe (h18s_v2_cpu.sh, which this runs) on one CUDA GPU for a fixed wall-clock budget:
 # the same data, object crops, clicks and loss, with the paper's batch size (32 here, 28 in the
-# paper) at its lr and the data loading spread over the CPU cores. A 400-step probe measures the speed; the run
-# then gets the number of steps that fills the budget, with the lr x0.1 at 87 % and 96 % of it,
-# and keeps a copy every tenth of it (to average with `napari-ritm average`, docs/models.md).
+# paper) at its lr and the data loading spread over the CPU cores. A 400-step probe at the
+# constant lr measures the speed; the run then gets the number of steps that fills the budget,
+# with the lr x0.1 at 87 % and 96 % of it, and keeps a copy every tenth of it (to average with
+# `napari-ritm average`, docs/models.md).
 #   bash src/napari_ritm/training/recipes/h18s_v2_gpu.sh DATA_ROOT INIT_CKPT OUT_DIR SECONDS
 # DATA_ROOT holds the shared sets (../shared/data); INIT_CKPT is where training starts (the v2
 # CPU run's latest checkpoint); PYTHON, WORKERS (default: cores - 2), DEVICE (default cuda),
@@ -29,11 +30,11 @@ train() {
     --val-every 1 --val-samples 64 "$@" ${TRAIN_OPTIONS:-}
 }
 VAL_OBJECTS=28
-if ! train --steps "$PROBE" --save-every "$PROBE" --val-objects 8; then
+if ! train --steps "$PROBE" --save-every "$PROBE" --val-objects 8 --lr-decay-at; then
   echo "probe failed; again without the NoC validation" >&2
   VAL_OBJECTS=0
   rm -f "$OUT"/model.*
-  train --steps "$PROBE" --save-every "$PROBE" --val-objects 0
+  train --steps "$PROBE" --save-every "$PROBE" --val-objects 0 --lr-decay-at
 fi
 # steps per second: over the epochs after the first (worker start-up, cuDNN tuning) when the
 # probe has several, else over the whole probe; 10 % kept in hand
