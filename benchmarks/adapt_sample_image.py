@@ -9,7 +9,8 @@ of the image is scored before and after (window mode, 20 clicks, no early stop):
 NoC@90 and the IoU after one click; with ``--fit-threshold`` also at the threshold fitted
 with the adapted model to the same 20 nuclei (:func:`napari_ritm.evaluation.threshold.
 fit_threshold`). Results go to ``benchmarks/results/adapt_sample_image.json``
-(one entry per model, blend, seed and rehearsal or not, replaced when run again).
+(one entry per model name and file (its SHA-256), blend, seed and rehearsal or not, replaced
+when run again).
 
     python benchmarks/adapt_sample_image.py --model default --blend 0.3
 """
@@ -29,7 +30,7 @@ from napari_ritm.evaluation.noc import evaluate_sample, noc
 from napari_ritm.evaluation.threshold import fit_threshold
 from napari_ritm.folders import image_label_pairs, read_array, to_rgb01
 from napari_ritm.inference.modes import make_predictor
-from napari_ritm.model.zoo import load_model
+from napari_ritm.model.zoo import load_model, model_file_hash
 from napari_ritm.training.adapt import AdaptOptions, adapt
 from napari_ritm.training.data import read_folder
 
@@ -48,6 +49,13 @@ def score(net, image: np.ndarray, labels: np.ndarray, ids, threshold: float = 0.
             "NoC@85": round(float(np.mean([noc(i, 0.85) for i in ious])), 3),
             "NoC@90": round(float(np.mean([noc(i, 0.90) for i in ious])), 3),
             "IoU@1": round(float(np.mean([i[0] for i in ious])), 4)}
+
+
+def entry_key(entry: dict) -> tuple:
+    """What a rerun replaces: the entry of the same model name and file, blend, seed and
+    rehearsal or not."""
+    return (entry["model"], entry.get("weights_sha256"), entry["blend"], entry["seed"],
+            entry.get("rehearsal") == "none")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     image = to_rgb01(read_array(image_path))  # as the evaluation reads it
     others = [k for k in ids if k not in mine]
     rehearsal = "shipped (default)" if args.rehearsal else "none"
-    entry = {"model": args.model, "blend": args.blend, "rehearsal": rehearsal, "seed": args.seed,
+    entry = {"model": args.model, "weights_sha256": model_file_hash(args.model),
+             "blend": args.blend, "rehearsal": rehearsal, "seed": args.seed,
              "user_objects": USER_OBJECTS, "steps": result.steps,
              "train_seconds": round(result.seconds, 1),
              "held_back": {"before": result.before, "after": result.after},
@@ -94,9 +103,7 @@ def main(argv: list[str] | None = None) -> int:
                                                       fit.threshold)
     print(json.dumps(entry), flush=True)
     report = json.loads(args.out.read_text()) if args.out.is_file() else {}
-    runs = [e for e in report.get("runs", [])
-            if (e["model"], e["blend"], e["seed"], e.get("rehearsal") == "none")
-            != (args.model, args.blend, args.seed, rehearsal == "none")]
+    runs = [e for e in report.get("runs", []) if entry_key(e) != entry_key(entry)]
     report.update(benchmark="adapt_sample_image", set=SET, mode="window", torch_threads=1,
                   machine=machine(), runs=runs + [entry])
     args.out.write_text(json.dumps(report, indent=1) + "\n")

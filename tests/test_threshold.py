@@ -133,6 +133,7 @@ def test_a_model_card_keeps_the_fitted_threshold(tmp_path, monkeypatch):
         record_threshold,
         recorded_threshold,
         save_user_model,
+        unique_name,
     )
     from napari_ritm.model.zoo import load_model, model_file_hash
 
@@ -149,6 +150,9 @@ def test_a_model_card_keeps_the_fitted_threshold(tmp_path, monkeypatch):
     assert recorded_threshold("default", sha256="0" * 64) is None  # another file
     registered.write_text(json.dumps({**card, "sha256": "0" * 64}))  # fitted with an older one
     assert recorded_threshold("default") is None
+    registered.write_text(json.dumps({**card, "sha256": None}))  # no file named: not this one
+    assert recorded_threshold("default") is None
+    assert unique_name("default") == "default-2"  # a user model never hides a registered one
     save_user_model(load_model("default"), "mine", {"source_model": "default"})
     assert recorded_threshold("mine") is None
     assert record_threshold("mine", fit) == tmp_path / "models" / "mine.json"
@@ -182,15 +186,19 @@ def test_fit_threshold_save_and_predict_use_it(squares, tmp_path, monkeypatch, c
     assert main(["fit-threshold", "--model", str(alone), "--data", str(squares), "--save"]) == 2
     assert f"--save: {alone} has no model card" in capsys.readouterr().err
     assert main(["fit-threshold", "--data", str(squares), "--save"]) == 0
-    assert recorded_threshold("default") is not None
+    kept = recorded_threshold("default")
+    assert kept is not None and kept != 0.49
     assert "registered/default.json" in capsys.readouterr().out
+    image = squares / "images" / "a.tif"
+    assert main(["predict", str(image), "-c", "18,18,+", "-o", str(tmp_path / "d.tif")]) == 0
+    assert f"threshold {kept:g}: fitted to your labels (the card of default)" in \
+        capsys.readouterr().out
     save_user_model(load_model("default"), "mine", {"source_model": "default"})
     assert main(["fit-threshold", "--model", "mine", "--data", str(squares), "--save"]) == 0
     assert "kept in" in capsys.readouterr().out
     assert recorded_threshold("mine") is not None
     card = tmp_path / "models" / "mine.json"
     card.write_text(json.dumps({"source_model": "default", "threshold": 1.0}))  # no object
-    image = squares / "images" / "a.tif"
     argv = ["predict", str(image), "-c", "18,18,+", "--model", "mine",
             "-o", str(tmp_path / "m.tif")]
     assert main(argv) == 2

@@ -195,6 +195,20 @@ def test_resume_and_finetune(trained, tiny_set):
     assert json.loads(alone.with_suffix(".json").read_text())["rehearsal_images"] == 0
 
 
+def test_finetune_saves_a_user_model_never_named_as_a_registered_one(trained, tiny_set, tmp_path):
+    """Without --out the adapted model joins the user's models; a registered name is taken, so
+    ``--name default`` gives ``default-2``, whose own card keeps the fitted threshold (the
+    built-in model's is untouched)."""
+    from napari_ritm.model.user_models import model_card, recorded_threshold, user_models
+
+    assert main(["finetune", "--init", str(trained), "--data", str(tiny_set), "--name",
+                 "default", "--steps", "1", "--keep-anyway", "--held-out", "0.05"]) == 0
+    assert user_models() == ["default-2"]
+    assert model_card("default-2")["source_model"] == str(trained)
+    assert recorded_threshold("default-2") is not None and recorded_threshold("default") is None
+    assert not (tmp_path / "user-models" / "registered").exists()
+
+
 def test_lr_decay_at_sets_the_schedule_and_a_resumed_run_rescales_it(tiny_set, tmp_path):
     """By default the lr drops x0.1 at 87 % and 96 % of the run; ``--lr-decay-at`` with no
     fraction keeps it constant (a probe), and a longer ``--resume`` puts the decays at the
@@ -214,8 +228,8 @@ def test_lr_decay_at_sets_the_schedule_and_a_resumed_run_rescales_it(tiny_set, t
         pytest.approx(1e-4)
     assert lr_after(tmp_path / "b.pth", "--steps", "20", "--resume", "--epoch-len", "2") == \
         pytest.approx(1e-5)
-    lrs = {int(row["step"]): float(row["lr"])
-           for row in csv.DictReader(open(metrics_path(tmp_path / "b.pth")))}
+    with open(metrics_path(tmp_path / "b.pth")) as rows:
+        lrs = {int(row["step"]): float(row["lr"]) for row in csv.DictReader(rows)}
     assert lrs[12] == pytest.approx(1e-3) and lrs[18] == pytest.approx(1e-4)  # (17 and 19)
 
 

@@ -89,12 +89,13 @@ def run(args: argparse.Namespace) -> int:
         save_checkpoint(result.net, args.out)
         args.out.with_suffix(".json").write_text(json.dumps(card, indent=1) + "\n")
         print(f"wrote {args.out}")
-        saved: str | Path = args.out
+        saved: Path = args.out
     else:
         from napari_ritm.model.user_models import save_user_model, unique_name
 
-        saved = unique_name(args.name or f"{Path(args.init).stem}-adapted")
-        print(f"saved as your model {saved!r}: {save_user_model(result.net, saved, card)}")
+        name = unique_name(args.name or f"{Path(args.init).stem}-adapted")
+        saved = save_user_model(result.net, name, card)
+        print(f"saved as your model {name!r}: {saved}")
     from napari_ritm.evaluation.threshold import fit_threshold
     from napari_ritm.inference.modes import make_predictor
     from napari_ritm.model.user_models import record_threshold

@@ -78,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
 
         try:
             how = {"mode": args.mode, "flip": bool(predictor.flip)}
-            print(f"kept in {record_threshold(args.model, fit, how)}")
+            digest = getattr(predictor, "info", {}).get("sha256")  # of the file fitted with
+            print(f"kept in {record_threshold(args.model, fit, how, digest)}")
         except OSError as err:
             raise UsageError(f"--save: cannot write the model card: {err}") from None
     if args.json:

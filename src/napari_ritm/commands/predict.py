@@ -110,16 +110,7 @@ def run(args: argparse.Namespace) -> int:
     clicks = [parse_click(text) for text in args.click]
     if not clicks:
         raise UsageError("give at least one --click Y,X,+")
-    if args.threshold is None:
-        from napari_ritm.model.user_models import recorded_threshold
-
-        args.threshold = recorded_threshold(args.model)
-        if args.threshold is not None:
-            print(f"threshold {args.threshold:g}: fitted to your labels (the card of "
-                  f"{args.model})")
-        else:
-            args.threshold = 0.49
-    if not 0.0 <= args.threshold <= 1.0:
+    if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
         raise UsageError(f"--threshold must lie in [0, 1], got {args.threshold}")
     if args.threads < 1:
         raise UsageError(f"--threads must be at least 1, got {args.threads}")
@@ -193,6 +184,16 @@ def _predict(
     if args.mode != "window":
         overrides.update(max_size=args.max_size)
     predictor = make_predictor(model, args.mode, **overrides)
+    if args.threshold is None:  # the one fitted to the user's labels with this model file
+        from napari_ritm.model.user_models import recorded_threshold
+
+        info = getattr(predictor, "info", {})
+        args.threshold = recorded_threshold(args.model, info.get("sha256"))
+        if args.threshold is not None:
+            print(f"threshold {args.threshold:g}: fitted to your labels (the card of "
+                  f"{args.model})")
+        else:
+            args.threshold = 0.49
     predictor.set_image(image)
     made: list[Click] = []
     for y, x, positive in clicks:

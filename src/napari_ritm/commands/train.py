@@ -94,9 +94,9 @@ def _add_common(p, *, steps, lr, crop, batch, save_every, val_fraction) -> None:
         nargs="*",
         default=list(OFFICIAL_MILESTONES),
         metavar="FRACTION",
-        help="fractions of the run's steps where the lr is multiplied by 0.1 (default 0.87 "
-        "0.96: the official schedule's epochs 200 and 220 of 230; none: a constant lr, e.g. "
-        "for a probe that a longer --resume continues)",
+        help="fractions of the run's steps where the lr is multiplied by 0.1 (default "
+        "200/230 and 220/230 = 0.870 0.957, the official schedule's epochs; given with no "
+        "fraction: a constant lr, e.g. for a probe that a longer --resume continues)",
     )
     p.add_argument(
         "--device",

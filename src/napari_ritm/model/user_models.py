@@ -63,10 +63,11 @@ def _read_card(path: Path | None) -> dict | None:
 
 
 def unique_name(base: str) -> str:
-    """``base`` made safe for a file name, with -2, -3... when it is taken."""
+    """``base`` made safe for a file name, with -2, -3... when it is taken (by one of the
+    user's models, or by a registered model, whose name ``load_model`` would find first)."""
     base = re.sub(r"[^\w.+-]+", "-", base).strip("-") or "model"
     name, k = base, 1
-    while (user_models_dir() / f"{name}.pth").exists():
+    while _registered(name) or (user_models_dir() / f"{name}.pth").exists():
         k += 1
         name = f"{base}-{k}"
     return name
@@ -125,7 +126,7 @@ def recorded_threshold(source: str | os.PathLike, sha256: str | None = None) -> 
         from napari_ritm.model.zoo import model_file_hash
 
         card = _read_card(card_file(source)) or {}
-        if card.get("sha256") != (sha256 or model_file_hash(source)):
+        if not card.get("sha256") or card["sha256"] != (sha256 or model_file_hash(source)):
             return None
     else:
         card = (_own_card(source) or (None, {}))[1]
@@ -142,13 +143,15 @@ def record_threshold(source: str | os.PathLike, fit, predictor: dict | None = No
     with, e.g. ``{"mode": "window", "flip": True}``), in the model card. A registered model
     gets a card of its own with the SHA-256 of its file (:func:`card_file`; ``sha256`` when
     the caller knows it, else it is computed); another model only when it has a card. Returns
-    the card's path, or None when there is no card to write. Raises OSError when the card
-    cannot be written."""
+    the card's path, or None when there is no card to write (nor a file of the registered
+    model to fit with). Raises OSError when the card cannot be written."""
     if _registered(source):
         from napari_ritm.model.zoo import model_file_hash
 
-        path, card = card_file(source), {"registered_model": source,
-                                         "sha256": sha256 or model_file_hash(source)}
+        digest = sha256 or model_file_hash(source)
+        if digest is None:
+            return None
+        path, card = card_file(source), {"registered_model": source, "sha256": digest}
         path.parent.mkdir(parents=True, exist_ok=True)
     elif (own := _own_card(source)) is not None:
         path, card = own

@@ -9,7 +9,8 @@
 # DATA_ROOT holds the shared sets (../shared/data); INIT_CKPT is where training starts (the v2
 # CPU run's latest checkpoint); PYTHON, WORKERS (default: cores - 2), DEVICE (default cuda),
 # PROBE (steps, default 400), EPOCH_LEN (samples, default 12800: the probe is one epoch) and
-# TRAIN_OPTIONS (more `napari-ritm train` options, replacing these; e.g. "--lr 5e-5") may be set.
+# TRAIN_OPTIONS (more `napari-ritm train` options, replacing these; e.g. "--lr 5e-5"; not
+# --lr-decay-at, which would also decay the probe's lr) may be set.
 set -euo pipefail
 D=$1 INIT=$2 OUT=$3 BUDGET=$4
 PY=${PYTHON:-python3}
