@@ -126,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     torch.set_num_threads(1)
     predictor = make_predictor(load_model(args.model), "window")
-    result = {"benchmark": "threshold_fit", "model": args.model, "mode": "window",
+    result = {"benchmark": "threshold_fit", "model": args.model,
+              "weights_sha256": predictor.info["sha256"], "mode": "window",
               "flip": bool(predictor.flip), "default_threshold": DEFAULT,
               "sample_image": [], "dev_sets": {}}
     for seed in args.seeds:
