@@ -9,10 +9,9 @@ works), shows progress and the time left, and lets the user cancel. An adapted m
 fewer clicks on the held-back objects is saved in the user's model folder with its card, added
 to the Model box and used, and the threshold is then fitted to the same objects with it (the
 adaptation learns their shapes, the fit their edges); the model it came from stays in the box,
-one click away. A fit is kept in the card of the model in use when it has one or is built in
-(a card of its own, :mod:`napari_ritm.model.user_models`), and choosing that model again sets
-it. One of
-the two runs at a time.
+one click away. A fit is kept in the card of the model in use when it has one or is built in (a
+card of its own, :mod:`napari_ritm.model.user_models`), and choosing that model again sets it.
+One of the two runs at a time.
 """
 from __future__ import annotations
 
