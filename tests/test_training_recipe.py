@@ -141,3 +141,47 @@ def test_cli_trains_with_object_crops_and_single_clicks(data_dir, tmp_path):
     assert code == 0 and isinstance(seen["cropper"], ObjectCropper) and seen["single"] == 0.4
     assert seen["cropper"].cut_levels == 3 and seen["cropper"].cut_prob == 0.5
     assert Path(tmp_path / "m.pth").exists()
+
+
+def test_cli_passes_guided_samples_and_augmentations(data_dir, tmp_path):
+    from napari_ritm.cli import main
+    from napari_ritm.training import trainer as trainer_module
+
+    seen = {}
+    original = trainer_module.Trainer.train_step
+
+    def recording(self, batch, rng):
+        seen["guidance"] = self.train_set.guidance
+        seen["augmenter"] = self.train_set.augmenter
+        seen["batch"] = batch
+        return original(self, batch, rng)
+
+    trainer_module.Trainer.train_step = recording
+    try:
+        code = main(["train", "--data", str(data_dir / "blobs"), "--out", str(tmp_path / "m.pth"),
+                     "--steps", "1", "--batch-size", "2", "--crop", "64", "64", "--device", "cpu",
+                     "--object-crops", "--refine-prob", "0.3", "--propagate-prob", "0.2",
+                     "--invert-prob", "0.1", "--blur-prob", "0.2", "--read-noise-prob", "0.3",
+                     "--balance-sets", "--set-weight", "blobs=2",
+                     "--no-progress", "--val-objects", "0"])
+    finally:
+        trainer_module.Trainer.train_step = original
+    assert code == 0
+    assert (seen["guidance"].refine_prob, seen["guidance"].propagate_prob) == (0.3, 0.2)
+    aug = seen["augmenter"]
+    assert (aug.invert_prob, aug.blur_prob, aug.read_noise_prob) == (0.1, 0.2, 0.3)
+    assert seen["batch"]["prev"].shape == (2, 1, 64, 64) and seen["batch"]["frozen"].shape == (2,)
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--refine-prob", "0.2"], "need --object-crops"),
+    (["--object-crops", "--refine-prob", "0.7", "--propagate-prob", "0.5"], "more than 1"),
+    (["--balance-sets", "--set-weight", "blobs"], "NAME=WEIGHT"),
+    (["--balance-sets", "--set-weight", "nuclei=2"], "no such training set"),
+])
+def test_cli_refuses_bad_guided_options(data_dir, tmp_path, capsys, extra, message):
+    from napari_ritm.cli import main
+
+    code = main(["train", "--data", str(data_dir / "blobs"), "--out", str(tmp_path / "m.pth"),
+                 "--steps", "1", "--batch-size", "2", "--device", "cpu", *extra])
+    assert code == 2 and message in capsys.readouterr().err

@@ -152,6 +152,9 @@ def _add_common(p, *, steps, lr, crop, batch, save_every, val_fraction) -> None:
         "--min-object-area", type=int, default=20, help="ignore objects smaller in a crop (20)"
     )
     p.add_argument("--balance-sets", action="store_true", help="draw each set equally often")
+    p.add_argument("--set-weight", action="append", default=[], metavar="NAME=W",
+                   help="with --balance-sets: draw set NAME W times as often as the others "
+                   "(repeat for more sets)")
     p.add_argument(
         "--object-crops",
         action="store_true",
@@ -185,6 +188,17 @@ def _add_common(p, *, steps, lr, crop, batch, save_every, val_fraction) -> None:
         default=0.0,
         help="share of samples given photon (Poisson) noise, as in low-count fluorescence (0)",
     )
+    for flag, what in (
+        ("--invert-prob", "shown with inverted contrast (dark objects on a bright field)"),
+        ("--blur-prob", "blurred by a Gaussian of 0.5-1.5 px"),
+        ("--read-noise-prob", "given Gaussian camera noise (standard deviation 1-5 %%)"),
+        ("--refine-prob", ("whose previous mask is an automatic tool's mask of the object with "
+                           "its errors, and one click to correct it (needs --object-crops)")),
+        ("--propagate-prob", ("whose previous mask is the object on the neighbouring slice (of "
+                              "a 3D label stack, else made from this slice), with no click "
+                              "(needs --object-crops)")),
+    ):
+        p.add_argument(flag, type=float, default=0.0, help=f"share of samples {what} (0)")
     p.add_argument(
         "--tighten-prob",
         type=float,
@@ -307,10 +321,24 @@ def run(args) -> int:
             raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
     if not 0 < args.scale_range[0] <= args.scale_range[1]:
         raise UsageError(f"--scale-range needs 0 < LOW <= HIGH, got {args.scale_range}")
-    for name in ("noise_prob", "tighten_prob", "cut_prob"):
+    for name in ("noise_prob", "tighten_prob", "cut_prob", "invert_prob", "blur_prob",
+                 "read_noise_prob", "refine_prob", "propagate_prob"):
         if not 0 <= getattr(args, name) <= 1:
             flag = "--" + name.replace("_", "-")
             raise UsageError(f"{flag} must be between 0 and 1, got {getattr(args, name)}")
+    set_weights = []
+    for entry in args.set_weight:
+        name, _, weight = entry.partition("=")
+        try:
+            set_weights.append((name, float(weight)))
+        except ValueError:
+            raise UsageError(f"--set-weight {entry}: expected NAME=WEIGHT") from None
+        if set_weights[-1][1] < 0:
+            raise UsageError(f"--set-weight {entry}: the weight must be >= 0")
+    if args.refine_prob + args.propagate_prob > 1:
+        raise UsageError("--refine-prob and --propagate-prob add up to more than 1")
+    if (args.refine_prob or args.propagate_prob) and not args.object_crops:
+        raise UsageError("--refine-prob and --propagate-prob need --object-crops")
     if not all(0 < f <= 1 for f in args.lr_decay_at):
         raise UsageError(f"--lr-decay-at: fractions of the run in (0, 1], got {args.lr_decay_at}")
     if min(args.crop) < 32:
@@ -328,15 +356,18 @@ def run(args) -> int:
     if not train_samples:
         raise UsageError("no training images left after the validation split")
     known = {s.set_name for s in train_samples}
-    unknown = sorted(set(args.tighten_set or ()) - known)
-    if unknown:
-        raise UsageError(f"--tighten-set {', '.join(unknown)}: no such training set "
-                         f"(the sets are {', '.join(sorted(known))})")
+    for flag, names in (("--tighten-set", args.tighten_set or ()),
+                        ("--set-weight", [name for name, _ in set_weights])):
+        unknown = sorted(set(names) - known)
+        if unknown:
+            raise UsageError(f"{flag} {', '.join(unknown)}: no such training set "
+                             f"(the sets are {', '.join(sorted(known))})")
     epoch_len = resolve_epoch_len(args.epoch_len, len(train_samples), args.batch_size)
     steps = args.steps or args.epochs * steps_per_epoch(epoch_len, args.batch_size, world)
     net = _build_net(args)
     same = ("batch_size", "lr", "backbone_lr_mult", "min_object_area", "balance_sets",
             "object_crops", "cut_prob", "cut_levels", "single_click_prob", "noise_prob",
+            "invert_prob", "blur_prob", "read_noise_prob", "refine_prob", "propagate_prob",
             "tighten_prob", "val_mode", "seed", "save_every", "keep_every", "val_every",
             "val_samples", "val_objects", "val_max_clicks", "workers", "resume")
     options = TrainOptions(
@@ -345,7 +376,7 @@ def run(args) -> int:
         max_num_next_clicks=args.max_next_clicks, device=device, amp=not args.no_amp,
         progress=not args.no_progress,
         tighten_sets=tuple(args.tighten_set) if args.tighten_set else None,
-        milestones=tuple(args.lr_decay_at),
+        milestones=tuple(args.lr_decay_at), set_weights=tuple(set_weights),
         **{name: getattr(args, name) for name in same},
     )
     if rank == 0:

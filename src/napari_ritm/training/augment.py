@@ -2,9 +2,11 @@
 
 The RITM recipe (random resize ×0.75–1.40, horizontal flip, zero padding to the crop, random
 crop, brightness/contrast and RGB shift with p = 0.75) plus what suits microscopy: vertical
-flip and 90° rotations (the dihedral group: cells have no "up"), an intensity gamma, and
+flip and 90° rotations (the dihedral group: cells have no "up"), an intensity gamma,
 photon (Poisson) noise: fluorescence images at low counts are grainy, and a model trained on
-clean 8-bit images alone loses clicks on them.
+clean 8-bit images alone loses clicks on them; and what changes from one lab to the next:
+inverted contrast (dark objects on a bright field and the reverse), optical blur and camera
+read noise.
 albumentations would pull opencv-python-headless, pydantic and albucore into the package for a
 handful of transforms; these few lines need nothing beyond scikit-image.
 """
@@ -12,6 +14,7 @@ handful of transforms; these few lines need nothing beyond scikit-image.
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage
 from skimage.transform import resize
 
 
@@ -48,7 +51,10 @@ class Augmenter:
     ``gamma_range`` to None or the flags/probabilities to False/0 to switch a step off.
     ``noise_prob``: share of images given photon noise first, as if ``photons`` (drawn
     log-uniformly from ``photon_range``) were counted at full intensity: ``poisson(image *
-    photons) / photons``, the same in all channels of a grey image.
+    photons) / photons``, the same in all channels of a grey image. ``invert_prob``: share of
+    images shown inverted (``1 - image``); ``blur_prob``: share blurred by a Gaussian of
+    ``blur_sigma`` pixels (uniform); ``read_noise_prob``: share given Gaussian noise of standard
+    deviation in ``read_noise`` (uniform; after the other steps, clipped to [0, 1]).
     """
 
     def __init__(
@@ -68,6 +74,11 @@ class Augmenter:
         gamma_prob: float = 0.5,
         noise_prob: float = 0.0,
         photon_range: tuple[float, float] = (10.0, 300.0),
+        invert_prob: float = 0.0,
+        blur_prob: float = 0.0,
+        blur_sigma: tuple[float, float] = (0.5, 1.5),
+        read_noise_prob: float = 0.0,
+        read_noise: tuple[float, float] = (0.01, 0.05),
     ) -> None:
         self.crop_size = (int(crop_size[0]), int(crop_size[1]))
         self.scale_range = scale_range
@@ -77,6 +88,9 @@ class Augmenter:
         self.rgb_shift, self.rgb_shift_prob = rgb_shift, rgb_shift_prob
         self.gamma_range, self.gamma_prob = gamma_range, gamma_prob
         self.noise_prob, self.photon_range = noise_prob, photon_range
+        self.invert_prob = invert_prob
+        self.blur_prob, self.blur_sigma = blur_prob, blur_sigma
+        self.read_noise_prob, self.read_noise = read_noise_prob, read_noise
 
     def __call__(self, image: np.ndarray, labels: np.ndarray, rng: np.random.Generator):
         image, labels = self.geometric(image, labels, rng)
@@ -113,9 +127,15 @@ class Augmenter:
         return np.ascontiguousarray(image), np.ascontiguousarray(labels)
 
     def intensity(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """Photon noise, brightness/contrast, RGB shift and gamma on a uint8 image; returns
-        float32 in [0, 1]."""
+        """Inversion, blur, photon noise, brightness/contrast, RGB shift, gamma and read noise
+        on a uint8 image; returns float32 in [0, 1]. (Each step with probability 0 draws no
+        random number, so runs without it keep their random stream.)"""
         out = image.astype(np.float32) / np.float32(255)
+        if self.invert_prob > 0 and rng.random() < self.invert_prob:
+            out = np.float32(1.0) - out
+        if self.blur_prob > 0 and rng.random() < self.blur_prob:
+            sigma = rng.uniform(*self.blur_sigma)
+            out = ndimage.gaussian_filter(out, (sigma, sigma, 0)).astype(np.float32)
         if self.noise_prob > 0 and rng.random() < self.noise_prob:
             out = self.photon_noise(out, rng)
         if rng.random() < self.brightness_contrast_prob:
@@ -129,6 +149,11 @@ class Augmenter:
             out = np.clip(out + shift, 0.0, 1.0)
         if self.gamma_range is not None and rng.random() < self.gamma_prob:
             out = out ** np.float32(rng.uniform(*self.gamma_range))
+        if self.read_noise_prob > 0 and rng.random() < self.read_noise_prob:
+            std = rng.uniform(*self.read_noise)
+            grey = bool(np.all(out == out[..., :1]))
+            noise = rng.normal(0, std, out.shape[:2] + ((1,) if grey else (out.shape[2],)))
+            out = np.clip(out + noise.astype(np.float32), 0.0, 1.0)
         return out.astype(np.float32, copy=False)
 
     def photon_noise(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -27,8 +27,9 @@ from napari_ritm.folders import (
     to_rgb01,
 )
 from napari_ritm.training.augment import Augmenter, pad_and_crop
+from napari_ritm.training.guidance import GuidanceMix
 from napari_ritm.training.object_crops import ObjectCropper, object_boxes
-from napari_ritm.training.sampler import MultiPointSampler
+from napari_ritm.training.sampler import MultiPointSampler, target_map
 
 SPLIT_FORMAT = "napari-ritm-split/1"
 
@@ -36,12 +37,15 @@ SPLIT_FORMAT = "napari-ritm-split/1"
 @dataclass(frozen=True)
 class LabeledImage:
     """One 2D training image: ``image`` (H, W, 3) uint8 RGB, ``labels`` (H, W) int32 instance ids
-    (0 = background), ``name`` (file stem, ``@z<k>`` for a stack slice) and ``set_name``."""
+    (0 = background), ``name`` (file stem, ``@z<k>`` for a stack slice) and ``set_name``;
+    ``neighbours``: the labels (H, W) of the neighbouring slices of a stack, where the same
+    object has the same id (empty for a 2D image)."""
 
     image: np.ndarray
     labels: np.ndarray
     name: str
     set_name: str
+    neighbours: tuple[np.ndarray, ...] = ()
 
 
 def _to_rgb_u8(image: np.ndarray, contrast_limits: tuple[float, float] | None = None) -> np.ndarray:
@@ -83,7 +87,9 @@ def samples_from_arrays(
     image: (H, W), (H, W, 3|4), or a stack (Z, H, W[, 3|4]); labels: (H, W) or (Z, H, W) integer
     ids with the same leading shape. uint8 is used as is, float already in [0, 1] as is, anything
     else is normalised (``contrast_limits`` forces the napari-style window). Stack slices without
-    any label are skipped. Raises ValueError on mismatched shapes.
+    any label are skipped; the others keep the labels of the slices above and below as
+    ``neighbours`` (a 3D label stack names an object by one id on every slice). Raises
+    ValueError on mismatched shapes.
     """
     labels = np.asarray(labels)
     image = np.asarray(image)
@@ -99,15 +105,17 @@ def samples_from_arrays(
                 _to_rgb_u8(image, contrast_limits), labels.astype(np.int32), name, set_name
             )
         ]
+    labels = labels.astype(np.int32)
     out = []
     for z, plane in enumerate(labels):
         if plane.max() > 0:
             out.append(
                 LabeledImage(
                     _to_rgb_u8(image[z], contrast_limits),
-                    plane.astype(np.int32),
+                    plane,
                     slice_name(name, z),
                     set_name,
+                    tuple(labels[k] for k in (z - 1, z + 1) if 0 <= k < len(labels)),
                 )
             )
     return out
@@ -207,16 +215,22 @@ class ClickDataset(torch.utils.data.Dataset):
 
     Item ``i`` of epoch ``e`` is a pure function of (seed, e, i), whatever the worker or process.
     Returns ``{"image": (3, h, w) float32 in [0, 1], "points": (2N, 3) float32, "gt": (1, h, w)
-    float32 in {0, 1, -1}}``. ``augmenter=None`` means validation: a seeded pad-and-random-crop
+    float32 in {0, 1, -1}, "prev": (1, h, w) float32 in [0, 1], "frozen": bool}``: ``prev`` is
+    the previous-mask input (zeros, or a guided sample's mask), ``frozen`` keeps it and the
+    clicks through the iterative passes. ``augmenter=None`` means validation: a seeded pad-and-random-crop
     without other changes, and the same items every epoch. Crops without any object of at least
     ``min_object_area`` pixels are redrawn (kept with probability ``keep_background_prob``, as in
-    the recipe). ``balance_sets``: pick the set uniformly first, then an image in it.
+    the recipe). ``balance_sets``: pick the set uniformly first, then an image in it;
+    ``set_weights`` (set name -> weight, 1 for the sets not named) makes some sets more or less
+    likely than the others.
     ``object_crops``: an :class:`ObjectCropper` replaces the augmenter's random crop: each item
     centres one object of the image (uniformly chosen) at a random size, and that object is the
     target (images without objects fall back to the augmenter).
     ``tighten_prob``: share of training items whose objects lose their outermost pixels (the
     inner 4-connected boundary of each object), as if outlined a pixel tighter; only items of
     the sets in ``tighten_sets`` (None: every set). Annotators differ by about that much.
+    ``guidance``: a :class:`~napari_ritm.training.guidance.GuidanceMix` that turns a share of the
+    object-centred items into refine and propagate samples (needs ``object_crops``).
     """
 
     def __init__(
@@ -235,6 +249,8 @@ class ClickDataset(torch.utils.data.Dataset):
         object_crops: ObjectCropper | None = None,
         tighten_prob: float = 0.0,
         tighten_sets: Collection[str] | None = None,
+        guidance: GuidanceMix | None = None,
+        set_weights: Mapping[str, float] | None = None,
     ) -> None:
         if not samples:
             raise ValueError("no training images")
@@ -250,6 +266,7 @@ class ClickDataset(torch.utils.data.Dataset):
         self.object_crops = object_crops
         self.tighten_prob = tighten_prob
         self.tighten_sets = None if tighten_sets is None else frozenset(tighten_sets)
+        self.guidance = guidance
         self._boxes: dict[int, dict] = {}  # sample index -> object boxes, filled on first use
         self.epoch = 0
         self._by_set: list[list[int]] = []
@@ -258,6 +275,15 @@ class ClickDataset(torch.utils.data.Dataset):
             for i, s in enumerate(samples):
                 groups.setdefault(s.set_name, []).append(i)
             self._by_set = [groups[k] for k in sorted(groups)]
+        self._set_probs = None
+        if balance_sets and set_weights:
+            unknown = sorted(set(set_weights) - {s.set_name for s in samples})
+            if unknown:
+                raise ValueError(f"set weights for sets without images: {', '.join(unknown)}")
+            weights = np.array([set_weights.get(k, 1.0) for k in sorted(groups)], float)
+            if (weights < 0).any() or weights.sum() <= 0:
+                raise ValueError("set weights must be >= 0 with a positive sum")
+            self._set_probs = weights / weights.sum()
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch (call before creating the DataLoader iterator)."""
@@ -270,15 +296,27 @@ class ClickDataset(torch.utils.data.Dataset):
         epoch = self.epoch if self.augmenter is not None else 0
         rng = np.random.default_rng([self.seed, epoch, index])
         if self._by_set:
-            group = self._by_set[int(rng.integers(len(self._by_set)))]
+            pick = (rng.integers(len(self._by_set)) if self._set_probs is None
+                    else rng.choice(len(self._by_set), p=self._set_probs))
+            group = self._by_set[int(pick)]
             which = group[int(rng.integers(len(group)))]
         else:
             which = index % len(self.samples)
-        sample, target = self.samples[which], None
+        sample, target, neighbours, guided = self.samples[which], None, (), None
         boxes = self._object_boxes(which) if self.object_crops is not None else None
-        if boxes:
-            image, labels, target = self.object_crops(sample.image, sample.labels, boxes, rng)
-            labels = self._drop_small(labels)
+        ghost = None
+        if boxes and self._guiding() and rng.random() < self.guidance.vanish_share:
+            ghost = self.guidance.ghost(sample.labels, boxes, rng)
+        if ghost is not None:  # a vanished object: crop around where its mask now lies
+            planes = np.stack([sample.labels, ghost[0].astype(sample.labels.dtype)], axis=-1)
+            image, planes, _ = self.object_crops(sample.image, planes, {0: ghost[1]}, rng)
+            labels = self._drop_small(planes[..., 0])
+            guided = self.guidance.vanished(planes[..., 1] > 0, rng)
+        elif boxes:
+            planes = np.stack([sample.labels, *sample.neighbours], axis=-1)
+            image, planes, target = self.object_crops(sample.image, planes, boxes, rng)
+            labels = self._drop_small(planes[..., 0])
+            neighbours = tuple(planes[..., k] for k in range(1, planes.shape[-1]))
         else:
             for _ in range(self.max_tries):
                 image, labels = self._crop(sample, rng)
@@ -286,11 +324,21 @@ class ClickDataset(torch.utils.data.Dataset):
                     break
         if self._may_tighten(sample) and rng.random() < self.tighten_prob:
             labels = self._drop_small(tighten_outlines(labels))
-        gt, points = self.sampler.sample(labels, rng, target)
+        if self._guiding() and target is not None and (labels == target).any():
+            guided = self.guidance.draw(image, labels, target, neighbours, rng)
+        if guided is None:
+            gt, points = self.sampler.sample(labels, rng, target)
+            prev, frozen = np.zeros(labels.shape, np.float32), False
+        else:
+            gt = target_map(labels, guided.gt_ids)
+            points = self.sampler.points(guided.positives, guided.negatives)
+            prev, frozen = guided.prev, guided.frozen
         return {
             "image": np.ascontiguousarray(image.transpose(2, 0, 1)),
             "points": points,
             "gt": gt[None],
+            "prev": prev[None],
+            "frozen": frozen,
         }
 
     def _crop(
@@ -302,6 +350,9 @@ class ClickDataset(torch.utils.data.Dataset):
         else:
             image, labels = self.augmenter(sample.image, sample.labels, rng)
         return image, self._drop_small(labels)
+
+    def _guiding(self) -> bool:
+        return self.guidance is not None and self.augmenter is not None
 
     def _may_tighten(self, sample: LabeledImage) -> bool:
         return (

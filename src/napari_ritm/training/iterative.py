@@ -110,20 +110,29 @@ def simulate_previous_clicks(
     max_num_next_clicks: int,
     rng: np.random.Generator,
     with_prev_mask: bool = True,
+    prev_mask: torch.Tensor | None = None,
+    frozen: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Run the no-grad part of an iterative training step.
 
-    image (B, 3, H, W) in [0, 1]; points (B, 2N, 3); gt (B, 1, H, W). Draws the number of extra
-    iterations uniformly in 0..max_num_next_clicks (the same for the whole batch), runs them with
-    ``net`` in eval mode (restored afterwards) and returns (prev_mask (B, 1, H, W) float32
-    probabilities, zeros when there was no iteration; points with the added clicks; the number
-    of iterations). Pass the plain module, not a DistributedDataParallel wrapper: these passes
-    take no gradient and must not trigger collective operations.
+    image (B, 3, H, W) in [0, 1]; points (B, 2N, 3); gt (B, 1, H, W); ``prev_mask`` (B, 1, H, W)
+    the samples' own previous masks (None: zeros), e.g. an external mask to refine; ``frozen``
+    (B,) bool: samples that keep their previous mask and points through the iterations. Draws
+    the number of extra iterations uniformly in 0..max_num_next_clicks (the same for the whole
+    batch), runs them with ``net`` in eval mode (restored afterwards) and returns (prev_mask
+    (B, 1, H, W) float32 probabilities, the samples' own when there was no iteration; points
+    with the added clicks; the number of iterations). Pass the plain module, not a
+    DistributedDataParallel wrapper: these passes take no gradient and must not trigger
+    collective operations.
     """
-    prev_mask = torch.zeros_like(image[:, :1], dtype=torch.float32)
+    if prev_mask is None:
+        prev_mask = torch.zeros_like(image[:, :1], dtype=torch.float32)
+    prev_mask = prev_mask.float()
     num_iters = int(rng.integers(0, max_num_next_clicks + 1))
     if num_iters == 0:
         return prev_mask, points, 0
+    keep = None if frozen is None or not bool(frozen.any()) else frozen.to(image.device).bool()
+    start_prev, start_points = prev_mask, points
     was_training = net.training
     net.eval()
     try:
@@ -133,4 +142,8 @@ def simulate_previous_clicks(
             points = next_click_points(prev_mask, gt, points, click_index, rng)
     finally:
         net.train(was_training)
+    if keep is not None:
+        prev_mask = torch.where(keep[:, None, None, None], start_prev, prev_mask)
+        points = torch.where(keep[:, None, None].to(points.device), start_points.to(points.device),
+                             points)
     return prev_mask, points, num_iters

@@ -34,9 +34,10 @@ def object_boxes(labels: np.ndarray, min_area: int) -> dict[int, tuple[int, int,
 class ObjectCropper:
     """A random crop around one object, at a scale the window predictor would show it.
 
-    ``cropper(image, labels, boxes, rng)``: image (H, W, 3) uint8, labels (H, W) int ids, boxes
-    from :func:`object_boxes`; returns (image (ch, cw, 3) float32 in [0, 1], labels (ch, cw)
-    int32, target id). Each crop replays one view of :class:`~napari_ritm.inference.window.
+    ``cropper(image, labels, boxes, rng)``: image (H, W, 3) uint8, labels (H, W) int ids (or
+    (H, W, K): several label planes cut alike, e.g. the neighbouring slices of a stack; the boxes
+    are those of the first), boxes from :func:`object_boxes`; returns (image (ch, cw, 3)
+    float32 in [0, 1], labels (ch, cw[, K]) int32, target id). Each crop replays one view of :class:`~napari_ritm.inference.window.
     WindowPredictor` (``window``: its settings) on a uniformly chosen object of size ``d``:
 
     - with probability ``first_view_prob``, a first-click window: the smallest of
@@ -116,18 +117,19 @@ class ObjectCropper:
     ) -> tuple[np.ndarray, np.ndarray, int]:
         ids = sorted(boxes)
         target = ids[int(rng.integers(len(ids)))]
-        scale, centre = self.view(boxes[target], labels.shape, rng)
+        scale, centre = self.view(boxes[target], labels.shape[:2], rng)
         crop = np.array(self.crop_size)
         region = (crop / scale).round().astype(int).clip(1)
         top_left = (centre - (region - 1) / 2).round().astype(int)
         # shifted inside the image where it fits, as the predictor's windows are
-        top_left = np.clip(top_left, 0, np.maximum(np.array(labels.shape) - region, 0))
+        top_left = np.clip(top_left, 0, np.maximum(np.array(labels.shape[:2]) - region, 0))
         img, lab = _cut(image, labels, top_left, region)
         ch, cw = self.crop_size
         if img.shape[:2] != (ch, cw):
             img = resize(img, (ch, cw, 3), order=1, preserve_range=True, anti_aliasing=scale < 0.5)
             img = img.round().astype(np.uint8)
-            lab = resize(lab, (ch, cw), order=0, preserve_range=True, anti_aliasing=False)
+            lab = resize(lab, (ch, cw, *lab.shape[2:]), order=0, preserve_range=True,
+                         anti_aliasing=False)
         lab = lab.astype(np.int32)
         aug = self.augmenter
         if aug.hflip and rng.random() < 0.5:
@@ -145,9 +147,9 @@ def _cut(
     image: np.ndarray, labels: np.ndarray, top_left: np.ndarray, size: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """The ``size`` region at ``top_left`` (may lie partly outside: zeros there)."""
-    h, w = labels.shape
+    h, w = labels.shape[:2]
     out_img = np.zeros((*size, image.shape[2]), dtype=image.dtype)
-    out_lab = np.zeros(tuple(size), dtype=labels.dtype)
+    out_lab = np.zeros((*size, *labels.shape[2:]), dtype=labels.dtype)
     r0, c0 = max(top_left[0], 0), max(top_left[1], 0)
     r1, c1 = min(top_left[0] + size[0], h), min(top_left[1] + size[1], w)
     if r0 < r1 and c0 < c1:

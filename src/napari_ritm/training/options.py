@@ -35,6 +35,7 @@ class TrainOptions:
 
     ``steps``: optimizer steps in total; ``batch_size``: global batch (split over DDP processes);
     ``scale_range``: random resize factors of the training images (the recipe's 0.75-1.40);
+    ``set_weights``: (set name, weight) pairs for ``balance_sets`` (1 for the others);
     ``epoch_len``: samples per epoch (None: the number of training images, at least one batch);
     ``milestones``: fractions of ``steps`` where the lr is multiplied by ``lr_gamma``;
     ``save_every``: steps between checkpoints (0: only at the end); ``keep_every``: steps between
@@ -52,8 +53,12 @@ class TrainOptions:
     below the one that holds the object a cut view may use (1: only the one before a growth
     step); ``single_click_prob``: share of samples with exactly one positive click (see
     :class:`~napari_ritm.training.sampler.MultiPointSampler`);
-    ``noise_prob``: share of samples given photon noise
-    (:class:`~napari_ritm.training.augment.Augmenter`); ``tighten_prob``, ``tighten_sets``:
+    ``noise_prob``, ``invert_prob``, ``blur_prob``, ``read_noise_prob``: shares of samples given
+    photon noise, inverted contrast, blur, read noise
+    (:class:`~napari_ritm.training.augment.Augmenter`); ``refine_prob``, ``propagate_prob``:
+    shares of object-centred samples whose previous-mask input is an external mask to correct,
+    or the neighbouring slice's mask without a click
+    (:class:`~napari_ritm.training.guidance.GuidanceMix`; need ``object_crops``); ``tighten_prob``, ``tighten_sets``:
     share of samples (of those sets; None: all) whose outlines are drawn a pixel tighter
     (:class:`~napari_ritm.training.data.ClickDataset`); ``val_mode``:
     the predictor mode of the validation NoC; ``freeze_norm``: BatchNorms stay in eval mode
@@ -74,12 +79,18 @@ class TrainOptions:
     max_num_next_clicks: int = 3
     min_object_area: int = 20
     balance_sets: bool = False
+    set_weights: tuple[tuple[str, float], ...] = ()
     object_crops: bool = False
     object_scale_jitter: tuple[float, float] = (0.75, 1.33)
     cut_prob: float = 0.25
     cut_levels: int = 1
     single_click_prob: float = 0.0
     noise_prob: float = 0.0
+    invert_prob: float = 0.0
+    blur_prob: float = 0.0
+    read_noise_prob: float = 0.0
+    refine_prob: float = 0.0
+    propagate_prob: float = 0.0
     tighten_prob: float = 0.0
     tighten_sets: tuple[str, ...] | None = None
     seed: int = 0

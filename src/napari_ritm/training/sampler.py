@@ -39,6 +39,14 @@ _SQUARE = np.ones((3, 3), dtype=bool)
 Region = list[tuple[np.ndarray, float]]  # alternatives: (pixel coordinates (K, 2), probability)
 
 
+def target_map(labels: np.ndarray, ids) -> np.ndarray:
+    """(H, W) float32: 1 on the objects ``ids`` of ``labels``, -1 where ``labels`` < 0 (ignored),
+    0 elsewhere."""
+    target = np.isin(labels, np.asarray(list(ids), dtype=labels.dtype)).astype(np.float32)
+    target[labels < 0] = -1.0
+    return target
+
+
 def geometric_probs(n: int, gamma: float) -> np.ndarray:
     """P(k) ∝ gamma**k for k = 0..n-1, normalised to sum to 1."""
     probs = gamma ** np.arange(n, dtype=np.float64)
@@ -117,9 +125,14 @@ class MultiPointSampler:
         else:
             positives = self._sample_group(positive_regions, negative_counts=False, rng=rng)
             negatives = self._sample_group([negative_region], negative_counts=True, rng=rng)
-        target = gt.astype(np.float32)
-        target[ignore] = -1.0
-        return target, np.concatenate([self._pad(positives), self._pad(negatives)], axis=0)
+        return target_map(labels, chosen if len(object_ids) else ()), self.points(
+            positives, negatives
+        )
+
+    def points(self, positives, negatives) -> np.ndarray:
+        """The (2 * max_num_points, 3) points array of the given click pixels ((K, 2) or a list
+        of (y, x)), positives in the first half, negatives in the second."""
+        return np.concatenate([self._pad(list(positives)), self._pad(list(negatives))], axis=0)
 
     def _choose_objects(
         self, object_ids: np.ndarray, rng: np.random.Generator, target: int | None

@@ -32,6 +32,7 @@ from napari_ritm.model.checkpoint import save_checkpoint
 from napari_ritm.training.augment import Augmenter
 from napari_ritm.training.data import ClickDataset, LabeledImage
 from napari_ritm.training.distributed import setup_distributed
+from napari_ritm.training.guidance import GuidanceMix
 from napari_ritm.training.iterative import simulate_previous_clicks
 from napari_ritm.training.losses import RITMLoss
 from napari_ritm.training.object_crops import ObjectCropper
@@ -89,8 +90,16 @@ class Trainer:
         sampler = MultiPointSampler(options.max_num_points)
         epoch_len = resolve_epoch_len(options.epoch_len, len(train_samples), options.batch_size)
         augmenter = Augmenter(
-            options.crop_size, scale_range=options.scale_range, noise_prob=options.noise_prob
+            options.crop_size, scale_range=options.scale_range, noise_prob=options.noise_prob,
+            invert_prob=options.invert_prob, blur_prob=options.blur_prob,
+            read_noise_prob=options.read_noise_prob,
         )
+        guidance = None
+        if options.refine_prob or options.propagate_prob:
+            if not options.object_crops:
+                raise ValueError("refine and propagate samples need object crops")
+            guidance = GuidanceMix(refine_prob=options.refine_prob,
+                                   propagate_prob=options.propagate_prob)
         self.train_set = ClickDataset(
             train_samples,
             MultiPointSampler(options.max_num_points, single_click_prob=options.single_click_prob),
@@ -100,6 +109,7 @@ class Trainer:
             seed=options.seed,
             min_object_area=options.min_object_area,
             balance_sets=options.balance_sets,
+            set_weights=dict(options.set_weights),
             object_crops=ObjectCropper(
                 options.crop_size,
                 cut_prob=options.cut_prob,
@@ -111,6 +121,7 @@ class Trainer:
             else None,
             tighten_prob=options.tighten_prob,
             tighten_sets=options.tighten_sets,
+            guidance=guidance,
         )
         self.val_samples = val_samples
         self.val_set = None
@@ -171,6 +182,9 @@ class Trainer:
         )
         points = batch["points"].to(dev, non_blocking=True)
         gt = batch["gt"].to(dev, non_blocking=True)
+        start = batch["prev"].to(dev, non_blocking=True).contiguous(
+            memory_format=self.memory_format
+        )
         with_prev = self.net.variant.with_prev_mask
         with self.autocast():
             prev, points, clicks = simulate_previous_clicks(
@@ -181,6 +195,8 @@ class Trainer:
                 max_num_next_clicks=self.o.max_num_next_clicks,
                 rng=rng,
                 with_prev_mask=with_prev,
+                prev_mask=start,
+                frozen=batch["frozen"],
             )
             output = self.model(image, points, prev if with_prev else None)
             loss, parts = self.loss_fn(output, gt)
