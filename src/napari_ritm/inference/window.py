@@ -220,7 +220,9 @@ class WindowPredictor:
     ``model``: an ``RITMNet`` (eval mode), an inference copy of it or anything called like it
     with a ``variant``, run as given (:func:`napari_ritm.inference.modes.make_predictor` gives
     it the folded copy). Window rule: see the module docstring. ``flip``: average with the
-    horizontal mirror (twice the work).
+    horizontal mirror (twice the work). ``precision``: ``"bfloat16"`` runs the network under
+    bfloat16 autocast (faster on CPUs that compute it natively; the probabilities move by a
+    few thousandths), ``"float32"`` as it is.
 
     - ``set_image(image)``: a :class:`PlaneReader`, or an (H, W) / (H, W, 3) uint8 or [0, 1]
       float array (numpy or lazy), wrapped in :class:`ArrayPlane`; nothing is read yet.
@@ -244,6 +246,7 @@ class WindowPredictor:
         recompute_thresh_iou: float = 0.5,
         flip: bool = False,
         prob_thresh: float = 0.49,
+        precision: str = "float32",
     ) -> None:
         if not 1 < growth:
             raise ValueError(f"growth must be > 1, got {growth}")
@@ -259,6 +262,9 @@ class WindowPredictor:
         self.recompute_thresh_iou = float(recompute_thresh_iou)
         self.flip = bool(flip)
         self.prob_thresh = float(prob_thresh)
+        if precision not in ("float32", "bfloat16"):
+            raise ValueError(f"precision must be 'float32' or 'bfloat16', got {precision!r}")
+        self.precision = precision
         self._with_prev_mask = bool(model.variant.with_prev_mask)
         device = getattr(model, "device", None)
         self._device = device if device is not None else next(model.parameters()).device
@@ -377,7 +383,10 @@ class WindowPredictor:
         else:
             coords = coords[None]
         points = torch.from_numpy(encode_points(coords, [c.positive for c in clicks]))
-        logits = self.model(x.contiguous(), points.to(self._device), mask)["instances"]
+        with torch.autocast(torch.device(self._device).type, dtype=torch.bfloat16,
+                            enabled=self.precision == "bfloat16"):
+            logits = self.model(x.contiguous(), points.to(self._device), mask)["instances"]
+        logits = logits.float()
         if logits.shape[2:] != x.shape[2:]:
             logits = resize(logits, size)
         if self.flip:
