@@ -204,3 +204,56 @@ def test_slice_of_a_4d_image(tmp_path, checkpoint, capsys):
     assert main(argv) == 0 and tifffile.imread(out).shape == (30, 40)
     _fails(capsys, [*argv[:3], "1,5", *argv[4:]], "--slice 1,5 does not exist")
     _fails(capsys, [*argv[:3], "x", *argv[4:]], "expected integers")
+
+
+@pytest.mark.parametrize("image", [np.full((20, 20), 9, np.uint16),
+                                   np.full((20, 20), np.nan, np.float32)])
+def test_errors_about_the_pixels_do_not_talk_of_stacks(tmp_path, capsys, image):
+    tifffile.imwrite(tmp_path / "bad.tif", image)
+    assert main(["predict", str(tmp_path / "bad.tif"), "-c", "1,1,+", "-o",
+                 str(tmp_path / "o.tif")]) == 2
+    err = capsys.readouterr().err
+    assert ("constant" in err or "finite" in err) and "--slice" not in err
+
+
+def test_the_cli_and_the_widget_see_a_hot_pixel_image_alike(tmp_path, checkpoint, capsys):
+    """Same image, same click, same mask: the widget normalises a 16-bit image with napari's
+    default display range the way the command does (robust percentiles)."""
+    from napari.layers import Image
+
+    from napari_ritm._layers import image_source
+    from napari_ritm.inference.modes import make_predictor
+    from napari_ritm.model.zoo import load_model
+    from napari_ritm.session import Session
+
+    rng = np.random.default_rng(3)
+    image = (rng.integers(150, 250, (64, 80))).astype(np.uint16)
+    image[20:44, 24:56] += 700
+    image[2, 2] = 65535
+    tifffile.imwrite(tmp_path / "hot.tif", image)
+    assert main(["predict", str(tmp_path / "hot.tif"), "-c", "30,40,+", "--model", checkpoint,
+                 "--threshold", "0.3", "-o", str(tmp_path / "cli.tif")]) == 0
+    cli = tifffile.imread(tmp_path / "cli.tif").astype(bool)
+    source, _ = image_source(Image(image))
+    labels = np.zeros(image.shape, np.uint16)
+    session = Session(source, labels, predictor=make_predictor(load_model(checkpoint)),
+                      threshold=0.3)
+    session.click(30, 40, positive=True)
+    session.run_pending()
+    np.testing.assert_array_equal(session.preview, cli)
+
+
+def test_the_report_names_the_object_and_a_click_it_does_not_hold(
+        image_tif, tmp_path, capsys, monkeypatch):
+    from napari_ritm.commands import predict
+
+    def fake(args, image, clicks, init_mask):
+        mask = np.zeros(image.shape[:2], bool)
+        mask[10:20, 30:35] = True
+        return mask.astype(np.float32), mask
+
+    monkeypatch.setattr(predict, "_predict", fake)
+    assert main(["predict", str(image_tif), "-c", "2,2,+", "-o", str(tmp_path / "o.tif")]) == 0
+    out, err = capsys.readouterr()
+    assert "an object of 50 pixels in rows 10-19, columns 30-34" in out
+    assert "does not hold the positive click (2, 2)" in err

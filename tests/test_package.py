@@ -73,3 +73,19 @@ def test_headless_modules_import_neither_qt_nor_napari():
             "('qtpy', 'PyQt5', 'PyQt6', 'PySide2', 'PySide6', 'napari', 'magicgui', 'vispy')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_fresh_clone_finds_the_shared_data(tmp_path, data_dir):
+    """A clone of this checkout in a temporary folder runs the tests that need shared data (it
+    finds them beside the working copy it came from), and says where they are."""
+    import os
+
+    from conftest import REPO
+
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True, timeout=120)
+    env = {k: v for k, v in os.environ.items() if k != "NAPARI_RITM_SHARED"}
+    run = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-p",
+                          "no:cacheprovider", "tests/test_package.py"], cwd=clone, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert f"napari-ritm shared data: {data_dir.parent}" in run.stdout, run.stdout[-2000:]

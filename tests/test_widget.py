@@ -36,6 +36,23 @@ def open_widget(viewer, qtbot, predictor=None) -> RITMWidget:
     return widget
 
 
+def choose_model(widget, qtbot, name: str, *, loaded: bool = True) -> None:
+    """Choose model ``name`` (the item's data) in the Model box as the user does (open the
+    list, click the item) and wait until it is in use (``loaded``) or loading ended."""
+    from qtpy.QtCore import Qt
+
+    combo = widget.model_combo
+    combo.showPopup()
+    view = combo.view()
+    qtbot.waitUntil(view.isVisible, timeout=10000)
+    index = view.model().index(combo.findData(name), 0)
+    view.scrollTo(index)
+    qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton,
+                     pos=view.visualRect(index).center())
+    qtbot.waitUntil(lambda: widget._model_worker is None
+                    and (widget.model_name == name or not loaded), timeout=120000)
+
+
 def wait_idle(widget, qtbot, timeout=120000):
     qtbot.waitUntil(lambda: widget.idle, timeout=timeout)
 
@@ -158,10 +175,18 @@ def test_removing_the_labels_layer_mid_prediction_resets(make_napari_viewer, qtb
     mouse_click(viewer, (20, 20))
     widget.finish()
     viewer.layers.remove(labels)  # before the prediction came back
-    assert "removed" in widget.status.text()
+    qtbot.waitUntil(lambda: "removed" in widget.status.text())
     wait_idle(widget, qtbot)
     assert not labels.data.any()  # nothing half-written
     assert widget.session is None and widget.clicks_layer is None
+    # the state line no longer shows the old object, and a canvas click says what to do
+    assert "Choose" in widget.state_label.text()
+    viewer.layers.selection.active = viewer.layers["img"]
+    mouse_click(viewer, (20, 20))
+    assert "choose the image and labels layers" in widget.status.text()
+    # choosing the same image again (as the user does: the box's item) starts a new session
+    widget.image_combo.activated.emit(widget.image_combo.currentIndex())
+    assert widget.session is not None and widget.labels_layer is not labels
 
 
 def test_refine_and_propagate_through_a_stack(make_napari_viewer, qtbot):
@@ -207,7 +232,7 @@ def test_mirror_averaging_box_is_on_in_the_window_mode_and_a_click_turns_it_off(
     viewer = make_napari_viewer()
     viewer.add_image(blob_image((64, 80), (16, 48, 20, 60)), name="img")
     widget = open_widget(viewer, qtbot)
-    assert widget.mode_combo.currentText() == "window"
+    assert widget.mode == "window"
     assert widget.flip_check.isChecked() and widget.predictor.flip is True
     box = QPoint(6, widget.flip_check.height() // 2)  # on the tick box itself
     qtbot.mouseClick(widget.flip_check, Qt.MouseButton.LeftButton, pos=box)
@@ -224,8 +249,8 @@ def test_real_predictor_on_the_fake_checkpoint(make_napari_viewer, qtbot, ref_di
     viewer = make_napari_viewer()
     viewer.add_image(blob_image((64, 80), (16, 48, 20, 60)), name="img")
     widget = open_widget(viewer, qtbot)
-    assert widget.net is not None and "Model default ready" in widget.status.text()  # shipped
-    assert widget.mode_combo.currentText() == "window"  # the default: one window per pass
+    assert widget.net is not None and "Model Microscopy: nuclei, cells, EM (built in) ready" in widget.status.text()  # shipped
+    assert widget.mode == "window"  # the default: one window per pass
     assert isinstance(widget.predictor, WindowPredictor) and not widget.zoom_check.isEnabled()
     assert widget.predictor.model.channels_last
     widget.load_model(ref_dir / FAKE_CHECKPOINT)
@@ -234,17 +259,17 @@ def test_real_predictor_on_the_fake_checkpoint(make_napari_viewer, qtbot, ref_di
     mouse_click(viewer, (32, 40))
     wait_idle(widget, qtbot, timeout=60000)
     assert widget.session.probs is not None and widget.session.probs.shape == (64, 80)
-    widget.mode_combo.setCurrentText("exact")
+    widget.set_mode("exact")
     exact_network = widget.predictor.model
     assert not exact_network.channels_last  # random weights fail the probe: arithmetic kept
     assert widget.zoom_check.isEnabled() and widget.flip_check.isChecked()
     widget.flip_check.setChecked(False)  # a new predictor, same model and inference copy
     assert widget.predictor.flip is False and widget.predictor.zoom.target_size == 400
     assert widget.predictor.model is exact_network
-    widget.mode_combo.setCurrentText("fast")
+    widget.set_mode("fast")
     assert widget.predictor.zoom.target_size == 256 and not widget.flip_check.isChecked()
     assert widget.predictor.model.channels_last
-    widget.mode_combo.setCurrentText("exact")  # the mode's flip default comes back
+    widget.set_mode("exact")  # the mode's flip default comes back
     assert widget.flip_check.isChecked() and widget.predictor.flip is True
     widget.flip_check.setChecked(False)
     mouse_click(viewer, (20, 30), button=2)

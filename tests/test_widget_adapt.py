@@ -10,7 +10,7 @@ import json
 import pytest
 import tifffile
 
-from test_widget import open_widget, wait_idle
+from test_widget import choose_model, open_widget, wait_idle
 
 # what new_predictor says of the stand-in predictors the fits below run with
 FIT_INFO = {"model": "default", "sha256": None, "mode": "window", "settings": {"flip": False}}
@@ -43,13 +43,13 @@ def test_adapt_model_to_my_labels(make_napari_viewer, qtbot, data_dir, tmp_path,
     models = tmp_path / "models"
     if not better:
         assert "no better" in widget.status.text() and not models.exists()
-        assert widget.model_combo.currentText() == "default"
+        assert widget.model_combo.currentData() == "default"
         return
     card = json.loads((models / "default-adapted.json").read_text())
     assert card["source_model"] == "default" and card["steps"] == 3
     assert (models / "default-adapted.pth").is_file()
     assert widget.model_name == "default-adapted"
-    assert widget.model_combo.currentText() == "default-adapted"
+    assert widget.model_combo.currentData() == "default-adapted"
     qtbot.waitUntil(lambda: widget._fit_worker is None, timeout=120000)  # then the fit, with it
     assert not any("napari-ritm" in bar.desc for bar in progress._all_instances)
     status = widget.status.text()
@@ -229,23 +229,6 @@ class _SlowUntil:
                 return super().predict(clicks, prev_mask)
 
         return Slow(radius=10, width=2)
-
-
-def choose_model(widget, qtbot, name: str) -> None:
-    """Choose ``name`` in the Model box as the user does (open the list, click the item) and
-    wait until it is in use."""
-    from qtpy.QtCore import Qt
-
-    combo = widget.model_combo
-    combo.showPopup()
-    view = combo.view()
-    qtbot.waitUntil(view.isVisible, timeout=10000)
-    index = view.model().index(combo.findText(name), 0)
-    view.scrollTo(index)
-    qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton,
-                     pos=view.visualRect(index).center())
-    qtbot.waitUntil(lambda: widget._model_worker is None and widget.model_name == name,
-                    timeout=120000)
 
 
 def test_a_fit_belongs_to_the_model_it_ran_with(make_napari_viewer, qtbot, monkeypatch,

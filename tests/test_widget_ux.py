@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from _fakes import DiskPredictor
-from test_widget import blob_image, mouse_click, open_widget, wait_idle
+from test_widget import blob_image, choose_model, mouse_click, open_widget, wait_idle
 
 
 class SlowDiskPredictor(DiskPredictor):
@@ -55,7 +55,8 @@ def test_busy_bar_shows_while_a_click_is_computed(make_napari_viewer, qtbot):
 
 def test_markers_keep_their_screen_size_across_zoom(make_napari_viewer, qtbot):
     viewer = make_napari_viewer(show=True)
-    viewer.add_image(np.full((200, 200), 10, np.uint16), name="dark")
+    dark = 10 + np.arange(200, dtype=np.uint16)[None, :].repeat(200, 0) % 7
+    viewer.add_image(dark, name="dark")
     widget = open_widget(viewer, qtbot, DiskPredictor())
     mouse_click(viewer, (100, 100))
     wait_idle(widget, qtbot)
@@ -75,20 +76,18 @@ def test_a_failed_download_keeps_the_working_model(make_napari_viewer, qtbot, mo
     viewer.add_image(blob_image((40, 40), (5, 35, 5, 35)))
     widget = open_widget(viewer, qtbot)
     working = widget.predictor
-    assert widget.model_combo.currentText() == "default" and working is not None
+    assert widget.model_combo.currentData() == "default" and working is not None
 
     def no_network(name, **kwargs):
         raise zoo.DownloadError("could not download ... (a long urllib3 traceback) " * 20,
                                 url="https://example.org/m.pth", path=zoo.local_path(name))
 
     monkeypatch.setattr(zoo, "fetch", no_network)
-    widget.model_combo.setCurrentText("coco_lvis_h18s_itermask")
-    widget._on_model_chosen(widget.model_combo.currentIndex())
-    qtbot.waitUntil(lambda: widget._model_worker is None, timeout=120000)
+    choose_model(widget, qtbot, "coco_lvis_h18s_itermask", loaded=False)
     message = widget.status.text()
     assert message.startswith("Could not download model 'coco_lvis_h18s_itermask'. Save ")
-    assert "Still using default" in message and len(message) < 300
-    assert widget.model_combo.currentText() == "default" and widget.predictor is working
+    assert "Still using Microscopy" in message and len(message) < 300
+    assert widget.model_combo.currentData() == "default" and widget.predictor is working
 
 
 def test_channel_picker_uses_one_channel_and_remembers_it(make_napari_viewer, qtbot):

@@ -23,6 +23,7 @@ from qtpy.QtCore import QTimer
 
 from napari_ritm._controls import ADAPT_SCOPES
 from napari_ritm._model_panel import model_key
+from napari_ritm.inference.modes import with_interactive_threads
 
 __all__ = ["AdaptPanel"]
 
@@ -33,7 +34,9 @@ class AdaptPanel:
     adapt_options: Any = None  # AdaptOptions; None: the defaults with a 5-minute budget
     _adapt_worker: Any = None
     _adapt_stop = False
-    _adapt_progress: tuple[int, int, float] = (0, 0, 0.0)
+    _adapt_progress: tuple[int, int, float, float] = (0, 0, 0.0, 0.0)  # step, total, start,
+    # and when the first training step was done
+    _adapt_budget: float | None = None  # the training's time budget (s)
     _fit_worker: Any = None
     _fit_stop = False
     _fit_progress: tuple[int, int] = (0, 0)
@@ -59,13 +62,17 @@ class AdaptPanel:
             return
         options = self.adapt_options or AdaptOptions(max_seconds=300)
         source = self.model_name
-        self._adapt_stop, self._adapt_progress = False, (0, options.steps, time.perf_counter())
+        started = time.perf_counter()
+        self._adapt_stop, self._adapt_progress = False, (0, options.steps, started, started)
+        self._adapt_budget = options.max_seconds
 
         def progress(step: int, total: int, loss: float) -> None:  # (in the worker thread)
-            self._adapt_progress = (step, total, self._adapt_progress[2])
+            first = time.perf_counter() if step == 1 else self._adapt_progress[3]
+            self._adapt_progress = (step, total, started, first)
 
-        worker = create_worker(adapt, self.net, samples, options, on_progress=progress,
-                               should_stop=lambda: self._adapt_stop, _ignore_errors=True)
+        worker = create_worker(with_interactive_threads(adapt), self.net, samples, options,
+                               on_progress=progress, should_stop=lambda: self._adapt_stop,
+                               _ignore_errors=True)
         worker.returned.connect(lambda result: self._adapted(result, source, samples))
         worker.errored.connect(self._adapt_failed)
         worker.finished.connect(self._adapt_finished)
@@ -109,9 +116,9 @@ class AdaptPanel:
         def progress(done: int, total: int) -> None:  # (in the worker thread)
             self._fit_progress = (done, total)
 
-        worker = create_worker(fit_threshold, predictor, samples, current=current,
-                               on_progress=progress, should_stop=lambda: self._fit_stop,
-                               _ignore_errors=True)
+        worker = create_worker(with_interactive_threads(fit_threshold), predictor, samples,
+                               current=current, on_progress=progress,
+                               should_stop=lambda: self._fit_stop, _ignore_errors=True)
         worker.returned.connect(
             lambda fit: self._threshold_fitted(fit, model, how, info["sha256"]))
         worker.errored.connect(self._fit_failed)
@@ -140,6 +147,7 @@ class AdaptPanel:
         if not self._alive:
             return
         self._fit_timer.stop()  # its next tick would overwrite the outcome with progress
+        self._fit_progress = (0, 0)  # (and so would a tick already on its way)
 
         def say(text: str) -> None:
             self.say(self._fit_context + text)
@@ -206,18 +214,25 @@ class AdaptPanel:
             return None
 
     def _show_adapt_progress(self) -> None:
-        step, total, start = self._adapt_progress
+        step, total, started, first = self._adapt_progress
         if not self._alive or not step:
             return
         self.show_progress("adapt", step)
-        left = (time.perf_counter() - start) / step * (total - step)
-        self.say(f"Adapting: step {step} of {total}, about {left / 60:.0f} min left "
-                 "(you can keep clicking)")
+        from napari_ritm.training.adapt import time_left
+
+        left = time_left(step, total, started, first, time.perf_counter(), self._adapt_budget)
+        if left is None:
+            self.say(f"Adapting: step {step} of {total}, measuring the speed (you can keep "
+                     "clicking)")
+            return
+        when = f"{left / 60:.0f} min" if left >= 90 else f"{max(left, 1):.0f} s"
+        self.say(f"Adapting: step {step} of {total}, about {when} left (you can keep clicking)")
 
     def _adapted(self, result: Any, source: str, samples: list) -> None:
         if not self._alive:
             return
         self._adapt_timer.stop()  # its next tick would overwrite the outcome with progress
+        self._adapt_progress = (0, *self._adapt_progress[1:])  # (or one already on its way)
         before, after = result.before, result.after
         figures = (f"NoC@85 {before['val_noc85']:.1f} -> {after['val_noc85']:.1f} on "
                    f"{result.held_objects} held-back objects, {result.steps} steps")

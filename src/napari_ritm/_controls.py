@@ -26,20 +26,32 @@ from qtpy.QtWidgets import (
 from napari_ritm._keys import key_text
 from napari_ritm.inference.modes import MODES, WIDGET_MODE, mode_settings
 
-__all__ = ["CHOOSE_FILE", "DEFAULT_THRESHOLD", "MODE_TIPS", "RITMControls"]
+__all__ = ["CHOOSE_FILE", "DEFAULT_THRESHOLD", "MARKER_SIZE", "MODE_LABELS", "MODE_TIPS",
+           "RITMControls"]
 
 CHOOSE_FILE = "Choose a .pth file..."
 #: the threshold the slider starts at (the evaluation protocol's)
 DEFAULT_THRESHOLD = 0.49
+#: the click markers' default size on the screen (px): a ring this small leaves a 9 px nucleus
+#: visible at the zoom napari opens the sample image with
+MARKER_SIZE = 7
 #: what "Adapt model to my labels" learns from: every object of the layer, or this session's
 ADAPT_SCOPES = ("all objects of the layer", "objects made in this session")
 
+#: what the "Look at" box offers, by predictor mode
+MODE_LABELS = {
+    "window": "around my clicks (recommended)",
+    "exact": "the whole image (the RITM paper's way)",
+    "fast": "the whole image, smaller (faster)",
+}
+
 MODE_TIPS = {
-    "window": "window (recommended): looks only around your clicks, so a click costs the same "
-    "on any image size (about 0.1 s on a laptop)",
-    "exact": "exact: the predictor of the RITM paper, to compare with its published results "
-    "(slower, and slower still on large images)",
-    "fast": "fast: the paper's predictor on a smaller zoomed-in view, without mirror averaging",
+    "window": "Around my clicks (recommended): the model looks only at a window around your "
+    "clicks, so a click costs the same on any image size (about 0.1 s on a laptop)",
+    "exact": "The whole image: the predictor of the RITM paper, to compare with its published "
+    "results (slower, and slower still on large images)",
+    "fast": "The whole image, smaller: the paper's predictor on a smaller view, without the "
+    "extra accuracy",
 }
 
 
@@ -66,7 +78,9 @@ def _combo(tip: str) -> QComboBox:
 
 class RITMControls(QWidget):
     """The panel. Data: ``image_combo``, ``channel_combo``, ``labels_combo``. Model:
-    ``model_combo`` (registered names, then ``CHOOSE_FILE``), ``mode_combo``, ``zoom_check``,
+    ``model_combo`` (the registered models by what they were trained on, the user's own, then
+    ``CHOOSE_FILE``; each item's data is the model's name or file), ``mode_combo`` ("Look at";
+    each item's data is the predictor mode), ``zoom_check``,
     ``flip_check``, ``threshold_slider`` (1..99 = 0.01..0.99), ``marker_spin`` (click marker
     size in screen pixels), ``overwrite_check``, ``adapt_scope_combo`` (which objects "Learn
     from"), ``fit_button`` and ``adapt_button``. Object: ``state_label`` and the finish, undo and
@@ -86,31 +100,35 @@ class RITMControls(QWidget):
         self.labels_combo = _combo(
             "The Labels layer that receives finished objects; a new one is made if you choose "
             "<new labels layer>")
-        self.model_combo = _combo("The network that turns clicks into masks. 'default' ships "
-                                  "with the plugin and works offline")
+        self.model_combo = _combo("The network that turns clicks into masks: what it was trained "
+                                  "on. The built-in one works offline; the others download once")
         for name, entry in REGISTRY.items():
-            self.model_combo.addItem(name)
-            self.model_combo.setItemData(self.model_combo.count() - 1, entry.description,
+            self.model_combo.addItem(entry.label or name, name)
+            self.model_combo.setItemData(self.model_combo.count() - 1,
+                                         f"{entry.description} (model name: {name})",
                                          Qt.ItemDataRole.ToolTipRole)
         from napari_ritm.model.user_models import model_card, user_models
 
         for name in user_models():  # the user's own, e.g. adapted to their labels
             card = model_card(name) or {}
-            self.model_combo.addItem(name)
+            self.model_combo.addItem(name, name)
             self.model_combo.setItemData(
                 self.model_combo.count() - 1,
                 f"your model, adapted from {card.get('source_model', '?')} on "
                 f"{card.get('train_objects', '?')} objects ({card.get('date', '')})",
                 Qt.ItemDataRole.ToolTipRole)
-        self.model_combo.addItem(CHOOSE_FILE)
-        self.mode_combo = _combo("\n".join(MODE_TIPS[mode] for mode in MODES))
-        self.mode_combo.addItems(MODES)
-        self.mode_combo.setCurrentText(WIDGET_MODE)
-        self.zoom_check = _check("Zoom in", True, "Paper modes only: predict on a zoomed-in "
-                                 "view of the object after the first click (the window mode "
+        self.model_combo.addItem(CHOOSE_FILE, CHOOSE_FILE)
+        self.mode_combo = _combo("What the model looks at for each click:\n"
+                                 + "\n".join(MODE_TIPS[mode] for mode in MODES))
+        for mode in MODES:
+            self.mode_combo.addItem(MODE_LABELS[mode], mode)
+        self.mode_combo.setCurrentIndex(self.mode_combo.findData(WIDGET_MODE))
+        self.zoom_check = _check("Zoom in on the object", True,
+                                 "Whole-image modes only: after the first click, look at a "
+                                 "zoomed-in view of the object (looking around your clicks "
                                  "always does)")
         self.zoom_check.setEnabled(WIDGET_MODE != "window")
-        self.flip_check = _check("Mirror averaging", mode_settings(WIDGET_MODE)["flip"],
+        self.flip_check = _check("Extra accuracy (2× slower)", mode_settings(WIDGET_MODE)["flip"],
                                  "Also predict on the mirrored image and average the two: "
                                  "fewer clicks per object, twice the work per click (untick "
                                  "for speed)")
@@ -123,7 +141,7 @@ class RITMControls(QWidget):
         self.threshold_label.setToolTip(self.threshold_slider.toolTip())
         self.marker_spin = QSpinBox()
         self.marker_spin.setRange(4, 40)
-        self.marker_spin.setValue(12)
+        self.marker_spin.setValue(MARKER_SIZE)
         self.marker_spin.setSuffix(" px")
         self.marker_spin.setToolTip("Size of the click markers on the screen (they keep it at "
                                     "any zoom)")
@@ -190,7 +208,7 @@ class RITMControls(QWidget):
         data.addRow("", self.record_button)
         model = QFormLayout()
         model.addRow("Model", self.model_combo)
-        model.addRow("Mode", self.mode_combo)
+        model.addRow("Look at", self.mode_combo)
         model.addRow("", _row(self.zoom_check, self.flip_check))
         model.addRow("Threshold", _row(self.threshold_slider, self.threshold_label))
         model.addRow("Markers", self.marker_spin)

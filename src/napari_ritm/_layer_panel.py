@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 from napari.layers import Image, Labels
+from qtpy.QtCore import QTimer
 
 from napari_ritm._layers import (
     OWN,
@@ -25,6 +26,8 @@ from napari_ritm.session import Session
 __all__ = ["NEW_LABELS", "LayerPanel"]
 
 NEW_LABELS = "<new labels layer>"
+CLICKS_DRAWN = ("The RITM clicks layer is drawn for you: click on the image to add clicks (left: "
+                "object, right: background); Undo removes the last one")
 
 
 class LayerPanel:
@@ -57,6 +60,16 @@ class LayerPanel:
         self.channel_combo.setEnabled(len(choices) > 1)
         if image is not None and self._channels.get(image.name) in [t for t, _ in choices]:
             self.channel_combo.setCurrentText(self._channels[image.name])
+
+    def _on_combo_activated(self, combo: Any) -> None:
+        """The user picked an item of ``combo``, maybe the one shown already: with no session
+        (a layer was removed, or the layers did not match), that starts one."""
+        if self.session is not None or self._filling:
+            return
+        if combo is self.image_combo:
+            self._on_image_chosen(self.image_combo.currentText())
+        else:
+            self._rebuild_session()
 
     def _on_image_chosen(self, name: str) -> None:
         """Another image: its channel choice and its own labels layer come with it (the one
@@ -106,7 +119,8 @@ class LayerPanel:
             self._rebuilding = False
 
     def _start_session(self) -> None:
-        if self.session is not None and self.session.clicks:
+        discarded = self.session is not None and bool(self.session.clicks)
+        if discarded:
             self.say("Layers changed: the object in progress was discarded")
         self._stop_session()
         image = self._layer(self.image_combo.currentText(), Image)
@@ -145,9 +159,15 @@ class LayerPanel:
         self.clicks_layer = add_clicks_layer(self.viewer, labels, "RITM clicks",
                                              self.marker_spin.value())
         self.clicks_layer.events.mode.connect(self._on_clicks_mode)
+        self.clicks_layer.events.data.connect(self._on_clicks_edited)
+        self.shortcuts.attach(labels, self.preview_layer, self.clicks_layer)
         self.viewer.layers.selection.active = self.clicks_layer
         self._on_dims()
         self._refresh()
+        note = self.intensity_note()
+        if note:
+            self.say(("Layers changed: the object in progress was discarded. " if discarded
+                      else "") + note)
 
     def _stop_session(self) -> None:
         if self.session is not None:
@@ -157,6 +177,7 @@ class LayerPanel:
             self.stop_propagation()
         if self.image_layer is not None:
             self.image_layer.events.contrast_limits.disconnect(self._on_contrast)
+        self.shortcuts.detach()
         own = self._own_layers()
         self.image_layer = self.labels_layer = self.clicks_layer = self.preview_layer = None
         for layer in own:
@@ -169,13 +190,27 @@ class LayerPanel:
             self._on_image_chosen(self.image_combo.currentText())  # opened before the image
 
     def _on_layer_removed(self, event: Any) -> None:
+        """A layer went away. Removing more layers or showing a notification inside napari's
+        own removal event can crash napari (a segfault, seen with software OpenGL), so the
+        work waits for the event loop's next turn."""
         removed = event.value
-        if removed in (self.image_layer, self.labels_layer, *self._own_layers()):
-            self.warn(f"Layer {removed.name!r} was removed: session reset, nothing was written. "
-                      "Choose the layers again to go on.")
+        ours = (self.session is not None
+                and removed in (self.image_layer, self.labels_layer, *self._own_layers()))
+        if ours:  # nothing more may reach that labels layer
+            self.session.reset("")
+            self.session = None
+        QTimer.singleShot(0, lambda: self._after_removal(removed, ours))
+
+    def _after_removal(self, removed: Any, ours: bool) -> None:
+        if not self._alive:
+            return
+        if ours:
             self._stop_session()
+            self.warn(f"Layer {removed.name!r} was removed: session reset, nothing was written. "
+                      "Choose the image and labels layers again to go on.")
         if not self._rebuilding:
             self._fill_combos()
+        self._refresh()
 
     def _on_clicks_mode(self, event: Any = None) -> None:
         """The clicks layer is drawn by the widget: its napari tools (add, select, delete)
@@ -183,6 +218,12 @@ class LayerPanel:
         layer = self.clicks_layer
         if layer is not None and str(layer.mode) != "pan_zoom":
             layer.mode = "pan_zoom"
-            self.say("The RITM clicks layer is drawn for you: click on the image to add clicks "
-                     "(left: object, right: background); Undo removes the last one")
+        self.say(CLICKS_DRAWN)
+
+    def _on_clicks_edited(self, event: Any = None) -> None:
+        """Something other than the widget changed the clicks layer's points (napari's delete
+        key, the layer's controls): draw the clicks in use again."""
+        if not self._drawing_clicks and self.clicks_layer is not None:
+            self._refresh()
+            self.say(CLICKS_DRAWN)
 

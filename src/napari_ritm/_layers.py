@@ -2,11 +2,12 @@
 
 - :func:`channel_choices`: the channels a user may pick in an Image layer;
 - :func:`image_source`: an Image layer (and a channel) -> :class:`~napari_ritm.planes.ImageSource`
-  + spatial shape;
+  + spatial shape, with :func:`display_limits`, the intensity range the user chose;
 - :func:`plane_coords`: a world position -> (slice key, y, x) in a Labels layer's pixels;
 - :func:`add_preview_layer` / :func:`draw_preview`: the current object's mask, one plane;
 - :func:`add_clicks_layer` / :func:`draw_clicks`: the clicks, green positive and red negative;
-  :func:`click_callback` turns mouse clicks on the canvas into actions.
+  :func:`click_callback` turns mouse clicks on the canvas into actions;
+- :func:`history_step`: napari's undo or redo of a Labels layer, and whether it did anything.
 """
 from __future__ import annotations
 
@@ -21,7 +22,9 @@ from napari_ritm.inference.clicks import Click
 from napari_ritm.planes import ImageSource
 
 __all__ = ["ALL_CHANNELS", "OWN", "add_clicks_layer", "add_preview_layer", "channel_choices",
-           "click_callback", "draw_clicks", "draw_preview", "image_source", "plane_coords"]
+           "click_callback", "display_limits", "draw_clicks", "draw_preview", "history_step",
+           "image_source",
+           "plane_coords"]
 
 OWN = "napari-ritm"  # metadata key marking the layers the widget creates
 DRAWN = "napari-ritm drawn"  # preview layer metadata: the window drawn last
@@ -51,18 +54,29 @@ def image_source(
     layer: Image, channel: str = ALL_CHANNELS
 ) -> tuple[ImageSource, tuple[int, ...]]:
     """The layer's full-resolution data as an ImageSource of the chosen ``channel`` (a text
-    of :func:`channel_choices`; the display range as contrast limits for non-RGB data) and its
-    spatial shape (channel or RGB axis removed)."""
+    of :func:`channel_choices`; :func:`display_limits` as its contrast limits) and its spatial
+    shape (channel or RGB axis removed)."""
     data = layer.data[0] if layer.multiscale else layer.data
     axis, index = dict(channel_choices(layer)).get(channel, (None, 0))
-    limits = tuple(float(v) for v in layer.contrast_limits)
+    limits = display_limits(layer)
     if axis is None:
-        source = ImageSource(data, rgb=bool(layer.rgb), contrast_limits=None if layer.rgb
-                             else limits)
+        source = ImageSource(data, rgb=bool(layer.rgb), contrast_limits=limits)
     else:  # one colour of an RGB layer has no display range of its own: its robust range
-        source = ImageSource(data, contrast_limits=None if layer.rgb else limits,
-                             channel_axis=axis, channel=index)
+        source = ImageSource(data, contrast_limits=limits, channel_axis=axis, channel=index)
     return source, source.shape
+
+
+def display_limits(layer: Image) -> tuple[float, float] | None:
+    """The intensity range the user chose for ``layer`` (its contrast limits), or None while
+    they are napari's default, the data's full range (one hot pixel then squeezes everything
+    else into a few grey levels): the model then sees each plane's robust range
+    (:data:`~napari_ritm.inference.normalize.PERCENTILES`; uint8 as it is). None for RGB."""
+    if layer.rgb:
+        return None
+    limits = tuple(float(v) for v in layer.contrast_limits)
+    if limits == tuple(float(v) for v in layer.contrast_limits_range):
+        return None
+    return limits
 
 
 def plane_coords(
@@ -148,6 +162,15 @@ def draw_clicks(
         layer.face_color = "transparent"
         layer.border_color = [POSITIVE if c.positive else NEGATIVE for c in clicks]
     set_marker_size(layer, size)
+
+
+def history_step(layer: Labels, step: str) -> bool:
+    """napari's ``undo`` or ``redo`` (``step``) of a Labels layer; whether it changed anything
+    (napari says nothing when its history is empty: its history lists are read here)."""
+    history = getattr(layer, "_undo_history" if step == "undo" else "_redo_history", None)
+    before = len(history) if history is not None else None
+    getattr(layer, step)()
+    return before is None or len(history) < before
 
 
 def click_callback(on_click: Callable[..., None]) -> Callable:

@@ -15,7 +15,7 @@ from qtpy.QtCore import QSignalBlocker, Qt
 from qtpy.QtWidgets import QFileDialog
 
 from napari_ritm._controls import CHOOSE_FILE, DEFAULT_THRESHOLD
-from napari_ritm.inference.modes import mode_settings
+from napari_ritm.inference.modes import mode_settings, with_interactive_threads
 
 __all__ = ["ModelPanel", "load_networks", "model_key"]
 
@@ -55,7 +55,7 @@ class ModelPanel:
     model_thresholds: dict[str, float]  # each model's threshold when the user left it
 
     def _on_model_chosen(self, index: int) -> None:
-        source = self.model_combo.itemData(index) or self.model_combo.itemText(index)
+        source = self.model_combo.itemData(index)
         if source == CHOOSE_FILE:
             source, _ = QFileDialog.getOpenFileName(self, "RITM checkpoint", "",
                                                     "RITM model (*.pth)")
@@ -64,17 +64,24 @@ class ModelPanel:
                 return
         self.load_model(source)
 
+    def model_label(self, source: str | None) -> str:
+        """How the model box names ``source`` (a registered name, a user model or a file)."""
+        index = self.model_combo.findData(source)
+        if index >= 0:
+            return self.model_combo.itemText(index)
+        return Path(source).name if source else ""
+
     def _show_model(self, source: str | None) -> None:
         """Show ``source`` (a name or a .pth path) in the model box, adding files by name."""
         if source is None:
             return
-        name = Path(source).name if Path(source).suffix == ".pth" else source
-        if self.model_combo.findText(name) < 0:  # a file: listed by name, the path as its data
-            self.model_combo.insertItem(self.model_combo.count() - 1, name, source)
-            self.model_combo.setItemData(self.model_combo.count() - 2, source,
-                                         Qt.ItemDataRole.ToolTipRole)
+        index = self.model_combo.findData(source)
+        if index < 0:  # a file: listed by its name, the path as its data
+            index = self.model_combo.count() - 1
+            self.model_combo.insertItem(index, Path(source).name, source)
+            self.model_combo.setItemData(index, source, Qt.ItemDataRole.ToolTipRole)
         with QSignalBlocker(self.model_combo):
-            self.model_combo.setCurrentText(name)
+            self.model_combo.setCurrentIndex(index)
 
     def load_model(self, source: str | Path, *, message: str | None = None,
                    on_loaded: Callable[[str], None] | None = None) -> None:
@@ -84,9 +91,10 @@ class ModelPanel:
         what was said."""
         source = str(source)
         self._show_model(source)
-        self.say(f"Loading model {Path(source).name}...")
+        self.say(f"Loading model {self.model_label(source)}...")
         self.set_busy("model", True)
-        worker = create_worker(load_networks, source, _ignore_errors=True)
+        worker = create_worker(with_interactive_threads(load_networks), source,
+                               _ignore_errors=True)
         worker.returned.connect(lambda loaded: self._model_loaded(
             worker, source, *loaded, message=message, on_loaded=on_loaded))
         worker.errored.connect(lambda error: self._model_failed(worker, source, error))
@@ -101,9 +109,11 @@ class ModelPanel:
             previous, self.model_name = self.model_name, source
             self.net, self._networks, self._model_hash = net, networks, digest
             self._build_predictor()
-            said = (message or f"Model {Path(source).name} ready: left click on the image adds "
-                    "to the object, right click (or Ctrl+click) removes")
+            said = (message or f"Model {self.model_label(source)} ready: left click on the "
+                    "image adds to the object, right click (or Ctrl+click) removes")
             said += self._threshold_for(source, previous)
+            note = self.intensity_note() if message is None else ""
+            said += f". {note}" if note else ""
             self.say(said)
             if on_loaded is not None:
                 on_loaded(said)
@@ -139,7 +149,7 @@ class ModelPanel:
         from napari_ritm.model.zoo import describe_load_error
 
         self._show_model(self.model_name)  # back on the model that still predicts
-        still = f" Still using {Path(self.model_name).name}." if self.model_name else ""
+        still = f" Still using {self.model_label(self.model_name)}." if self.model_name else ""
         self.warn(describe_load_error(source, error) + still)
 
     def _model_worker_finished(self, worker: Any) -> None:
@@ -149,9 +159,19 @@ class ModelPanel:
                 self.set_busy("model", False)
                 self._pump()
 
-    def _on_mode(self, mode: str) -> None:
+    @property
+    def mode(self) -> str:
+        """The predictor mode chosen in the "Look at" box."""
+        return self.mode_combo.currentData()
+
+    def set_mode(self, mode: str) -> None:
+        """Choose predictor ``mode`` in the "Look at" box (as the user would)."""
+        self.mode_combo.setCurrentIndex(self.mode_combo.findData(mode))
+
+    def _on_mode(self, _index: int = 0) -> None:
         """A mode brings its own mirror-averaging default; one new predictor for both changes.
         Zoom-in is a choice of the paper's predictor only (the window mode always zooms in)."""
+        mode = self.mode
         with QSignalBlocker(self.flip_check):
             self.flip_check.setChecked(mode_settings(mode)["flip"])
         self.zoom_check.setEnabled(mode != "window")
@@ -173,7 +193,7 @@ class ModelPanel:
 
         # The paper's modes get the official demo's additions (zoomed in from the first click,
         # never more than 800 px through the network); the checkboxes override zoom-in and flip.
-        mode = self.mode_combo.currentText()
+        mode = self.mode
         overrides = {"flip": self.flip_check.isChecked()}
         if mode != "window":
             overrides["zoom_in"] = self.zoom_check.isChecked()

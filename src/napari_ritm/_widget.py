@@ -19,8 +19,18 @@ from napari_ritm._adapt_panel import AdaptPanel
 from napari_ritm._controls import RITMControls
 from napari_ritm._keys import load_keys
 from napari_ritm._layer_panel import LayerPanel
-from napari_ritm._layers import click_callback, draw_clicks, draw_preview, plane_coords
+from napari_ritm._layers import (
+    click_callback,
+    display_limits,
+    draw_clicks,
+    draw_preview,
+    history_step,
+    plane_coords,
+)
 from napari_ritm._model_panel import ModelPanel
+from napari_ritm._shortcuts import Shortcuts
+from napari_ritm.inference.modes import with_interactive_threads
+from napari_ritm.planes import slice_text
 from napari_ritm.session import Session
 
 if TYPE_CHECKING:
@@ -56,6 +66,8 @@ class RITMWidget(AdaptPanel, LayerPanel, ModelPanel, RITMControls):
         self._filling = False  # combos being filled: ignore their change signals
         self._rebuilding = False
         self._selected: int | None = None
+        self._watched: Any = None  # the selected layer, whose tool changes the state line shows
+        self._drawing_clicks = False  # the widget itself is redrawing the clicks layer
         self._undo_armed = False  # Undo with no click asked once: the next one undoes a commit
         self._pairs: dict[str, str] = {}  # image layer name -> the labels layer used with it
         self._channels: dict[str, str] = {}  # image layer name -> channel chosen for it
@@ -84,8 +96,10 @@ class RITMWidget(AdaptPanel, LayerPanel, ModelPanel, RITMControls):
         self.image_combo.currentTextChanged.connect(self._on_image_chosen)
         self.channel_combo.currentTextChanged.connect(self._on_channel_chosen)
         self.labels_combo.currentTextChanged.connect(lambda _: self._rebuild_session())
+        for combo in (self.image_combo, self.labels_combo):
+            combo.activated.connect(lambda _, combo=combo: self._on_combo_activated(combo))
         self.model_combo.activated.connect(self._on_model_chosen)
-        self.mode_combo.currentTextChanged.connect(self._on_mode)
+        self.mode_combo.currentIndexChanged.connect(self._on_mode)
         self.zoom_check.toggled.connect(lambda _: self._build_predictor())
         self.flip_check.toggled.connect(lambda _: self._build_predictor())
         self.threshold_slider.valueChanged.connect(self._on_threshold)
@@ -98,30 +112,39 @@ class RITMWidget(AdaptPanel, LayerPanel, ModelPanel, RITMControls):
         viewer = self.viewer
         viewer.layers.events.inserted.connect(self._on_layer_inserted)
         viewer.layers.events.removed.connect(self._on_layer_removed)
-        viewer.layers.selection.events.active.connect(lambda _: self._refresh())
         viewer.dims.events.point.connect(self._on_dims)
+        viewer.layers.selection.events.active.connect(self._on_active_layer)
         callback = click_callback(self._canvas_click)
         callbacks = viewer.mouse_drag_callbacks
         callbacks.append(callback)
         actions = {"finish": self.finish, "undo": self.undo, "redo": self.redo,
                    "reset": self.reset,
                    "refine": self.refine_under_cursor, "propagate_up": lambda: self.propagate(1),
-                   "propagate_down": lambda: self.propagate(-1)}
-        bound = []
-        for action, names in self.keys.items():
-            for name in names:
-                viewer.bind_key(name, _key_handler(actions[action]), overwrite=True)
-                bound.append(name)
+                   "propagate_down": lambda: self.propagate(-1),
+                   "labels_undo": self.labels_undo, "clicks_edit": self._on_clicks_mode}
+        self.shortcuts = Shortcuts(viewer, self.keys, actions,
+                                   lambda: self.session is not None and bool(self.session.clicks))
 
         def unbind(*_: Any) -> None:
             self._alive = False  # workers still running must not touch the deleted widgets
             self._activity.stop()
             if callback in callbacks:
                 callbacks.remove(callback)
-            for name in bound:
-                viewer.bind_key(name, None, overwrite=True)
+            self.shortcuts.close()
 
         self.destroyed.connect(unbind)
+
+    def _on_active_layer(self, event: Any = None) -> None:
+        """Another layer is selected: follow its tool changes too (a brush or transform tool
+        takes the canvas clicks; the state line says so)."""
+        if self._watched is not None:
+            self._watched.events.mode.disconnect(self._refresh)
+        self._watched = self.viewer.layers.selection.active
+        if self._watched is not None and hasattr(self._watched.events, "mode"):
+            self._watched.events.mode.connect(self._refresh)
+        else:
+            self._watched = None
+        self._refresh()
 
     def say(self, message: str) -> None:
         """Show ``message`` in the widget's status line."""
@@ -175,14 +198,16 @@ class RITMWidget(AdaptPanel, LayerPanel, ModelPanel, RITMControls):
         return None if active is None or mode == "pan_zoom" else f"{active.name!r} ({mode})"
 
     def _canvas_click(self, world: Any, *, positive: bool = True) -> None:
-        if self.session is not None and self._click_target() is None:
+        if self._click_target() is None:
             self.click(world, positive=positive)
 
     def click(self, world: Any, *, positive: bool = True) -> None:
         """Add a click at a world position (what a mouse click does)."""
         if self.session is None:
-            self.say("Choose an image layer first")
+            self.say("No image to segment: choose the image and labels layers in the Data box "
+                     "first")
             return
+        self.say("")  # the last action's message is now old
         if self.viewer.dims.ndisplay != 2:
             self.say("Switch the viewer to 2D to click")
             return
@@ -211,16 +236,24 @@ class RITMWidget(AdaptPanel, LayerPanel, ModelPanel, RITMControls):
             self._undo_armed = True
             last = self.session.last_commit
             what = (f" (the last object committed here: label {last[0]}"
-                    f"{f' on slice {last[1]}' if last[1] else ''})" if last else "")
+                    f"{' on ' + slice_text(last[1]) if last[1] else ''})" if last else "")
             self.say(f"No click to undo. Press Undo again to undo the last change to the labels "
                      f"layer{what}")
         elif not self.session.busy:
-            self._undo_armed = False
-            self.labels_layer.undo()
-            self.session.labels_undone()
-            self.say(f"Undid the last change to {self.labels_layer.name!r} (napari undo; "
-                     "Ctrl+Shift+Z redoes it)")
+            self.labels_undo()
         self._pump()
+
+    def labels_undo(self) -> None:
+        """napari's undo of the labels layer, now (e.g. the last committed object)."""
+        if self.session is None or self.session.busy:
+            return
+        self._undo_armed = False
+        if not history_step(self.labels_layer, "undo"):
+            self.say(f"Nothing to undo in {self.labels_layer.name!r}")
+            return
+        self.session.labels_undone()
+        self.say(f"Undid the last change to {self.labels_layer.name!r} (napari undo; "
+                 "Ctrl+Shift+Z redoes it)")
 
     def _on_save_record(self) -> None:
         from qtpy.QtWidgets import QFileDialog
@@ -246,11 +279,14 @@ class RITMWidget(AdaptPanel, LayerPanel, ModelPanel, RITMControls):
 
     def redo(self) -> None:
         """napari's redo of the labels layer (after an Undo that took back a commit)."""
-        if self.labels_layer is not None:
-            self.labels_layer.redo()
-            if self.session is not None:
-                self.session.labels_redone()
-            self.say(f"Redid the last undone change to {self.labels_layer.name!r}")
+        if self.labels_layer is None:
+            return
+        if not history_step(self.labels_layer, "redo"):
+            self.say(f"Nothing to redo in {self.labels_layer.name!r}")
+            return
+        if self.session is not None:
+            self.session.labels_redone()
+        self.say(f"Redid the last undone change to {self.labels_layer.name!r}")
 
     def reset(self) -> None:
         if self.session is not None:
@@ -282,7 +318,7 @@ class RITMWidget(AdaptPanel, LayerPanel, ModelPanel, RITMControls):
         self._propagation, self._stopped = prop, False
         self.set_busy("propagate", True, total=max(prop.total, 1))
         self.stop_button.setEnabled(True)
-        worker = create_worker(prop.steps, _ignore_errors=True)
+        worker = create_worker(with_interactive_threads(prop.steps), _ignore_errors=True)
         worker.yielded.connect(lambda step: self._apply_step(session, step))
         worker.errored.connect(lambda error: self.warn(f"Propagation failed: {error}"))
         worker.finished.connect(lambda: self._propagation_finished(session))
@@ -323,7 +359,25 @@ class RITMWidget(AdaptPanel, LayerPanel, ModelPanel, RITMControls):
 
     def _on_contrast(self, event: Any = None) -> None:
         if self.session is not None and self.image_layer is not None and not self.image_layer.rgb:
-            self.session.set_contrast_limits(tuple(self.image_layer.contrast_limits))
+            self.session.set_contrast_limits(display_limits(self.image_layer))
+            self.say(self.intensity_note())
+
+    def intensity_note(self) -> str:
+        """What intensity range the model sees on the slice in view, and why."""
+        session = self.session
+        if session is None or self.image_layer.rgb:
+            return ""
+        try:
+            lo, hi = session.image.windows(session.key).limits
+        except ValueError as error:
+            return f"This slice cannot be segmented: {error}"
+        if session.image.contrast_limits is not None:
+            return f"The model sees intensities {lo:g} to {hi:g}: the image's contrast limits"
+        if session.image.data.dtype == "uint8":
+            return ""
+        return (f"The model sees intensities {lo:g} to {hi:g} (the robust range of the slice: "
+                "bright outliers do not squeeze it); set the image's contrast limits to choose "
+                "another")
 
     def _on_threshold(self, value: int) -> None:
         self.threshold_label.setText(f"{value / 100:.2f}")
@@ -344,7 +398,7 @@ class RITMWidget(AdaptPanel, LayerPanel, ModelPanel, RITMControls):
             self._refresh()
             return
         session = self.session
-        worker = create_worker(job.run, _ignore_errors=True)
+        worker = create_worker(with_interactive_threads(job.run), _ignore_errors=True)
         worker.returned.connect(lambda result: session.complete(job, result))
         worker.errored.connect(lambda error: session.fail(job, error))
         worker.finished.connect(self._job_finished)
@@ -365,7 +419,11 @@ class RITMWidget(AdaptPanel, LayerPanel, ModelPanel, RITMControls):
         if session is None or self.clicks_layer is None or self.preview_layer is None:
             self.state_label.setText("Choose an image layer to start")
             return
-        draw_clicks(self.clicks_layer, session.clicks, session.key, self.marker_spin.value())
+        self._drawing_clicks = True
+        try:
+            draw_clicks(self.clicks_layer, session.clicks, session.key, self.marker_spin.value())
+        finally:
+            self._drawing_clicks = False
         draw_preview(self.preview_layer, self.labels_layer, session.key, session.preview_window)
         self.state_label.setText(self._state_text())
         committed = session.last_committed
@@ -394,9 +452,3 @@ class RITMWidget(AdaptPanel, LayerPanel, ModelPanel, RITMControls):
                      "layer's pan/zoom tool to click objects")
         return text
 
-
-def _key_handler(action):
-    def handler(viewer: Any) -> None:
-        action()
-
-    return handler

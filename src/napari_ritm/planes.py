@@ -16,10 +16,22 @@ import numpy as np
 from napari_ritm.inference.clicks import Click
 from napari_ritm.inference.normalize import intensity_limits, normalize_image, scale_to_rgb01
 
-__all__ = ["ImageSource", "JobResult", "PlaneWindows", "PredictJob", "PredictorLike", "image_for"]
+__all__ = ["ImageSource", "JobResult", "PlaneWindows", "PredictJob", "PredictorLike", "image_for",
+           "slice_text"]
 
 #: Pixels of the subsample that estimates a plane's intensity range without contrast limits.
 RANGE_SAMPLE_PIXELS = 1 << 20
+
+
+def slice_text(key: Sequence[int]) -> str:
+    """How messages name the plane at leading indices ``key``: "slice 35" in a stack, "plane 2,
+    35" with several leading axes (e.g. time and z), "the image" for a 2D image."""
+    key = [int(k) for k in key]
+    if not key:
+        return "the image"
+    if len(key) == 1:
+        return f"slice {key[0]}"
+    return "plane " + ", ".join(map(str, key))
 
 
 class PredictorLike(Protocol):

@@ -20,7 +20,7 @@ import numpy as np
 from scipy import ndimage
 
 from napari_ritm.inference.clicks import Click
-from napari_ritm.planes import image_for
+from napari_ritm.planes import image_for, slice_text
 
 __all__ = ["STOP_RULE", "STOP_RULES", "Propagation", "PropagationStep", "StepFigures",
            "interior_point"]
@@ -209,7 +209,7 @@ class Propagation:
         try:
             prev_image = self.source.windows(self.key).full()[..., 0]
         except ValueError as error:  # e.g. a constant (empty) slice
-            self.stop_reason = f"slice {self.key} cannot be read: {error}"
+            self.stop_reason = f"{slice_text(self.key)} cannot be read: {error}"
             return
         position = self.key[-1]
         self.stop_reason = "reached the end of the stack"
@@ -224,12 +224,12 @@ class Propagation:
             try:
                 plane = self.source.windows(key)
             except ValueError as error:  # e.g. a constant (empty) slice
-                self.stop_reason = f"slice {key} cannot be segmented: {error}"
+                self.stop_reason = f"{slice_text(key)} cannot be segmented: {error}"
                 return
             image = plane.full()[..., 0]
             mask, figures = self._predict(plane, prev, image, prev_image)
             if self.stop_rule(figures):
-                self.stop_reason = (f"the object ended at slice {key} (there the mask overlaps "
+                self.stop_reason = (f"the object ended at {slice_text(key)} (there the mask overlaps "
                                     f"the last one by {figures.iou_prev:.0%}, agrees with a "
                                     f"fresh prediction by {figures.agreement:.0%}); that slice "
                                     "was not kept")

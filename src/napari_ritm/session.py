@@ -28,7 +28,7 @@ from napari_ritm.editing import (
     read_plane,
 )
 from napari_ritm.inference.clicks import Click
-from napari_ritm.planes import ImageSource, PredictJob, PredictorLike
+from napari_ritm.planes import ImageSource, PredictJob, PredictorLike, slice_text
 from napari_ritm.propagation import Propagation
 from napari_ritm.record import ArrayLabels, fingerprint, new_record
 from napari_ritm.session_propagation import PropagationActions
@@ -272,7 +272,7 @@ class Session(PredictionQueue, PropagationActions):
             self._say(f"{dropped} click(s) still waiting for the model were dropped: "
                       "the slice changed")
         if self._clicks and not self._commit_here():
-            self._say(f"{self.last_message}; the object on slice {self._key} was discarded")
+            self._say(f"{self.last_message}; the object on {slice_text(self._key)} was discarded")
         object_id = self._object_id
         self._end_object()
         self._key = key
@@ -366,7 +366,7 @@ class Session(PredictionQueue, PropagationActions):
         self._object_id = self.last_committed = label
         if changed:
             self._changed(label, self._key)
-        where = f" on slice {self._key}" if self._key else ""
+        where = f" on {slice_text(self._key)}" if self._key else ""
         self._say(f"Label {label} committed{where} ({changed} pixel(s) changed)")
         return True
 

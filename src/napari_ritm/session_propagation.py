@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from napari_ritm.editing import commit_plane, read_plane
+from napari_ritm.planes import slice_text
 from napari_ritm.propagation import Propagation, PropagationStep
 
 __all__ = ["PropagationActions"]
@@ -59,14 +60,14 @@ class PropagationActions:
         self._propagation_applied += 1
         label = self._propagated_label
         if not self.overwrite and (read_plane(self.labels, step.key) == label).any():
-            prop.finish(f"label {label} already has pixels on slice {step.key}: stopped there "
+            prop.finish(f"label {label} already has pixels on {slice_text(step.key)}: stopped there "
                         "without changing them (turn on Overwrite to replace them)")
             return
         try:
             changed = commit_plane(self.labels, step.key, step.mask, self._propagated_label,
                                    overwrite=self.overwrite, layer_name=self.labels_name)
         except (ValueError, TypeError) as error:  # e.g. read-only labels data
-            prop.finish(f"slice {step.key} not written: {error}")
+            prop.finish(f"{slice_text(step.key)} not written: {error}")
             return
         self._propagation_written += 1
         if changed:  # one undo step of the labels layer, like a commit

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -125,7 +126,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         image = normalize_image(raw, channel=args.channel, channel_axis=args.channel_axis)
     except ValueError as err:
-        raise UsageError(f"{args.image}: {err} (use --slice Z / --channel C for stacks)") from None
+        hint = (" (use --slice Z / --channel C for stacks)"
+                if "shape" in str(err) and raw.ndim > 2 else "")
+        raise UsageError(f"{args.image}: {err}{hint}") from None
     h, w = image.shape[:2]
     for y, x, _ in clicks:
         if not (0 <= y < h and 0 <= x < w):
@@ -162,7 +165,13 @@ def run(args: argparse.Namespace) -> int:
             tifffile.imwrite(args.prob, probs)
     except OSError as err:
         raise UsageError(f"cannot write the output: {err}") from None
-    print(f"wrote {args.output} ({int(mask.sum())} object pixels of {h * w})")
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    print(f"wrote {args.output}: an object of {int(mask.sum()):,} pixels in rows "
+          f"{rows[0]}-{rows[-1]}, columns {cols[0]}-{cols[-1]} (of {h} x {w})")
+    outside = [(y, x) for y, x, positive in clicks if positive and not mask[round(y), round(x)]]
+    for y, x in outside:
+        print(f"note: the object does not hold the positive click ({y:g}, {x:g}): check that "
+              "it lies on the object", file=sys.stderr)
     return 0
 
 

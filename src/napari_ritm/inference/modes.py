@@ -23,6 +23,10 @@ the network (:data:`NETWORKS`). With ONNX Runtime as the backend pass the
 """
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Callable
+
 __all__ = [
     "DEFAULT_MODE",
     "FAST_TARGET_SIZE",
@@ -38,6 +42,7 @@ __all__ = [
     "mode_settings",
     "predictor_kwargs",
     "set_interactive_threads",
+    "with_interactive_threads",
 ]
 
 #: ZoomIn target (long side, px) of the fast mode.
@@ -148,7 +153,30 @@ def predictor_kwargs(mode: str, *, interactive: bool = False) -> dict:
 
 
 def set_interactive_threads(threads: int = INTERACTIVE_THREADS) -> None:
-    """Set torch's intra-op thread count for interactive prediction (a process-wide setting)."""
+    """Set torch's intra-op thread count for interactive prediction, for the calling thread
+    (the setting is per thread: a new thread starts at torch's default, every core)."""
     import torch
 
     torch.set_num_threads(int(threads))
+
+
+def with_interactive_threads(function: Callable, threads: int = INTERACTIVE_THREADS) -> Callable:
+    """``function`` (a plain or a generator function) wrapped so that whichever thread runs it
+    first sets torch's thread count to ``threads``: what every worker thread that runs the
+    network starts with."""
+    if inspect.isgeneratorfunction(function) or inspect.isgeneratorfunction(
+        getattr(function, "__func__", None)
+    ):
+        @functools.wraps(function)
+        def generator(*args, **kwargs):
+            set_interactive_threads(threads)
+            yield from function(*args, **kwargs)
+
+        return generator
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        set_interactive_threads(threads)
+        return function(*args, **kwargs)
+
+    return wrapper

@@ -54,6 +54,7 @@ class ModelEntry:
     ``url`` is None for a model shipped inside the package (file ``WEIGHTS_DIR/filename``).
     ``size`` is in bytes: the exact byte count when ``size_exact`` (then downloads are checked
     against it), otherwise the approximate published figure (for display), or None when unknown.
+    ``label``: how the widget names it, in a microscopist's words (what it was trained on).
     ``sha256``, when known, is checked on download. ``variant`` names the architecture the file must
     hold, as ``RITMVariant.name`` spells it (e.g. ``h18s_itermask``, ``h18_baseline``).
     """
@@ -66,11 +67,14 @@ class ModelEntry:
     size: int | None = None
     size_exact: bool = False
     sha256: str | None = None
+    label: str = ""
 
 
-def _release(name: str, variant: str, size_mib: float, description: str) -> ModelEntry:
+def _release(name: str, variant: str, size_mib: float, description: str,
+             label: str) -> ModelEntry:
     size = round(size_mib * 2**20)
-    return ModelEntry(name, variant, description, f"{name}.pth", _RELEASE + f"{name}.pth", size)
+    return ModelEntry(name, variant, description, f"{name}.pth", _RELEASE + f"{name}.pth", size,
+                      label=label)
 
 
 # Sizes of the official files are the release page's rounded figures (16.5 / 38.8 / 119 MB, in
@@ -82,18 +86,23 @@ REGISTRY: dict[str, ModelEntry] = {
         ModelEntry(
             "default", "h18s_itermask",
             "napari-ritm's own model, trained on microscopy and photos; shipped in the package",
-            "default.pth",
+            "default.pth", label="Microscopy: nuclei, cells, EM (built in)",
         ),
         _release("coco_lvis_h18s_itermask", "h18s_itermask", 16.5,
-                 "official HRNet18s IT-M, COCO+LVIS: small and fast"),
+                 "official HRNet18s IT-M, COCO+LVIS: small and fast",
+                 "Photos of everyday objects: small, fast (RITM, download)"),
         _release("coco_lvis_h18_itermask", "h18_itermask", 38.8,
-                 "official HRNet18 IT-M, COCO+LVIS: best speed/quality balance"),
+                 "official HRNet18 IT-M, COCO+LVIS: best speed/quality balance",
+                 "Photos of everyday objects: balanced (RITM, download)"),
         _release("coco_lvis_h32_itermask", "h32_itermask", 119,
-                 "official HRNet32 IT-M, COCO+LVIS: most accurate, slowest"),
+                 "official HRNet32 IT-M, COCO+LVIS: most accurate, slowest",
+                 "Photos of everyday objects: most accurate, slow (RITM, download)"),
         _release("sbd_h18_itermask", "h18_itermask", 38.8,
-                 "official HRNet18 IT-M, SBD (PASCAL objects only)"),
+                 "official HRNet18 IT-M, SBD (PASCAL objects only)",
+                 "Photos, 20 kinds of objects (RITM on PASCAL, download)"),
         _release("coco_lvis_h18_baseline", "h18_baseline", 38.8,
-                 "official HRNet18, COCO+LVIS, without previous-mask input"),
+                 "official HRNet18, COCO+LVIS, without previous-mask input",
+                 "Photos, without the mask input (RITM baseline, download)"),
     )
 }
 

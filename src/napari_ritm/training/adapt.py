@@ -27,7 +27,7 @@ import numpy as np
 from napari_ritm.training.data import LabeledImage, read_folder
 
 __all__ = ["AdaptCancelled", "AdaptOptions", "AdaptResult", "adapt", "rehearsal_images",
-           "split_objects"]
+           "split_objects", "time_left"]
 
 #: the rehearsal images shipped in the package (built by scripts/make_rehearsal_pack.py)
 REHEARSAL_FOLDER = Path(__file__).resolve().parents[1] / "data" / "rehearsal"
@@ -201,6 +201,21 @@ def _score(net, samples: list[LabeledImage], held, max_clicks: int) -> dict:
     plain = [replace(s, labels=np.where(s.labels < 0, 0, s.labels)) for s in samples]
     return {k: round(v, 4) for k, v in
             validation_noc(net, plain, held, max_clicks=max_clicks, mode="window").items()}
+
+
+def time_left(step: int, total: int, started: float, first: float, now: float,
+              budget: float | None) -> float | None:
+    """Seconds an adaptation has left at training step ``step`` of ``total`` (clock readings:
+    ``started`` the adaptation, ``first`` the first step done, ``now``): the steps left at the
+    speed measured since the first step, at most the time ``budget`` leaves, then a comparison
+    on the held-back objects as long as the one before training took. None before step 3 (no
+    speed measured yet)."""
+    if step < 3:
+        return None
+    training = (now - first) / (step - 1) * (total - step)
+    if budget is not None:
+        training = min(training, max(0.0, budget - (now - first)))
+    return training + (first - started)
 
 
 def adapt(
