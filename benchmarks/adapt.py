@@ -1,7 +1,7 @@
 """Does adapting the model to 20 of the user's objects help on the rest of their images?
 
 The base model is one that never saw the sets adapted to: by default the held-out base
-(``src/napari_ritm/training/recipes/h18s_holdout_cpu.sh``: the v2 recipe without usiigaci_phase,
+(``recipes/h18s_holdout_cpu.sh``: the v2 recipe without usiigaci_phase,
 emps_particles and coelho_nuclei); ``--model runs/holdout_isbi/model.pth --sets isbi2012_em
 --known dsb2018 weizmann_horse coelho_nuclei usiigaci_phase emps_particles`` measures the second
 base (``recipes/h18s_holdout_isbi_cpu.sh``, every set but isbi2012_em). For each set adapted

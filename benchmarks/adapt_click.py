@@ -46,7 +46,7 @@ def run(args) -> dict:
     import torch
     from skimage import filters, measure
 
-    from napari_ritm._sample_data import nuclei2d
+    from napari_ritm._qt.sample_data import nuclei2d
     from napari_ritm.training.adapt import AdaptOptions
 
     torch.set_num_threads(1)

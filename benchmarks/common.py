@@ -17,24 +17,25 @@ from napari_ritm.evaluation.noc import noc
 from napari_ritm.inference.clicks import Click
 from napari_ritm.inference.modes import INTERACTIVE
 from napari_ritm.model.ritm_net import RITMNet, RITMVariant
-from napari_ritm.planes import ImageSource
+from napari_ritm.inference.planes import ImageSource
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("NAPARI_RITM_SHARED", REPO.parent / "shared"))
 DATA = SHARED / "data"
 RESULTS = REPO / "benchmarks" / "results"
-SPLIT = REPO / "src" / "napari_ritm" / "training" / "recipes" / "shared_split.json"
+SPLIT = REPO / "recipes" / "shared_split.json"
 #: the official demo's predictor settings, which the reference port runs
 REFERENCE_SETTINGS = {"zoom_in": True, "target_size": 400, "flip": True, **INTERACTIVE}
 
 
-def val_dataset(name: str, **options):
-    """The val images of shared set ``name`` (committed split) as an ``InstanceDataset``;
-    ``options`` go to it (e.g. ``min_area``, ``max_objects_per_image``, ``limit``)."""
+def val_dataset(name: str, subset: str = "val", **options):
+    """The val images of shared set ``name`` (committed split; ``subset`` "val_select" or
+    "val_report" for one half) as an ``InstanceDataset``; ``options`` go to it (e.g.
+    ``min_area``, ``max_objects_per_image``, ``limit``)."""
     from napari_ritm.commands.evaluate import split_names
     from napari_ritm.evaluation.datasets import InstanceDataset
 
-    return InstanceDataset(DATA / name, names=split_names(SPLIT, "val", [DATA / name])[0],
+    return InstanceDataset(DATA / name, names=split_names(SPLIT, subset, [DATA / name])[0],
                            **options)
 
 
@@ -105,15 +106,11 @@ class Runner:
     def new_image(self, image_u8: np.ndarray) -> None:
         if isinstance(self.predictor, ReferencePredictor):
             self.predictor.set_input_image(image_u8)
-        elif hasattr(self.predictor, "predict_local"):  # the window mode: a window reader
+        else:  # what the session does: a reader of the plane
             self.predictor.set_image(ImageSource(image_u8, rgb=True).windows(()))
-        else:  # what the widget does for the paper's modes: normalise the plane, then set it
-            self.predictor.set_image(ImageSource(image_u8, rgb=True).normalized(()))
 
     def click(self, k: int):
         if isinstance(self.predictor, ReferencePredictor):
             return self.predictor.get_prediction(self.clicks[:k])
         clicks = [Click(y, x, p) for y, x, p in self.clicks[:k]]
-        if hasattr(self.predictor, "predict_local"):  # what the session asks of it
-            return self.predictor.predict_local(clicks)
-        return self.predictor.predict(clicks)
+        return self.predictor.predict_local(clicks)  # what the session asks of it

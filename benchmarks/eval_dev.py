@@ -1,13 +1,17 @@
 """Dev-set NoC on the held-out (val) images: classic baselines and the default model.
 
 Runs ``napari-ritm evaluate`` (20 clicks, stop at IoU 0.90, threshold 0.49) once per model, mode
-and set on the val images of the committed split (``training/recipes/shared_split.json``: images
+and set on the val images of the committed split (``recipes/shared_split.json``: images
 the default model never saw in training) and collects its JSON reports in
 ``benchmarks/results/eval_dev.json`` (one ``runs`` entry per model and mode, each in the
 ``evaluate --json`` shape, with the command lines it ran) and an IoU-vs-clicks plot of the
 shipped model (the ``default`` window-mode run; every run when there is none) in
 ``eval_dev.png``; prints the NoC tables. Runs already in the file for the same protocol and sets
 are kept unless re-run, so models can be evaluated one at a time (or by two processes at once).
+
+``--subset val_select`` / ``val_report`` runs on one half of those images (the split file's
+halves): choices are made on val_select, figures reported on val_report (results in
+``eval_dev_<subset>.json``).
 
 Objects (at least ``--min-area`` = 30 pixels, spread evenly over each image's ids):
 dsb2018 5 per val image (9 images), isbi2012_em 10 per val slice (4 slices), weizmann_horse the
@@ -95,12 +99,12 @@ def _run_name(model: str, mode: str, flip: bool = True) -> str:
 
 
 def evaluate_argv(model: str, mode: str, name: str, min_area: int, clicks: int,
-                  flip: bool = True) -> list[str]:
+                  flip: bool = True, subset: str = "val") -> list[str]:
     """The ``napari-ritm evaluate`` arguments for one set (without ``--json``)."""
     per_image, limit = SETS[name]
     no_flip = [] if flip or model.startswith("baseline:") else ["--no-flip"]
     return ["evaluate", "--model", model, "--mode", mode, *no_flip, "--data", str(DATA / name),
-            "--split", str(SPLIT), "--subset", "val", "--max-objects-per-image", str(per_image),
+            "--split", str(SPLIT), "--subset", subset, "--max-objects-per-image", str(per_image),
             "--limit", str(limit), "--min-area", str(min_area), "--clicks", str(clicks)]
 
 
@@ -135,10 +139,19 @@ def main(argv: list[str] | None = None) -> int:
                         help="models without mirror averaging (runs named '<model> (no flip)')")
     parser.add_argument("--sets", nargs="+", choices=sorted(SETS), default=list(SETS),
                         help="dev sets to evaluate (default: all)")
-    parser.add_argument("--out", type=Path, default=RESULTS / "eval_dev.json")
+    parser.add_argument("--subset", choices=("val", "val_select", "val_report"), default="val",
+                        help="the split's val images, or one of their halves: val_select (to "
+                        "choose on), val_report (to report; stardist_nuclei2d is report-only)")
+    parser.add_argument("--out", type=Path, help="results file (default eval_dev.json for val, "
+                        "eval_dev_<subset>.json for a half)")
     parser.add_argument("--markdown", action="store_true",
                         help="only print the results file as a markdown table (for docs/)")
     args = parser.parse_args(argv)
+    if args.out is None:
+        args.out = RESULTS / ("eval_dev.json" if args.subset == "val"
+                              else f"eval_dev_{args.subset}.json")
+    if args.subset == "val_select":  # the one-image sets are report-only
+        args.sets = [name for name in args.sets if name != "stardist_nuclei2d"]
     if args.markdown:
         print(markdown_table(json.loads(args.out.read_text())))
         return 0
@@ -149,7 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     payload = {
         "benchmark": "eval_dev",
         "protocol": {"max_clicks": args.clicks, "stop_iou": 0.90, "pred_thresh": 0.49,
-                     "min_area": args.min_area, "images": "val images of shared_split.json"},
+                     "min_area": args.min_area,
+                     "images": f"{args.subset} images of shared_split.json"},
         "sets": {name: {"max_objects_per_image": k, "limit": n} for name, (k, n) in SETS.items()},
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
                     "python": platform.python_version()},
@@ -165,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
             for set_name in args.sets:
                 report = Path(tmp) / f"{set_name}.json"
                 cli_args = evaluate_argv(model, mode, set_name, args.min_area, args.clicks,
-                                         not args.no_flip)
+                                         not args.no_flip, args.subset)
                 rc = cli([*cli_args, "--json", str(report)])
                 if rc != 0:
                     merged = _record(args.out, payload, name, skip=f"evaluate exited with {rc}")

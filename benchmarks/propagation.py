@@ -14,7 +14,7 @@ For each object (track of at least 3 planes), propagation starts from its ground
 its middle plane and runs both ways with the window predictor and the default model, without a
 stop rule, up to 4 planes past the object's true end (or the stack's end), as the product does
 it: per plane a guided pass (previous mask as input) and a fresh one (the click alone). Every
-step records what the network returned (:class:`~napari_ritm.propagation.StepFigures`). Each
+step records what the network returned (:class:`~napari_ritm.session.propagation.StepFigures`). Each
 candidate rule of ``STOP_RULES`` is then applied offline (a rule stops at the first step where
 it fires; that plane is not written), giving per rule: the share of objects with no plane
 written past their end, the most planes past an end, planes missed before the end, and the
@@ -38,11 +38,11 @@ from common import DATA
 from common import RESULTS as RESULTS_DIR
 from scipy import ndimage
 
-from napari_ritm.folders import image_label_pairs, read_array, to_rgb01
-from napari_ritm.inference.clicks import Click
+from napari_ritm.evaluation.folders import image_label_pairs, read_array, to_rgb01
+from napari_ritm.inference.clicks import Click, innermost_pixel
 from napari_ritm.inference.modes import make_predictor
 from napari_ritm.model.zoo import load_model
-from napari_ritm.propagation import STOP_RULE, STOP_RULES, StepFigures, interior_point
+from napari_ritm.session.propagation import STOP_RULE, STOP_RULES, StepFigures
 
 RESULTS = RESULTS_DIR / "propagation.json"
 
@@ -137,7 +137,7 @@ def trajectory(predictor, images, labels, track: int, past: int) -> dict:
             z += direction
             if not 0 <= z < len(labels) or abs(z - end) > past and (z - end) * direction > 0:
                 break
-            row, col = interior_point(prev)
+            row, col = innermost_pixel(prev)
             click = [Click(float(row), float(col), True)]
             predictor.set_image(images[z])
             guided = predictor.predict(click, prev_mask=prev.astype(np.float32))

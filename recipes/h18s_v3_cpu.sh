@@ -23,7 +23,7 @@ exec ${NAPARI_RITM:-.venv/bin/napari-ritm} train \
   --data "$D/dsb2018" --data "$S/isbi2012_em" --data "$D/weizmann_horse" \
   --data "$D/coelho_nuclei" --data "$D/usiigaci_phase" --data "$D/emps_particles" \
   --data "$D/stardist_nuclei2d" --data "$S/synthetic_nuclei3d" \
-  --val-split src/napari_ritm/training/recipes/shared_split.json \
+  --val-split recipes/shared_split.json \
   --balance-sets --set-weight synthetic_nuclei3d=0.5 \
   --init "${V22:-runs/v2.2.pth}" --out "${OUT:-runs/v3}/model.pth" \
   --crop 192 192 --batch-size 8 --epoch-len 800 --steps 40000 \

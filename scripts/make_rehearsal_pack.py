@@ -22,7 +22,7 @@ from skimage.segmentation import relabel_sequential
 from napari_ritm.training.data import load_split, read_folder
 
 ROOT = Path(__file__).resolve().parents[1]
-SPLIT = ROOT / "src/napari_ritm/training/recipes/shared_split.json"
+SPLIT = ROOT / "recipes/shared_split.json"
 OUT = ROOT / "src/napari_ritm/data/rehearsal"
 SET = "dsb2018"
 

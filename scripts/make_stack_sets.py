@@ -28,10 +28,10 @@ import numpy as np
 import tifffile
 
 from napari_ritm.evaluation.stacks import STACK_KINDS, linked_sections, synthetic_nuclei
-from napari_ritm.folders import image_label_pairs, read_array
+from napari_ritm.evaluation.folders import image_label_pairs, read_array
 
 ROOT = Path(__file__).resolve().parents[1]
-SPLIT = ROOT / "src/napari_ritm/training/recipes/shared_split.json"
+SPLIT = ROOT / "recipes/shared_split.json"
 
 
 def write_stack(folder: Path, name: str, image: np.ndarray, labels: np.ndarray) -> None:

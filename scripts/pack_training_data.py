@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
-from napari_ritm.folders import DatasetError, image_label_pairs
+from napari_ritm.evaluation.folders import DatasetError, image_label_pairs
 
 ROOT = Path(__file__).resolve().parents[1]
-SPLIT = ROOT / "src/napari_ritm/training/recipes/shared_split.json"
+SPLIT = ROOT / "recipes/shared_split.json"
 KEEP = ("emps_particles=50", "usiigaci_phase=12", "weizmann_horse=150")
 
 

@@ -11,8 +11,53 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from napari_ritm.inference.base import ClickPredictor, LocalProbs, as_local
 
-class DiskPredictor:
+
+class FullMapFake(ClickPredictor):
+    """The predictor contract for fakes that compute a whole (H, W) map in ``predict(clicks,
+    prev_mask)`` from a whole (H, W, 3) float32 image given to ``set_image``."""
+
+    model = None
+    flip = False
+    prob_thresh = 0.49
+    shape: tuple[int, int] | None = None
+
+    def set_image(self, image) -> None:
+        if hasattr(image, "read"):  # the session's plane reader: the whole plane
+            image = image.read((0, image.shape[0] - 1, 0, image.shape[1] - 1))
+        self.shape = tuple(np.asarray(image).shape[:2])
+        self.take_image(np.asarray(image))
+        self.reset()
+
+    def take_image(self, image: np.ndarray) -> None:
+        pass
+
+    @property
+    def image_shape(self):
+        return self.shape
+
+    def get_state(self):
+        return None
+
+    def set_state(self, state) -> None:
+        pass
+
+    def reset(self) -> None:
+        pass
+
+    def predict_local(self, clicks, prev_mask=None) -> LocalProbs:
+        local = as_local(prev_mask, self.shape)
+        probs = self.predict(clicks, None if local is None else local.full())
+        h, w = self.shape
+        return LocalProbs((0, h - 1, 0, w - 1), probs, (h, w))
+
+    def predict_views(self, views, roi):
+        return [LocalProbs(roi, self.predict_local(clicks, prev).crop(roi), self.shape)
+                for clicks, prev in views]
+
+
+class DiskPredictor(FullMapFake):
     """Implements the session's predictor protocol: set_image / predict / reset / get/set_state."""
 
     def __init__(self, radius: float = 4.0, fail: bool = False) -> None:
@@ -23,12 +68,10 @@ class DiskPredictor:
         self._bright: np.ndarray | None = None
         self._prev: np.ndarray | None = None
 
-    def set_image(self, image: np.ndarray) -> None:
-        image = np.asarray(image)
+    def take_image(self, image: np.ndarray) -> None:
         assert image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.float32
         self._bright = image[..., 0] > 0.5
         self.images_set += 1
-        self.reset()
 
     def reset(self) -> None:
         self._prev = None
@@ -97,7 +140,7 @@ class FloodNet:
         return {"instances": torch.from_numpy(out)}
 
 
-class RadialPredictor:
+class RadialPredictor(FullMapFake):
     """A predictor whose probability falls off smoothly with the distance from the first
     positive click: ``sigmoid((radius - distance) / width)``, 0.5 at ``radius`` pixels. Labels
     drawn as disks of radius r around the click are matched best at the threshold
@@ -110,12 +153,8 @@ class RadialPredictor:
         self.images_set = 0
         self.predict_calls = 0
 
-    def set_image(self, image: np.ndarray) -> None:
-        self.shape = tuple(np.asarray(image).shape[:2])
+    def take_image(self, image: np.ndarray) -> None:
         self.images_set += 1
-
-    def reset(self) -> None:
-        pass
 
     def predict(self, clicks: Sequence, prev_mask: np.ndarray | None = None) -> np.ndarray:
         assert self.shape is not None, "set_image first"

@@ -191,7 +191,8 @@ def test_objects_made_in_the_session_are_what_adaptation_learns_from():
     from napari.layers import Labels
 
     from _fakes import DiskPredictor
-    from napari_ritm.session import ImageSource, Session
+    from napari_ritm.inference.planes import ImageSource
+    from napari_ritm.session import Session
     from napari_ritm.training.data import samples_from_planes
 
     image = np.full((8, 24, 24), 20, np.uint8)

@@ -221,7 +221,7 @@ def test_the_cli_and_the_widget_see_a_hot_pixel_image_alike(tmp_path, checkpoint
     default display range the way the command does (robust percentiles)."""
     from napari.layers import Image
 
-    from napari_ritm._layers import image_source
+    from napari_ritm._qt.layers import image_source
     from napari_ritm.inference.modes import make_predictor
     from napari_ritm.model.zoo import load_model
     from napari_ritm.session import Session

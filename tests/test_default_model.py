@@ -1,7 +1,7 @@
 """The model shipped inside the package: it loads offline, is small, and segments nuclei.
 
 The acceptance image is ``stardist_nuclei2d``: its one image is held out of training entirely
-(see ``training/recipes/shared_split.json``). In the window mode (the widget's, with mirror
+(see ``recipes/shared_split.json``). In the window mode (the widget's, with mirror
 averaging) the shipped model (v2.2, docs/models.md) reaches a best IoU within three clicks of at
 least 0.779 on each of the 40 nuclei here, spread evenly over the image's ids (mean 0.835;
 v2.1 0.736 and 0.837, without mirror averaging 0.789 and 0.838; v2 without it: 0.781, 0.831). The

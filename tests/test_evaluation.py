@@ -15,7 +15,7 @@ from napari_ritm.evaluation.noc import (
     noc,
     summarize,
 )
-from napari_ritm.folders import to_rgb01
+from napari_ritm.evaluation.folders import to_rgb01
 from napari_ritm.inference.clicks import Click
 
 FAKE_H18S = "checkpoints/fake_coco_lvis_h18s_itermask.pth"

@@ -17,9 +17,10 @@ from napari_ritm.evaluation.stacks import (
     object_extents,
     synthetic_nuclei,
 )
+from napari_ritm.inference.clicks import innermost_pixel
 from napari_ritm.training.augment import Augmenter
 from napari_ritm.training.data import ClickDataset, LabeledImage, samples_from_arrays
-from napari_ritm.training.guidance import GuidanceMix, corrective_click, inner_point
+from napari_ritm.training.guidance import GuidanceMix, corrective_click
 from napari_ritm.training.iterative import simulate_previous_clicks
 from napari_ritm.training.object_crops import ObjectCropper
 from napari_ritm.training.sampler import MultiPointSampler
@@ -77,7 +78,7 @@ def test_corrective_click_goes_into_the_larger_error():
     y, x, positive = corrective_click(gt | (_discs() == 3), gt.astype(float), rng)
     assert not positive and (_discs() == 3)[y, x]
     assert corrective_click(gt, gt.astype(float), rng) is None
-    assert inner_point(gt) == (30, 30)
+    assert innermost_pixel(gt) == (30, 30)
 
 
 def _dataset(samples, mix, **kwargs):

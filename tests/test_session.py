@@ -7,9 +7,15 @@ import pytest
 from napari.layers import Labels
 
 from _fakes import DiskPredictor
-from napari_ritm.editing import LabelDtypeError, check_label_fits, check_layers_match, plan_commit
-from napari_ritm.propagation import interior_point
-from napari_ritm.session import ImageSource, Session
+from napari_ritm.inference.clicks import innermost_pixel
+from napari_ritm.inference.planes import ImageSource
+from napari_ritm.session import Session
+from napari_ritm.session.editing import (
+    LabelDtypeError,
+    check_label_fits,
+    check_layers_match,
+    plan_commit,
+)
 
 
 def bright_image(shape, boxes):
@@ -344,7 +350,7 @@ def test_interior_point_is_deepest_pixel():
     mask = np.zeros((10, 20), bool)
     mask[2:9, 1:4] = True
     mask[1:10, 8:19] = True
-    assert interior_point(mask) == (5, 12)  # ties: first in row-major order
+    assert innermost_pixel(mask) == (5, 12)  # ties: first in row-major order
 
 
 def test_a_new_predictor_mid_object_carries_on_from_the_current_mask():
@@ -385,4 +391,4 @@ def test_propagation_stops_where_the_object_ends(after):
         session.apply_step(step)
     session.end_propagation()
     assert {z for z in range(8) if labels.data[z].any()} == {1, 2, 3}
-    assert "ended at slice (4,)" in messages[-1]
+    assert "ended at slice 4 (" in messages[-1]

@@ -7,7 +7,8 @@ import numpy as np
 from napari.layers import Labels
 
 from _fakes import DiskPredictor
-from napari_ritm.session import ImageSource, Session
+from napari_ritm.inference.planes import ImageSource
+from napari_ritm.session import Session
 
 # ------------------------------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ from napari.utils._test_utils import read_only_mouse_event
 from napari.utils.interactions import mouse_press_callbacks, mouse_release_callbacks
 
 from _fakes import DiskPredictor
-from napari_ritm._widget import RITMWidget
+from napari_ritm._qt.widget import RITMWidget
 from napari_ritm.inference.window import WindowPredictor
 
 WIDGET = "RITM segmentation"

@@ -301,7 +301,7 @@ def test_the_adapted_models_fit_replaces_a_running_one(make_napari_viewer, qtbot
 def test_a_user_model_by_name_and_by_file_share_its_threshold(tmp_path, monkeypatch):
     """The threshold memory has one entry per model file: a user model chosen in the Model box
     and the same file opened with "Choose a .pth file..." are one model."""
-    from napari_ritm._model_panel import model_key
+    from napari_ritm._qt.model_panel import model_key
 
     monkeypatch.setenv("NAPARI_RITM_MODELS", str(tmp_path / "models"))
     (tmp_path / "models").mkdir()

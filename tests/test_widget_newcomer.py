@@ -208,7 +208,7 @@ def test_a_hot_pixel_does_not_blind_the_model(make_napari_viewer, qtbot):
 # -- 8. markers ----------------------------------------------------------------------------
 
 def test_markers_leave_small_nuclei_of_the_sample_image_visible(make_napari_viewer, qtbot):
-    from napari_ritm._sample_data import nuclei2d
+    from napari_ritm._qt.sample_data import nuclei2d
 
     viewer = make_napari_viewer(show=True)
     data, kwargs, _ = nuclei2d()[0]

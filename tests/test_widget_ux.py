@@ -115,7 +115,7 @@ def test_channel_picker_uses_one_channel_and_remembers_it(make_napari_viewer, qt
 
 
 def test_the_widget_saves_a_record_that_replays_its_labels(make_napari_viewer, qtbot, tmp_path):
-    from napari_ritm.record import replay
+    from napari_ritm.session.replay import replay
 
     viewer = make_napari_viewer()
     image = blob_image((40, 50), (5, 35, 5, 45))

@@ -35,9 +35,9 @@ _API = {
     "normalize_image": "napari_ritm.inference.normalize",
     "fit_threshold": "napari_ritm.evaluation.threshold",
     "Session": "napari_ritm.session",
-    "ImageSource": "napari_ritm.planes",
-    "Record": "napari_ritm.record",
-    "replay": "napari_ritm.record",
+    "ImageSource": "napari_ritm.inference.planes",
+    "Record": "napari_ritm.session.record",
+    "replay": "napari_ritm.session.replay",
 }
 __all__ = ["__version__", *_API]
 

@@ -52,10 +52,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="skip objects smaller than A pixels (1)")
     p.add_argument("--limit", type=int, metavar="N", help="at most N objects per dataset")
     p.add_argument("--split", type=Path, metavar="FILE",
-                   help="split file of `napari-ritm train` (e.g. training/recipes/"
+                   help="split file of `napari-ritm train` (e.g. recipes/"
                         "shared_split.json): evaluate only the images it lists for each set")
-    p.add_argument("--subset", choices=("val", "train"), default="val",
-                   help="which images of --split to evaluate (val)")
+    p.add_argument("--subset", choices=("val", "val_select", "val_report", "train"),
+                   default="val",
+                   help="which images of --split to evaluate: val (default), its halves "
+                   "val_select (to choose on) and val_report (to report), or train")
     p.set_defaults(handler=run)
 
 
@@ -140,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
 
     from napari_ritm.evaluation.datasets import InstanceDataset
     from napari_ritm.evaluation.noc import DatasetResult, evaluate_dataset
-    from napari_ritm.folders import DatasetError
+    from napari_ritm.evaluation.folders import DatasetError
 
     _check_args(args)
     datasets = []

@@ -82,7 +82,7 @@ def read_image(path: Path) -> np.ndarray:
     """Pixels of a TIFF (tifffile) or PNG/JPEG/... (imageio); UsageError when unreadable."""
     if not path.is_file():
         raise UsageError(f"no such file: {path}")
-    from napari_ritm.folders import read_array
+    from napari_ritm.evaluation.folders import read_array
 
     try:
         return np.asarray(read_array(path))

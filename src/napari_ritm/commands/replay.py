@@ -26,7 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from napari_ritm.commands.predict import read_image
-    from napari_ritm.record import Record, replay
+    from napari_ritm.session.record import Record
+    from napari_ritm.session.replay import replay
 
     if args.out.suffix.lower() not in (".tif", ".tiff"):
         raise UsageError(f"--out must be a .tif/.tiff file, got {args.out}")

@@ -1,5 +1,5 @@
 """Evaluation samples read from a folder of images and instance labels
-(the layout of :mod:`napari_ritm.folders`).
+(the layout of :mod:`napari_ritm.evaluation.folders`).
 
 Every instance is one sample: its mask is the ground truth (1), everything else is background (0).
 3D volumes (a label stack ``(Z, H, W)`` with an image ``(Z, H, W)`` or ``(Z, H, W, C)``) are
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_ritm.folders import (
+from napari_ritm.evaluation.folders import (
     DatasetError,
     image_label_pairs,
     read_array,

@@ -82,11 +82,15 @@ def evaluate_sample(
     stop_iou: float | None = 0.90,
     pred_thresh: float = 0.49,
     new_image: bool = True,
+    init_mask: np.ndarray | None = None,
 ) -> SampleResult:
     """Run the click loop on one object. ``new_image=False`` reuses the image already set on the
-    predictor (only its clicks are reset)."""
+    predictor (only its clicks are reset). ``init_mask`` ((H, W) bool): start from that mask, as
+    when refining an existing label: the first click goes to its largest error, and it is the
+    predictor's previous mask (as the session passes a label being refined)."""
     clicker = Clicker(gt)
-    pred = np.zeros(gt.shape, dtype=bool)
+    pred = np.zeros(gt.shape, dtype=bool) if init_mask is None else init_mask.astype(bool)
+    prev = None if init_mask is None else init_mask.astype(np.float32)
     ious: list[float] = []
     start = time.perf_counter()
     if new_image:
@@ -98,7 +102,8 @@ def evaluate_sample(
     for _ in range(max_clicks):
         clicker.next_click(pred)
         start = time.perf_counter()
-        probs = predictor.predict(list(clicker.clicks))
+        probs = (predictor.predict(list(clicker.clicks)) if prev is None
+                 else predictor.predict(list(clicker.clicks), prev))
         seconds += time.perf_counter() - start
         pred = probs > pred_thresh
         iou = get_iou(gt, pred)

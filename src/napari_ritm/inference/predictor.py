@@ -14,16 +14,21 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from napari_ritm.inference.clicks import Click, encode_points
+from napari_ritm.inference.base import (
+    ArrayPlane,
+    ClickPredictor,
+    LocalProbs,
+    View,
+    as_local,
+    network_pass,
+)
+from napari_ritm.inference.clicks import Click
 from napari_ritm.inference.transforms import (
     LimitLongestSide,
     Roi,
     ZoomIn,
     crop_resize,
-    flip_batch,
-    flip_coords,
     map_coords,
-    merge_flipped,
     paste,
     resize,
 )
@@ -44,7 +49,7 @@ class PredictorState:
     roi_changed: bool
 
 
-class Predictor:
+class Predictor(ClickPredictor):
     """Turns clicks on one image into a probability map, reproducing RITM's NoBRS predictor.
 
     ``model``: an ``RITMNet`` (eval mode), an inference copy of it
@@ -55,11 +60,14 @@ class Predictor:
     skip_clicks=-1, max_size=800``. :func:`napari_ritm.inference.modes.make_predictor` builds
     the exact / fast modes with their inference copies.
 
-    - ``set_image(image)``: (H, W) or (H, W, 3) uint8 (divided by 255 in float32) or float in
-      [0, 1] (use :func:`napari_ritm.inference.normalize.normalize_image` for anything else).
-      A float32 (H, W, 3) image is used without a copy: do not modify it while it is set.
+    - ``set_image(image)``: a :class:`~napari_ritm.inference.base.PlaneReader` (read whole),
+      or (H, W) / (H, W, 3) uint8 (divided by 255 in float32) or float in [0, 1] (use
+      :func:`napari_ritm.inference.normalize.normalize_image` for anything else). A float32
+      (H, W, 3) image is used without a copy: do not modify it while it is set.
     - ``predict(clicks)``: float32 (H, W) probabilities in [0, 1] (not binarised; ``mask`` applies
-      ``prob_thresh``). Each call is one step: pass all clicks of the object so far, oldest first.
+      ``prob_thresh``, which ZoomIn also uses: the paper's 0.49, whatever the user's threshold).
+      Each call is one step: pass all clicks of the object so far, oldest first;
+      ``predict_local`` returns them as LocalProbs over the whole image.
     - ``get_state`` / ``set_state``: undo; ``reset``: a new object on the same image.
     """
 
@@ -110,32 +118,16 @@ class Predictor:
     # -- image and state -------------------------------------------------------------------
 
     @torch.inference_mode()
-    def set_image(self, image: np.ndarray) -> None:
-        """Convert ``image`` to the network's float input once, and start a new object."""
-        image = np.asarray(image)
-        if image.ndim == 3 and image.shape[2] == 1:
-            image = image[:, :, 0]
-        if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] != 3):
-            raise ValueError(
-                f"expected an (H, W) or (H, W, 3) image, got shape {image.shape}; "
-                "use normalize_image() for other layouts"
-            )
-        if min(image.shape[:2]) < 1:
-            raise ValueError(f"the image is empty (shape {image.shape})")
-        if image.dtype == np.uint8:
-            image = image.astype(np.float32) / np.float32(255)
-        elif image.dtype.kind == "f":
-            image = image.astype(np.float32, copy=False)
-            if not np.isfinite(image).all() or image.min() < 0 or image.max() > 1:
-                raise ValueError(
-                    "a float image must be finite and in [0, 1]; use normalize_image() first"
-                )
+    def set_image(self, image) -> None:
+        """Convert ``image`` (array or PlaneReader) to the network's float input once, and start
+        a new object."""
+        if hasattr(image, "read"):  # a PlaneReader: the whole plane
+            h, w = image.shape
+            pixels = image.read((0, h - 1, 0, w - 1))
         else:
-            raise ValueError(
-                f"expected a uint8 or float image, got {image.dtype}; use normalize_image() first"
-            )
-        h, w = image.shape[:2]
-        rgb = torch.from_numpy(image).to(self._device)
+            pixels = ArrayPlane(image).pixels()
+        h, w = pixels.shape[:2]
+        rgb = torch.from_numpy(pixels).to(self._device)
         # A (1, 3, H, W) view of the (H, W, 3) array (or of the gray plane, three times): no copy.
         self._image = rgb.permute(2, 0, 1)[None] if rgb.ndim == 3 else rgb.expand(1, 3, h, w)
         self.reset()
@@ -177,40 +169,43 @@ class Predictor:
         if self.zoom is not None:
             self.zoom.reset()
 
-    def mask(self, probs: np.ndarray) -> np.ndarray:
-        """Binary mask ``probs > prob_thresh`` (bool)."""
-        return probs > self.prob_thresh
+    def follow_threshold(self, threshold: float) -> None:
+        """Nothing: the paper's ZoomIn keeps its 0.49, so that the exact mode reproduces the
+        published predictor whatever threshold the user shows the mask at."""
 
     # -- prediction ------------------------------------------------------------------------
+
+    def predict_local(self, clicks: Sequence[Click], prev_mask=None, *,
+                      index_offset: int = 0) -> LocalProbs:
+        """:meth:`predict` as LocalProbs over the whole image."""
+        probs = self.predict(clicks, prev_mask, index_offset=index_offset)
+        h, w = probs.shape
+        return LocalProbs((0, h - 1, 0, w - 1), probs, (h, w))
 
     @torch.inference_mode()
     def predict(
         self,
         clicks: Sequence[Click],
-        prev_mask: np.ndarray | None = None,
+        prev_mask=None,
         *,
         index_offset: int = 0,
     ) -> np.ndarray:
         """Probabilities (H, W) float32 for all ``clicks`` of the object so far (oldest first).
 
-        ``prev_mask``: (H, W) in [0, 1] fed as the previous-mask channel instead of the previous
-        prediction, e.g. an existing label to refine. The official demo passes such an initial
-        mask on *every* click with ``index_offset=1`` and predicts the first click twice; do the
-        same to reproduce it. The ZoomIn ROI always follows the previous prediction.
+        ``prev_mask``: (H, W) in [0, 1] (or LocalProbs) fed as the previous-mask channel instead
+        of the previous prediction, e.g. an existing label to refine. The official demo passes
+        such an initial mask on *every* click with ``index_offset=1`` and predicts the first
+        click twice; do the same to reproduce it. The ZoomIn ROI always follows the previous
+        prediction.
         """
         if self._image is None:
             raise RuntimeError("call set_image() before predict()")
         clicks = tuple(clicks)
         h, w = self._image.shape[2:]
-        for click in clicks:
-            if not (0 <= click.y < h and 0 <= click.x < w):
-                raise ValueError(
-                    f"click at (y={click.y}, x={click.x}) lies outside the {h}x{w} image"
-                )
+        self._check_clicks(clicks)
         if prev_mask is not None:
-            prev_mask = np.asarray(prev_mask, dtype=np.float32)
-            if prev_mask.shape != (h, w):
-                raise ValueError(f"prev_mask has shape {prev_mask.shape}, the image is {(h, w)}")
+            local = as_local(prev_mask, (h, w))
+            prev_mask = local.full() if local is not None else np.zeros((h, w), np.float32)
 
         probs = self._run(clicks, prev_mask if prev_mask is not None else self._prev_probs,
                           self._prev_probs, index_offset)
@@ -220,6 +215,32 @@ class Predictor:
             probs = self._run(clicks, self._prev_probs, probs, index_offset)
         self._clicks, self._prev_probs = clicks, probs
         return probs.copy()
+
+    @torch.inference_mode()
+    def predict_views(self, views: Sequence[View], roi: Roi) -> list[LocalProbs]:
+        """For each view (clicks, previous mask) the probabilities in window ``roi``, shown to the
+        network as ZoomIn shows it, in one batch; the object's state is left as it is."""
+        if self._image is None:
+            raise RuntimeError("call set_image() before predict_views()")
+        image_hw = (self._image.shape[2], self._image.shape[3])
+        rmin, rmax, cmin, cmax = roi
+        size = self.zoom.crop_size(roi) if self.zoom is not None else (rmax - rmin + 1,
+                                                                      cmax - cmin + 1)
+        x = crop_resize(self._image, roi, size)
+        batch = []
+        for clicks, prev in views:
+            self._check_clicks(clicks)
+            mask = None
+            if self._with_prev_mask:
+                local = as_local(prev, image_hw)
+                full = np.zeros(image_hw, np.float32) if local is None else local.full()
+                mask = crop_resize(torch.from_numpy(full).to(self._device)[None, None], roi,
+                                   size)
+            coords = np.array([(c.y, c.x) for c in clicks], dtype=np.float64).reshape(-1, 2)
+            batch.append((map_coords(coords, roi, size), [c.positive for c in clicks], mask))
+        probs = network_pass(self.model, x, batch, flip=self.flip)
+        probs = resize(probs, (rmax - rmin + 1, cmax - cmin + 1)).cpu().numpy()
+        return [LocalProbs(roi, p[0], image_hw) for p in probs]
 
     def _run(
         self,
@@ -249,22 +270,10 @@ class Predictor:
             full = (0, zoomed_hw[0] - 1, 0, zoomed_hw[1] - 1)
             x, coords = resize(x, limited), map_coords(coords, full, limited)
             mask = resize(mask, limited) if mask is not None else None
-
-        if self.flip:
-            coords = flip_coords(coords, x.shape[3])
-            x, mask = flip_batch(x), flip_batch(mask) if mask is not None else None
-        else:
-            coords = coords[None]
-        points = encode_points(coords, [c.positive for c in clicks], index_offset=index_offset)
-        points = torch.from_numpy(points).to(self._device)
-        # (contiguous: the un-zoomed first click would otherwise pass the HWC view of the image)
-        logits = self.model(x.contiguous(), points, mask)["instances"]
-        if logits.shape[2:] != x.shape[2:]:
-            logits = resize(logits, (x.shape[2], x.shape[3]))
-        if self.flip:
-            logits = merge_flipped(logits)
-
-        probs = torch.sigmoid(logits)
+        # (network_pass makes the input contiguous: the un-zoomed first click would otherwise
+        # pass the HWC view of the image)
+        probs = network_pass(self.model, x, [(coords, [c.positive for c in clicks], mask)],
+                             flip=self.flip, index_offset=index_offset)
         if limited is not None:
             probs = resize(probs, zoomed_hw)
         if roi is not None:

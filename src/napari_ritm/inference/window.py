@@ -15,131 +15,37 @@ predictor never looks at more than one window of the image per network pass:
 
 Every window is resized so that its long side is ``net_size`` (never enlarged more than
 ``net_size / min_crop_size``). The image is read one window at a time through a
-:class:`PlaneReader`, so a lazy (dask, zarr) plane is never loaded whole; probabilities live in
-the window only (:class:`LocalProbs`). Window sizes and the growth rule were chosen on the shared
+:class:`~napari_ritm.inference.base.PlaneReader`, so a lazy (dask, zarr) plane is never loaded
+whole; probabilities live in the window only (:class:`~napari_ritm.inference.base.LocalProbs`). Window sizes and the growth rule were chosen on the shared
 val sets (benchmarks/window_rule.py).
 """
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 import numpy as np
 import torch
 
-from napari_ritm.inference.clicks import Click, encode_points
+from napari_ritm.inference.base import (
+    ArrayPlane,
+    ClickPredictor,
+    LocalProbs,
+    PlaneReader,
+    View,
+    as_local,
+    network_pass,
+)
+from napari_ritm.inference.clicks import Click
 from napari_ritm.inference.transforms import (
     Roi,
     _positive_clicks_inside,
     bbox_iou,
-    flip_batch,
-    flip_coords,
     map_coords,
-    merge_flipped,
     resize,
 )
 
-__all__ = ["ArrayPlane", "LocalProbs", "PlaneReader", "WindowPredictor", "WindowState"]
-
-
-class PlaneReader(Protocol):
-    """A 2D image read one window at a time: ``shape`` (H, W) and ``read(roi)``, which returns
-    the pixels of ``roi`` (rmin, rmax, cmin, cmax; inclusive) as (h, w, 3) float32 in [0, 1]."""
-
-    @property
-    def shape(self) -> tuple[int, int]: ...
-
-    def read(self, roi: Roi) -> np.ndarray: ...
-
-
-class ArrayPlane:
-    """A :class:`PlaneReader` over an in-memory or lazy array: (H, W) or (H, W, 3), uint8 (divided
-    by 255) or float already in [0, 1]. Only the pixels of each window are read and converted."""
-
-    def __init__(self, data) -> None:
-        shape = tuple(int(s) for s in data.shape)
-        if len(shape) == 3 and shape[2] == 1:
-            data, shape = data[:, :, 0], shape[:2]
-        if len(shape) not in (2, 3) or (len(shape) == 3 and shape[2] != 3):
-            raise ValueError(
-                f"expected an (H, W) or (H, W, 3) image, got shape {shape}; "
-                "use normalize_image() for other layouts"
-            )
-        if min(shape[:2]) < 1:
-            raise ValueError(f"the image is empty (shape {shape})")
-        dtype = np.dtype(data.dtype)
-        if dtype != np.uint8 and dtype.kind != "f":
-            raise ValueError(
-                f"expected a uint8 or float image, got {dtype}; use normalize_image() first"
-            )
-        self.data = data
-        self.shape = shape[:2]
-
-    def read(self, roi: Roi) -> np.ndarray:
-        rmin, rmax, cmin, cmax = roi
-        block = np.asarray(self.data[rmin : rmax + 1, cmin : cmax + 1])
-        if block.dtype == np.uint8:
-            block = block.astype(np.float32) / np.float32(255)
-        else:
-            block = block.astype(np.float32, copy=False)
-            if not np.isfinite(block).all() or block.min() < 0 or block.max() > 1:
-                raise ValueError(
-                    "a float image must be finite and in [0, 1]; use normalize_image() first"
-                )
-        if block.ndim == 2:
-            block = np.repeat(block[:, :, None], 3, axis=2)
-        return block
-
-
-@dataclass(frozen=True)
-class LocalProbs:
-    """Probabilities that are zero outside one window of an (H, W) image.
-
-    ``roi``: the window (rmin, rmax, cmin, cmax), inclusive; ``probs``: (h, w) float32 in [0, 1]
-    for its pixels; ``shape``: (H, W) of the image. Never modified in place once built.
-    """
-
-    roi: Roi
-    probs: np.ndarray
-    shape: tuple[int, int]
-
-    @property
-    def slices(self) -> tuple[slice, slice]:
-        """Index of the window in the (H, W) image."""
-        rmin, rmax, cmin, cmax = self.roi
-        return slice(rmin, rmax + 1), slice(cmin, cmax + 1)
-
-    def full(self) -> np.ndarray:
-        """(H, W) float32: the window pasted into zeros."""
-        out = np.zeros(self.shape, dtype=np.float32)
-        out[self.slices] = self.probs
-        return out
-
-    def crop(self, roi: Roi) -> np.ndarray:
-        """(h, w) float32 probabilities of another window ``roi`` (zeros outside this one)."""
-        rmin, rmax, cmin, cmax = roi
-        out = np.zeros((rmax - rmin + 1, cmax - cmin + 1), dtype=np.float32)
-        r0, r1 = max(rmin, self.roi[0]), min(rmax, self.roi[1])
-        c0, c1 = max(cmin, self.roi[2]), min(cmax, self.roi[3])
-        if r0 <= r1 and c0 <= c1:
-            out[r0 - rmin : r1 - rmin + 1, c0 - cmin : c1 - cmin + 1] = self.probs[
-                r0 - self.roi[0] : r1 - self.roi[0] + 1, c0 - self.roi[2] : c1 - self.roi[2] + 1
-            ]
-        return out
-
-    def bbox(self, thresh: float) -> Roi | None:
-        """Image-pixel bounding box of ``probs > thresh``, or None when that mask is empty."""
-        mask = self.probs > thresh
-        rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-        if rows.size == 0:
-            return None
-        return (
-            self.roi[0] + int(rows[0]),
-            self.roi[0] + int(rows[-1]),
-            self.roi[2] + int(cols[0]),
-            self.roi[2] + int(cols[-1]),
-        )
+__all__ = ["WindowPredictor", "WindowState", "grow_window", "square_window", "zoom_roi"]
 
 
 @dataclass(frozen=True)
@@ -214,23 +120,22 @@ def touches_inner_border(local: LocalProbs, thresh: float, margin: int = 1) -> b
     return any(inner and strip.any() for inner, strip in sides)
 
 
-class WindowPredictor:
+class WindowPredictor(ClickPredictor):
     """Turns clicks on one image into probabilities, looking at one window of it per pass.
 
     ``model``: an ``RITMNet`` (eval mode), an inference copy of it or anything called like it
     with a ``variant``, run as given (:func:`napari_ritm.inference.modes.make_predictor` gives
     it the folded copy). Window rule: see the module docstring. ``flip``: average with the
-    horizontal mirror (twice the work). ``precision``: ``"bfloat16"`` runs the network under
-    bfloat16 autocast (faster on CPUs that compute it natively; the probabilities move by a
-    few thousandths), ``"float32"`` as it is.
+    horizontal mirror (twice the work); with ``flip_refine`` False only the passes of an
+    object's first click are, not the refining ones. ``precision``: ``"bfloat16"`` runs the
+    network under bfloat16 autocast (faster on CPUs that compute it natively), ``"float32"`` as
+    it is.
 
-    - ``set_image(image)``: a :class:`PlaneReader`, or an (H, W) / (H, W, 3) uint8 or [0, 1]
-      float array (numpy or lazy), wrapped in :class:`ArrayPlane`; nothing is read yet.
-    - ``predict(clicks, prev_mask=None)``: (H, W) float32 probabilities for all clicks so far.
-      ``predict_local`` returns the same as :class:`LocalProbs` without building the full map.
-      ``prev_mask`` ((H, W) in [0, 1] or LocalProbs): an existing mask to refine, used while
-      the object has no prediction of its own.
-    - ``get_state`` / ``set_state`` (undo), ``reset`` (new object), ``mask`` (binarise).
+    ``prob_thresh``: where the mask is, for the window rule (the window grows while the mask
+    reaches its border); the session sets it to the user's threshold, so that the window grows
+    with the mask the user sees. The predictor contract (set_image, predict_local, predict,
+    predict_views, get_state / set_state, reset) is :class:`~napari_ritm.inference.base.
+    ClickPredictor`'s.
     """
 
     def __init__(
@@ -245,6 +150,7 @@ class WindowPredictor:
         min_crop_size: int = 128,
         recompute_thresh_iou: float = 0.5,
         flip: bool = False,
+        flip_refine: bool = True,
         prob_thresh: float = 0.49,
         precision: str = "float32",
     ) -> None:
@@ -261,6 +167,7 @@ class WindowPredictor:
         self.min_crop_size = int(min_crop_size)
         self.recompute_thresh_iou = float(recompute_thresh_iou)
         self.flip = bool(flip)
+        self.flip_refine = bool(flip_refine)
         self.prob_thresh = float(prob_thresh)
         if precision not in ("float32", "bfloat16"):
             raise ValueError(f"precision must be 'float32' or 'bfloat16', got {precision!r}")
@@ -268,7 +175,7 @@ class WindowPredictor:
         self._with_prev_mask = bool(model.variant.with_prev_mask)
         device = getattr(model, "device", None)
         self._device = device if device is not None else next(model.parameters()).device
-        self._plane: PlaneReader | None = None
+        self._plane: PlaneReader | None = None  # the image, read one window at a time
         self.passes = 0  # network passes of the last prediction (1 + growth steps)
         self.reset()
 
@@ -308,14 +215,7 @@ class WindowPredictor:
         self._probs: LocalProbs | None = None
         self._roi: Roi | None = None
 
-    def mask(self, probs: np.ndarray) -> np.ndarray:
-        return probs > self.prob_thresh
-
     # -- prediction ------------------------------------------------------------------------
-
-    def predict(self, clicks: Sequence[Click], prev_mask=None) -> np.ndarray:
-        """(H, W) float32 probabilities for all ``clicks`` of the object so far."""
-        return self.predict_local(clicks, prev_mask).full()
 
     @torch.inference_mode()
     def predict_local(self, clicks: Sequence[Click], prev_mask=None) -> LocalProbs:
@@ -326,17 +226,12 @@ class WindowPredictor:
         if not clicks:
             raise ValueError("predict() needs at least one click")
         hw = tuple(self._plane.shape)
-        for c in clicks:
-            if not (0 <= c.y < hw[0] and 0 <= c.x < hw[1]):
-                raise ValueError(f"click at (y={c.y}, x={c.x}) lies outside the "
-                                 f"{hw[0]}x{hw[1]} image")
-        prior = self._probs
-        if prior is None and prev_mask is not None:
-            prior = prev_mask if isinstance(prev_mask, LocalProbs) else _as_local(prev_mask, hw)
+        self._check_clicks(clicks)
+        prior = self._probs if self._probs is not None else as_local(prev_mask, hw)
         roi = self._choose_roi(prior, clicks, hw)
         self.passes = 0
         while True:
-            local = self._run(roi, clicks, prior)
+            local = self._run_one(roi, clicks, prior)
             self.passes += 1
             side = max(roi[1] - roi[0] + 1, roi[3] - roi[2] + 1)
             if side >= self.max_window or not touches_inner_border(local, self.prob_thresh):
@@ -362,46 +257,43 @@ class WindowPredictor:
             return self._roi
         return candidate
 
-    def _run(self, roi: Roi, clicks: tuple[Click, ...], prior: LocalProbs | None) -> LocalProbs:
-        """One network pass on window ``roi``; returns its probabilities."""
+    @torch.inference_mode()
+    def predict_views(self, views: Sequence[View], roi: Roi) -> list[LocalProbs]:
+        """For each view (clicks, previous mask: (H, W) array, LocalProbs or None) the
+        probabilities in window ``roi``, all in one network batch (mirrored when ``flip``); the
+        object's clicks, probabilities and window are left as they are."""
+        if self._plane is None:
+            raise RuntimeError("call set_image() before predict_views()")
+        hw = tuple(self._plane.shape)
+        views = [(tuple(clicks), as_local(prev, hw)) for clicks, prev in views]
+        for clicks, _ in views:
+            self._check_clicks(clicks)
+        return self._run(roi, views, self.flip)
+
+    def _run_one(self, roi: Roi, clicks: tuple[Click, ...],
+                 prior: LocalProbs | None) -> LocalProbs:
+        """One network pass on window ``roi`` for the object's clicks."""
+        flip = self.flip and (prior is None or self.flip_refine)
+        return self._run(roi, [(clicks, prior)], flip)[0]
+
+    def _run(self, roi: Roi, views: list[tuple[tuple[Click, ...], LocalProbs | None]],
+             flip: bool) -> list[LocalProbs]:
+        """One network pass on window ``roi`` for every view; their probabilities."""
         rmin, rmax, cmin, cmax = roi
         h, w = rmax - rmin + 1, cmax - cmin + 1
         scale = self.net_size / max(h, w, self.min_crop_size)
         size = (max(1, round(h * scale)), max(1, round(w * scale)))
         pixels = torch.from_numpy(np.ascontiguousarray(self._plane.read(roi)))
         x = resize(pixels.permute(2, 0, 1)[None].to(self._device), size)
-        mask = None
-        if self._with_prev_mask:
-            prev = np.zeros((h, w), np.float32) if prior is None else prior.crop(roi)
-            mask = resize(torch.from_numpy(prev).to(self._device)[None, None], size)
-        coords = map_coords(
-            np.array([(c.y, c.x) for c in clicks], dtype=np.float64).reshape(-1, 2), roi, size
-        )
-        if self.flip:
-            coords = flip_coords(coords, size[1])
-            x, mask = flip_batch(x), flip_batch(mask) if mask is not None else None
-        else:
-            coords = coords[None]
-        points = torch.from_numpy(encode_points(coords, [c.positive for c in clicks]))
-        with torch.autocast(torch.device(self._device).type, dtype=torch.bfloat16,
-                            enabled=self.precision == "bfloat16"):
-            logits = self.model(x.contiguous(), points.to(self._device), mask)["instances"]
-        logits = logits.float()
-        if logits.shape[2:] != x.shape[2:]:
-            logits = resize(logits, size)
-        if self.flip:
-            logits = merge_flipped(logits)
-        probs = resize(torch.sigmoid(logits), (h, w))
-        return LocalProbs(roi, probs[0, 0].float().cpu().numpy(), tuple(self._plane.shape))
-
-
-def _as_local(prev_mask: np.ndarray, hw: tuple[int, int]) -> LocalProbs | None:
-    """A full (H, W) mask as LocalProbs around its non-zero pixels (None when it is empty)."""
-    prev_mask = np.asarray(prev_mask, dtype=np.float32)
-    if prev_mask.shape != hw:
-        raise ValueError(f"prev_mask has shape {prev_mask.shape}, the image is {hw}")
-    rows, cols = np.flatnonzero(prev_mask.any(axis=1)), np.flatnonzero(prev_mask.any(axis=0))
-    if rows.size == 0:
-        return None
-    roi = (int(rows[0]), int(rows[-1]), int(cols[0]), int(cols[-1]))
-    return LocalProbs(roi, prev_mask[roi[0] : roi[1] + 1, roi[2] : roi[3] + 1].copy(), hw)
+        batch = []
+        for clicks, prior in views:
+            mask = None
+            if self._with_prev_mask:
+                prev = np.zeros((h, w), np.float32) if prior is None else prior.crop(roi)
+                mask = resize(torch.from_numpy(prev).to(self._device)[None, None], size)
+            coords = map_coords(np.array([(c.y, c.x) for c in clicks], dtype=np.float64)
+                                .reshape(-1, 2), roi, size)
+            batch.append((coords, [c.positive for c in clicks], mask))
+        probs = network_pass(self.model, x, batch, flip=flip, precision=self.precision)
+        probs = resize(probs, (h, w)).cpu().numpy()
+        return [LocalProbs(roi, p[0], hw) for p in probs for hw in [tuple(self._plane.shape)]]

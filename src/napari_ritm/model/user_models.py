@@ -17,37 +17,12 @@ import re
 import time
 from pathlib import Path
 
+from napari_ritm.model.user_folder import MODELS_ENV, user_model_path, user_models, user_models_dir
+from napari_ritm.model.zoo import REGISTRY, model_file_hash
+
 __all__ = ["MODELS_ENV", "can_record_threshold", "card_file", "model_card",
            "record_threshold", "recorded_threshold", "save_user_model", "unique_name",
            "user_model_path", "user_models", "user_models_dir"]
-
-MODELS_ENV = "NAPARI_RITM_MODELS"
-
-
-def user_models_dir() -> Path:
-    """The folder of the user's models (not created here)."""
-    override = os.environ.get(MODELS_ENV)
-    if override:
-        return Path(override).expanduser()
-    import platformdirs
-
-    return platformdirs.user_data_path("napari-ritm") / "models"
-
-
-def user_models() -> list[str]:
-    """Names of the user's models, newest first."""
-    folder = user_models_dir()
-    if not folder.is_dir():
-        return []
-    files = sorted(folder.glob("*.pth"), key=lambda p: p.stat().st_mtime, reverse=True)
-    return [p.stem for p in files]
-
-
-def user_model_path(name: str) -> Path | None:
-    """The checkpoint of the user's model ``name``, or None when there is none."""
-    path = user_models_dir() / f"{name}.pth"
-    return path if re.fullmatch(r"[\w.+-]+", name) and path.is_file() else None
-
 
 def model_card(name: str) -> dict | None:
     """The model card saved with the user's model ``name`` (None without one)."""
@@ -86,8 +61,6 @@ def save_user_model(net, name: str, card: dict) -> Path:
 
 
 def _registered(source: str | os.PathLike) -> bool:
-    from napari_ritm.model.zoo import REGISTRY
-
     return isinstance(source, str) and source in REGISTRY
 
 
@@ -123,8 +96,6 @@ def recorded_threshold(source: str | os.PathLike, sha256: str | None = None) -> 
     one). A registered model's counts only while its file is the one it was fitted with:
     ``sha256``, that file's SHA-256 when the caller knows it (else it is computed)."""
     if _registered(source):
-        from napari_ritm.model.zoo import model_file_hash
-
         card = _read_card(card_file(source)) or {}
         if not card.get("sha256") or card["sha256"] != (sha256 or model_file_hash(source)):
             return None
@@ -146,8 +117,6 @@ def record_threshold(source: str | os.PathLike, fit, predictor: dict | None = No
     the card's path, or None when there is no card to write (nor a file of the registered
     model to fit with). Raises OSError when the card cannot be written."""
     if _registered(source):
-        from napari_ritm.model.zoo import model_file_hash
-
         digest = sha256 or model_file_hash(source)
         if digest is None:
             return None

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from napari_ritm.model.user_folder import user_model_path
+
 if TYPE_CHECKING:
     from napari_ritm.model.ritm_net import RITMNet
 
@@ -253,7 +255,6 @@ def load_model(source: str | os.PathLike, device: str = "cpu") -> RITMNet:
 
 def _load(source: str | os.PathLike, device: str) -> RITMNet:
     from napari_ritm.model.checkpoint import load_checkpoint
-    from napari_ritm.model.user_models import user_model_path
 
     if isinstance(source, str) and source in REGISTRY:
         path = fetch(source)
@@ -298,8 +299,6 @@ def describe_load_error(source: str | os.PathLike, error: BaseException) -> str:
 def model_file(source: str | os.PathLike) -> Path:
     """The checkpoint file ``load_model(source)`` reads (a registered name's cached or shipped
     file, else the path itself), without downloading anything."""
-    from napari_ritm.model.user_models import user_model_path
-
     if isinstance(source, str) and source in REGISTRY:
         return local_path(source)
     if isinstance(source, str) and (own := user_model_path(source)) is not None:

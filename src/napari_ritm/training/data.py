@@ -1,11 +1,12 @@
 """Training data: labelled images from folders or arrays, train/val splits, and the torch Dataset.
 
-Folders follow the layout of :mod:`napari_ritm.folders` and are read with its readers (uint8 as
+Folders follow the layout of :mod:`napari_ritm.evaluation.folders` and are read with its readers (uint8 as
 is, other dtypes through ``normalize_image``) and kept as uint8 RGB. 3D stacks are split into
 labelled 2D slices.
 A split file is JSON ``{"format": "napari-ritm-split/1", "seed", "val_fraction",
 "sets": {<set>: {"train": [names], "val": [names]}}}``; names are image file stems (with
-``@z<k>`` for slice k of a stack).
+``@z<k>`` for slice k of a stack). A set may also list the two halves of its val images,
+``val_select`` (to choose checkpoints, thresholds and rules on) and ``val_report`` (to report).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import numpy as np
 import torch
 from skimage.segmentation import find_boundaries
 
-from napari_ritm.folders import (
+from napari_ritm.evaluation.folders import (
     image_label_pairs,
     read_array,
     slice_name,

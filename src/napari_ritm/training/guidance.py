@@ -41,8 +41,9 @@ from napari_ritm.evaluation.initial_masks import (
     synthetic_error,
     threshold_watershed,
 )
+from napari_ritm.inference.clicks import innermost_pixel
 
-__all__ = ["Guidance", "GuidanceMix", "corrective_click", "inner_point"]
+__all__ = ["Guidance", "GuidanceMix", "corrective_click"]
 
 
 @dataclass(frozen=True)
@@ -57,14 +58,6 @@ class Guidance:
     negatives: np.ndarray
     frozen: bool
     kind: str
-
-
-def inner_point(mask: np.ndarray) -> tuple[int, int]:
-    """(row, col) of the pixel of non-empty ``mask`` farthest from its outside (the image border
-    counts as outside)."""
-    dist = ndimage.distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1]
-    r, c = np.unravel_index(int(dist.argmax()), mask.shape)
-    return int(r), int(c)
 
 
 def corrective_click(
@@ -159,7 +152,7 @@ class GuidanceMix:
             return None
         none = np.zeros((0, 2), int)
         if rng.random() < self.inner_click_prob:
-            y, x = inner_point(prev)
+            y, x = innermost_pixel(prev)
             under = int(labels[y, x])
             if under > 0:
                 return Guidance(prev.astype(np.float32), (under,), np.array([[y, x]]), none,

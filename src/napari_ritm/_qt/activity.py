@@ -14,6 +14,7 @@ LONG_TASKS = {
     "adapt": "napari-ritm: adapting the model to your labels",
     "propagate": "napari-ritm: propagating through the stack",
     "threshold": "napari-ritm: fitting the threshold to your labels",
+    "check": "napari-ritm: checking the labels",
 }
 
 

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 
 __all__ = [
+    "CommitLog",
     "LabelDtypeError",
     "LabelsLike",
     "check_label_fits",
@@ -171,3 +172,37 @@ def check_layers_match(
                 f"{tuple(a.tolist())}: their pixels do not line up; pick another labels layer "
                 "or create a new one"
             )
+
+
+class CommitLog:
+    """The (label, slice key) of each write a session made to the labels layer, newest last,
+    following napari's undo and redo of that layer (a new write drops what redo could bring
+    back, as napari's history does)."""
+
+    def __init__(self) -> None:
+        self._done: list[tuple[int, tuple[int, ...]]] = []
+        self._undone: list[tuple[int, tuple[int, ...]]] = []
+
+    @property
+    def last(self) -> tuple[int, tuple[int, ...]] | None:
+        return self._done[-1] if self._done else None
+
+    def add(self, label: int, key: tuple[int, ...]) -> None:
+        self._done.append((label, key))
+        self._undone.clear()
+
+    def undone(self) -> None:
+        if self._done:
+            self._undone.append(self._done.pop())
+
+    def redone(self) -> None:
+        if self._undone:
+            self._done.append(self._undone.pop())
+
+    def by_slice(self) -> dict[tuple[int, ...], set[int]]:
+        """Slice key -> the labels written there (not undone)."""
+        out: dict[tuple[int, ...], set[int]] = {}
+        for label, key in self._done:
+            out.setdefault(key, set()).add(label)
+        return out
+

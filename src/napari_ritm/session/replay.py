@@ -1,107 +1,24 @@
-"""A replayable record of everything that shaped the labels in a session, and its replay.
-
-The :class:`~napari_ritm.session.Session` appends one entry per action it applies: the
-predictor (model, its file's SHA-256, mode, settings), clicks (with the plane), undos,
-finishes, resets, refines, slice changes, threshold, overwrite and contrast changes,
-propagations (how many slices were applied, and whether the user stopped it) and undos/redos
-of the labels layer. :meth:`Record.save` writes it as a small JSON sidecar;
-:func:`replay` runs the same actions again on the image and returns the labels.
+"""Replaying a session's record: the same actions on the same image give the same labels.
 
 Replay on the same machine with the same model and torch thread count gives the same labels bit
 for bit; on another CPU floating-point rounding may move a few pixels where the probability is
-within ~1e-5 of the threshold. Edits made outside the session (napari's brush) are not
-recorded: the record keeps a fingerprint of the labels it ended with, and :func:`replay` says
-whether it got there.
+within ~1e-5 of the threshold. The record keeps a fingerprint of the labels it ended with, and
+:func:`replay` says whether it got there.
 """
 from __future__ import annotations
 
-import hashlib
-import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["RECORD_FORMAT", "ArrayLabels", "Record", "ReplayResult", "fingerprint", "new_record",
-           "predictor_from_entry", "replay"]
+from napari_ritm.inference.planes import ImageSource
+from napari_ritm.session.proofread import Proofreading
+from napari_ritm.session.record import ArrayLabels, Record, fingerprint
+from napari_ritm.session.session import Session
 
-RECORD_FORMAT = "napari-ritm-record/1"
-_SAMPLE = 1 << 20  # pixels of the subsample a fingerprint hashes
-
-
-def fingerprint(data: Any) -> str:
-    """A cheap identity of an array: shape, dtype and the SHA-256 of an even subsample of at
-    most ~1M values (lazy arrays are read only there)."""
-    shape = tuple(int(s) for s in data.shape)
-    step = max(1, int(np.ceil((np.prod(shape, dtype=float) / _SAMPLE) ** (1 / max(len(shape), 1)))))
-    sample = np.ascontiguousarray(np.asarray(data[tuple(slice(None, None, step) for _ in shape)]))
-    digest = hashlib.sha256(sample.tobytes()).hexdigest()[:16]
-    return f"{'x'.join(map(str, shape))}:{np.dtype(data.dtype).name}:{digest}"
-
-
-class ArrayLabels:
-    """A plain (numpy) labels array with the interface the session writes through: ``data``,
-    ``data_setitem`` (in place) and napari-like ``undo`` / ``redo`` of those writes."""
-
-    def __init__(self, data: np.ndarray) -> None:
-        self.data = data
-        self._undo: list[tuple[tuple, np.ndarray, Any]] = []
-        self._redo: list[tuple[tuple, np.ndarray, Any]] = []
-
-    def data_setitem(self, indices: tuple, value: Any) -> None:
-        before = self.data[indices].copy()
-        self.data[indices] = value
-        self._undo.append((indices, before, value))
-        self._redo.clear()
-
-    def undo(self) -> None:
-        if self._undo:
-            indices, before, value = self._undo.pop()
-            self.data[indices] = before
-            self._redo.append((indices, before, value))
-
-    def redo(self) -> None:
-        if self._redo:
-            indices, before, value = self._redo.pop()
-            self.data[indices] = value
-            self._undo.append((indices, before, value))
-
-
-@dataclass
-class Record:
-    """The actions of one session. ``image`` / ``labels``: what they were (shape, dtype,
-    fingerprint; the image's rgb/channel settings); ``actions``: one dict per action, ``op``
-    first; ``final``: the labels' fingerprint when the record was saved."""
-
-    image: dict
-    labels: dict
-    actions: list[dict] = field(default_factory=list)
-    final: str | None = None
-
-    def add(self, op: str, **fields: Any) -> None:
-        self.actions.append({"op": op, **fields})
-
-    def to_json(self) -> dict:
-        return {"format": RECORD_FORMAT, "image": self.image, "labels": self.labels,
-                "actions": self.actions, "final": self.final}
-
-    def save(self, path: str | Path, labels: Any = None) -> None:
-        """Write the record as JSON (``labels``: its current data, for the final fingerprint)."""
-        if labels is not None:
-            self.final = fingerprint(labels)
-        Path(path).write_text(json.dumps(self.to_json(), indent=1) + "\n")
-
-    @classmethod
-    def load(cls, path: str | Path) -> Record:
-        """Read a record; raises ValueError naming the file when it is not one."""
-        try:
-            raw = json.loads(Path(path).read_text())
-        except (OSError, ValueError) as err:
-            raise ValueError(f"cannot read record {path}: {err}") from None
-        if not isinstance(raw, dict) or raw.get("format") != RECORD_FORMAT:
-            raise ValueError(f"{path} is not a napari-ritm record ({RECORD_FORMAT})")
-        return cls(raw["image"], raw["labels"], list(raw["actions"]), raw.get("final"))
+__all__ = ["ReplayResult", "predictor_from_entry", "replay"]
 
 
 @dataclass(frozen=True)
@@ -129,9 +46,6 @@ def replay(
     ``predictor_for(entry)``: builds the predictor of a recorded ``predictor`` entry (default:
     :func:`predictor_from_entry`, which loads the model by name or path and checks its hash).
     """
-    from napari_ritm.planes import ImageSource
-    from napari_ritm.session import Session
-
     record = record if isinstance(record, Record) else Record.load(record)
     notes: list[str] = []
     if fingerprint(image) != record.image["fingerprint"]:
@@ -206,6 +120,13 @@ def _apply(session: Any, target: ArrayLabels, action: dict, build: Any) -> None:
             for _, step in zip(range(action["steps"]), prop.steps()):
                 session.apply_step(step)
             session.end_propagation(cancelled=action["cancelled"])
+    elif op in ("split", "merge", "delete"):
+        if op == "split":
+            session.set_slice(action["key"])
+        proofreading = Proofreading(session)
+        {"split": lambda: proofreading.split(),
+         "merge": lambda: proofreading.merge(action["a"], action["b"]),
+         "delete": lambda: proofreading.delete(action["label"])}[op]()
     elif op == "labels_undo":
         target.undo()
         session.labels_undone()
@@ -214,16 +135,3 @@ def _apply(session: Any, target: ArrayLabels, action: dict, build: Any) -> None:
     else:
         raise ValueError(f"unknown action {op!r} in the record")
     session.run_pending()
-
-
-def new_record(image: Any, labels: Any) -> Record:
-    """An empty record for a session on ``image`` (an ImageSource) and ``labels`` (its data)."""
-    limits = image.contrast_limits
-    return Record(
-        image={"shape": list(image.data.shape), "dtype": np.dtype(image.data.dtype).name,
-               "rgb": image.rgb, "channel_axis": image.channel_axis, "channel": image.channel,
-               "contrast_limits": None if limits is None else [float(v) for v in limits],
-               "fingerprint": None},
-        labels={"shape": list(labels.shape), "dtype": np.dtype(labels.dtype).name,
-                "fingerprint": fingerprint(labels)},
-    )

@@ -24,7 +24,7 @@ set -euo pipefail
 SHARED="${NAPARI_RITM_SHARED:-../shared}"
 napari-ritm train \
   --data "$SHARED/data/dsb2018" --data "$SHARED/data/isbi2012_em" --data "$SHARED/data/weizmann_horse" \
-  --val-split src/napari_ritm/training/recipes/shared_split.json --balance-sets \
+  --val-split recipes/shared_split.json --balance-sets \
   --model h18s --out runs/default_h18s_cpu/model.pth \
   --crop 192 192 --batch-size 8 --epoch-len 400 --epochs 60 \
   --lr 5e-4 --backbone-lr-mult 1.0 --seed 0 \

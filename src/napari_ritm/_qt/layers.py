@@ -1,7 +1,7 @@
 """The napari layers the widget reads and draws (napari layer models only, no Qt).
 
 - :func:`channel_choices`: the channels a user may pick in an Image layer;
-- :func:`image_source`: an Image layer (and a channel) -> :class:`~napari_ritm.planes.ImageSource`
+- :func:`image_source`: an Image layer (and a channel) -> :class:`~napari_ritm.inference.planes.ImageSource`
   + spatial shape, with :func:`display_limits`, the intensity range the user chose;
 - :func:`plane_coords`: a world position -> (slice key, y, x) in a Labels layer's pixels;
 - :func:`add_preview_layer` / :func:`draw_preview`: the current object's mask, one plane;
@@ -19,7 +19,7 @@ from napari.layers import Image, Labels, Points
 from napari.utils.colormaps import DirectLabelColormap
 
 from napari_ritm.inference.clicks import Click
-from napari_ritm.planes import ImageSource
+from napari_ritm.inference.planes import ImageSource
 
 __all__ = ["ALL_CHANNELS", "OWN", "add_clicks_layer", "add_preview_layer", "channel_choices",
            "click_callback", "display_limits", "draw_clicks", "draw_preview", "history_step",
@@ -152,16 +152,31 @@ def set_marker_size(layer: Points, size: float) -> None:
 
 
 def draw_clicks(
-    layer: Points, clicks: Sequence[Click], key: tuple[int, ...], size: float
+    layer: Points, clicks: Sequence[Click], key: tuple[int, ...], size: float,
+    drawn: Sequence[Click] = (),
 ) -> None:
     """Show ``clicks`` (on slice ``key``) as rings, green for the object and red for the
-    background, of ``size`` screen pixels."""
+    background, of ``size`` screen pixels. ``drawn``: the clicks the layer shows now (same
+    slice and size): a click added or taken back then costs one update of the layer, not a
+    redraw of them all."""
+    set_marker_size(layer, size)
+    clicks, drawn = tuple(clicks), tuple(drawn)
+    if len(layer.data) == len(drawn) and clicks[: len(drawn)] == drawn and len(clicks) > len(
+        drawn
+    ):
+        layer.selected_data = set()  # the current colour would also go to selected points
+        for click in clicks[len(drawn):]:
+            layer.current_border_color = POSITIVE if click.positive else NEGATIVE
+            layer.add([(*key, click.y, click.x)])
+        return
+    if len(layer.data) == len(drawn) and drawn[: len(clicks)] == clicks and clicks:
+        layer.data = layer.data[: len(clicks)]
+        return
     data = np.array([(*key, c.y, c.x) for c in clicks], dtype=float).reshape(-1, len(key) + 2)
     layer.data = data
     if len(clicks):  # hollow rings: the object under a click stays visible
         layer.face_color = "transparent"
         layer.border_color = [POSITIVE if c.positive else NEGATIVE for c in clicks]
-    set_marker_size(layer, size)
 
 
 def history_step(layer: Labels, step: str) -> bool:
@@ -174,8 +189,9 @@ def history_step(layer: Labels, step: str) -> bool:
 
 
 def click_callback(on_click: Callable[..., None]) -> Callable:
-    """A mouse-drag callback calling ``on_click(world_position, positive=...)``: left click is
-    positive; right click or Ctrl/Cmd + click negative; a press-drag-release (a pan) nothing."""
+    """A mouse-drag callback calling ``on_click(world_position, positive=..., alt=...)``: left
+    click is positive; right click or Ctrl/Cmd + click negative; ``alt``: Alt was held; a
+    press-drag-release (a pan) nothing."""
 
     def callback(layer: Any, event: Any):
         if event.button not in (1, 2):
@@ -186,6 +202,6 @@ def click_callback(on_click: Callable[..., None]) -> Callable:
         while event.type == "mouse_move":
             yield
         if np.hypot(*(np.asarray(event.pos, dtype=float) - start)) <= DRAG_PIXELS:
-            on_click(position, positive=not negative)
+            on_click(position, positive=not negative, alt="Alt" in event.modifiers)
 
     return callback

@@ -1,6 +1,6 @@
 """The model half of the dock widget: loading models in the background and building predictors.
 
-:class:`ModelPanel` is a mix-in of :class:`napari_ritm._widget.RITMWidget`; it uses the
+:class:`ModelPanel` is a mix-in of :class:`napari_ritm._qt.widget.RITMWidget`; it uses the
 widget's controls (``model_combo``, ``mode_combo``, ``zoom_check``, ``flip_check``) and calls
 its ``say`` / ``set_busy`` / ``_pump``.
 """
@@ -14,7 +14,7 @@ from napari.qt.threading import create_worker
 from qtpy.QtCore import QSignalBlocker, Qt
 from qtpy.QtWidgets import QFileDialog
 
-from napari_ritm._controls import CHOOSE_FILE, DEFAULT_THRESHOLD
+from napari_ritm._qt.controls import CHOOSE_FILE, DEFAULT_THRESHOLD
 from napari_ritm.inference.modes import mode_settings, with_interactive_threads
 
 __all__ = ["ModelPanel", "load_networks", "model_key"]

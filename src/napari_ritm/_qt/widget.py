@@ -2,9 +2,9 @@
 
 It translates napari events (mouse clicks on the canvas, key presses, slice changes, layer
 removal) into session calls and session results into layer updates; all segmentation logic lives
-in the session. Model loading (:mod:`napari_ritm._model_panel`), prediction and propagation run
+in the session. Model loading (:mod:`napari_ritm._qt.model_panel`), prediction and propagation run
 in ``thread_worker`` threads, one predictor call at a time, so the viewer never freezes; the
-long tasks also show in napari's activity dock (:mod:`napari_ritm._activity`).
+long tasks also show in napari's activity dock (:mod:`napari_ritm._qt.activity`).
 """
 from __future__ import annotations
 
@@ -14,12 +14,12 @@ from napari.layers import Image, Labels, Points
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_warning
 
-from napari_ritm._activity import Activity
-from napari_ritm._adapt_panel import AdaptPanel
-from napari_ritm._controls import RITMControls
-from napari_ritm._keys import load_keys
-from napari_ritm._layer_panel import LayerPanel
-from napari_ritm._layers import (
+from napari_ritm._qt.activity import Activity
+from napari_ritm._qt.adapt_panel import AdaptPanel
+from napari_ritm._qt.controls import RITMControls
+from napari_ritm._qt.keys import load_keys
+from napari_ritm._qt.layer_panel import LayerPanel
+from napari_ritm._qt.layers import (
     click_callback,
     display_limits,
     draw_clicks,
@@ -27,10 +27,11 @@ from napari_ritm._layers import (
     history_step,
     plane_coords,
 )
-from napari_ritm._model_panel import ModelPanel
-from napari_ritm._shortcuts import Shortcuts
+from napari_ritm._qt.model_panel import ModelPanel
+from napari_ritm._qt.proofread_panel import ProofreadPanel
+from napari_ritm._qt.shortcuts import Shortcuts
 from napari_ritm.inference.modes import with_interactive_threads
-from napari_ritm.planes import slice_text
+from napari_ritm.inference.planes import slice_text
 from napari_ritm.session import Session
 
 if TYPE_CHECKING:
@@ -48,6 +49,10 @@ class RITMWidget(AdaptPanel, LayerPanel, ModelPanel, RITMControls):
     def __init__(self, napari_viewer: napari.viewer.Viewer) -> None:
         self.keys, keys_note = load_keys()
         super().__init__(self.keys)
+        self.proofread = ProofreadPanel(self, self.keys)
+        for row in self.proofread.rows():
+            self.existing_layout.addLayout(row)
+        self._advance_check = False  # a checked label is being finished: show the next then
         self.viewer = napari_viewer
         self.session: Session | None = None
         self.image_layer: Image | None = None
@@ -68,6 +73,8 @@ class RITMWidget(AdaptPanel, LayerPanel, ModelPanel, RITMControls):
         self._selected: int | None = None
         self._watched: Any = None  # the selected layer, whose tool changes the state line shows
         self._drawing_clicks = False  # the widget itself is redrawing the clicks layer
+        self._drawn_clicks: tuple | None = None  # (slice, clicks, marker size) on the layer
+        self._drawn_preview: tuple | None = None  # the session's preview_token drawn
         self._undo_armed = False  # Undo with no click asked once: the next one undoes a commit
         self._pairs: dict[str, str] = {}  # image layer name -> the labels layer used with it
         self._channels: dict[str, str] = {}  # image layer name -> channel chosen for it
@@ -103,7 +110,7 @@ class RITMWidget(AdaptPanel, LayerPanel, ModelPanel, RITMControls):
         self.zoom_check.toggled.connect(lambda _: self._build_predictor())
         self.flip_check.toggled.connect(lambda _: self._build_predictor())
         self.threshold_slider.valueChanged.connect(self._on_threshold)
-        self.marker_spin.valueChanged.connect(lambda _: self._refresh())
+        self.marker_spin.valueChanged.connect(lambda _: self.refresh())
         self.overwrite_check.toggled.connect(self._on_overwrite)
 
     def _bind_viewer(self) -> None:
@@ -121,7 +128,10 @@ class RITMWidget(AdaptPanel, LayerPanel, ModelPanel, RITMControls):
                    "reset": self.reset,
                    "refine": self.refine_under_cursor, "propagate_up": lambda: self.propagate(1),
                    "propagate_down": lambda: self.propagate(-1),
-                   "labels_undo": self.labels_undo, "clicks_edit": self._on_clicks_mode}
+                   "labels_undo": self.labels_undo, "clicks_edit": self._on_clicks_mode,
+                   "split": self.proofread.split,
+                   "delete_label": self.proofread.delete_under_cursor,
+                   "check_next": self.proofread.next_label}
         self.shortcuts = Shortcuts(viewer, self.keys, actions,
                                    lambda: self.session is not None and bool(self.session.clicks))
 
@@ -138,13 +148,17 @@ class RITMWidget(AdaptPanel, LayerPanel, ModelPanel, RITMControls):
         """Another layer is selected: follow its tool changes too (a brush or transform tool
         takes the canvas clicks; the state line says so)."""
         if self._watched is not None:
-            self._watched.events.mode.disconnect(self._refresh)
+            self._watched.events.mode.disconnect(self.refresh)
         self._watched = self.viewer.layers.selection.active
         if self._watched is not None and hasattr(self._watched.events, "mode"):
-            self._watched.events.mode.connect(self._refresh)
+            self._watched.events.mode.connect(self.refresh)
         else:
             self._watched = None
-        self._refresh()
+        self.refresh()
+
+    def controls(self) -> list:
+        """Every control a user can operate (for checks that each explains itself)."""
+        return [*super().controls(), *self.proofread.buttons()]
 
     def say(self, message: str) -> None:
         """Show ``message`` in the widget's status line."""
@@ -175,7 +189,7 @@ class RITMWidget(AdaptPanel, LayerPanel, ModelPanel, RITMControls):
         else:
             self._activity.stop(reason)
         self.progress.setVisible(bool(self._busy))
-        self._refresh()
+        self.refresh()
 
     def show_progress(self, reason: str, done: int, total: int | None = None) -> None:
         """Advance the bar of the long task ``reason`` here and in napari's activity dock."""
@@ -186,7 +200,7 @@ class RITMWidget(AdaptPanel, LayerPanel, ModelPanel, RITMControls):
 
     # -- napari events -> session ------------------------------------------------------------
 
-    def _where(self, world: Any) -> tuple[tuple[int, ...], float, float] | None:
+    def where(self, world: Any) -> tuple[tuple[int, ...], float, float] | None:
         if self.session is None or self.labels_layer is None:
             return None
         return plane_coords(self.labels_layer, world)
@@ -197,8 +211,12 @@ class RITMWidget(AdaptPanel, LayerPanel, ModelPanel, RITMControls):
         mode = str(getattr(active, "mode", "pan_zoom"))
         return None if active is None or mode == "pan_zoom" else f"{active.name!r} ({mode})"
 
-    def _canvas_click(self, world: Any, *, positive: bool = True) -> None:
-        if self._click_target() is None:
+    def _canvas_click(self, world: Any, *, positive: bool = True, alt: bool = False) -> None:
+        if self._click_target() is not None:
+            return
+        if alt:  # Alt+click: choose labels to merge
+            self.proofread.pick(world)
+        else:
             self.click(world, positive=positive)
 
     def click(self, world: Any, *, positive: bool = True) -> None:
@@ -211,17 +229,18 @@ class RITMWidget(AdaptPanel, LayerPanel, ModelPanel, RITMControls):
         if self.viewer.dims.ndisplay != 2:
             self.say("Switch the viewer to 2D to click")
             return
-        where = self._where(world)
+        where = self.where(world)
         if where is None:
             self.say("Click outside the image: ignored")
             return
-        self._go_to(where[0])
+        self.go_to(where[0])
         if self.session.click(where[1], where[2], positive):
             self._undo_armed = False
             self._pump()
 
     def finish(self) -> None:
         if self.session is not None:
+            self._advance_check = self.proofread.active  # once written, the next label
             self.session.finish()
             self._pump()
 
@@ -268,7 +287,7 @@ class RITMWidget(AdaptPanel, LayerPanel, ModelPanel, RITMControls):
             self.save_record(path)
 
     def save_record(self, path: str) -> None:
-        """Write the session's record (see :mod:`napari_ritm.record`) to ``path``."""
+        """Write the session's record (see :mod:`napari_ritm.session.record`) to ``path``."""
         try:
             self.session.save_record(path)
         except OSError as error:
@@ -291,28 +310,28 @@ class RITMWidget(AdaptPanel, LayerPanel, ModelPanel, RITMControls):
     def reset(self) -> None:
         if self.session is not None:
             self.session.reset()
-            self._refresh()
+            self.refresh()
 
     def refine_under_cursor(self) -> None:
-        where = self._where(self.viewer.cursor.position)
+        where = self.where(self.viewer.cursor.position)
         if where is None:
             self.say("Put the cursor on a label of the image to refine it")
             return
-        self._go_to(where[0])
+        self.go_to(where[0])
         if self.session.refine_at(where[1], where[2]):
-            self._refresh()
+            self.refresh()
 
     def refine_selected(self) -> None:
         if self.session is not None and self.session.refine(self.labels_layer.selected_label):
             self.viewer.layers.selection.active = self.clicks_layer
-            self._refresh()
+            self.refresh()
 
     def propagate(self, direction: int) -> None:
         """Carry the current object slice by slice (in the background; Stop cancels)."""
         if self.session is None or self._worker is not None:
             return
         session, prop = self.session, self.session.propagate(direction)
-        self._refresh()
+        self.refresh()
         if prop is None:
             return
         self._propagation, self._stopped = prop, False
@@ -347,15 +366,15 @@ class RITMWidget(AdaptPanel, LayerPanel, ModelPanel, RITMControls):
         self.set_busy("propagate", False)
         self._pump()
 
-    def _go_to(self, key: tuple[int, ...]) -> None:
+    def go_to(self, key: tuple[int, ...]) -> None:
         if self.session is not None and key != self.session.key:
             self.session.set_slice(key)
-            self._refresh()
+            self.refresh()
 
     def _on_dims(self, event: Any = None) -> None:
-        where = self._where(self.viewer.dims.point)
+        where = self.where(self.viewer.dims.point)
         if where is not None:
-            self._go_to(where[0])
+            self.go_to(where[0])
 
     def _on_contrast(self, event: Any = None) -> None:
         if self.session is not None and self.image_layer is not None and not self.image_layer.rgb:
@@ -383,7 +402,7 @@ class RITMWidget(AdaptPanel, LayerPanel, ModelPanel, RITMControls):
         self.threshold_label.setText(f"{value / 100:.2f}")
         if self.session is not None:
             self.session.set_threshold(value / 100)
-            self._refresh()
+            self.refresh()
 
     def _on_overwrite(self, on: bool) -> None:
         if self.session is not None:
@@ -395,7 +414,10 @@ class RITMWidget(AdaptPanel, LayerPanel, ModelPanel, RITMControls):
         """Start the next queued prediction if none is running, and redraw."""
         job = self.session.pump() if self.session is not None and self._worker is None else None
         if job is None:
-            self._refresh()
+            self.refresh()
+            if self._advance_check and self.session is not None and not self.session.busy:
+                self._advance_check = False
+                self.proofread.finished_one()
             return
         session = self.session
         worker = create_worker(with_interactive_threads(job.run), _ignore_errors=True)
@@ -412,19 +434,30 @@ class RITMWidget(AdaptPanel, LayerPanel, ModelPanel, RITMControls):
             self.set_busy("predict", False)
             self._pump()
 
-    def _refresh(self) -> None:
+    def refresh(self) -> None:
         """Draw the session's clicks and preview and its state line; select the latest
         committed id for painting."""
         session = self.session
         if session is None or self.clicks_layer is None or self.preview_layer is None:
             self.state_label.setText("Choose an image layer to start")
             return
-        self._drawing_clicks = True
-        try:
-            draw_clicks(self.clicks_layer, session.clicks, session.key, self.marker_spin.value())
-        finally:
-            self._drawing_clicks = False
-        draw_preview(self.preview_layer, self.labels_layer, session.key, session.preview_window)
+        clicks = (session.key, session.clicks, self.marker_spin.value())
+        drawn = self._drawn_clicks
+        if clicks != drawn:
+            self._drawing_clicks = True
+            try:
+                draw_clicks(self.clicks_layer, clicks[1], clicks[0], clicks[2],
+                            drawn[1] if drawn and drawn[::2] == clicks[::2] else ())
+            finally:
+                self._drawing_clicks = False
+            self._drawn_clicks = clicks
+        token, drawn = session.preview_token, self._drawn_preview
+        if drawn is None or token[:2] != drawn[:2] or any(
+            a is not b for a, b in zip(token[2:], drawn[2:])
+        ):
+            draw_preview(self.preview_layer, self.labels_layer, session.key,
+                         session.preview_window)
+            self._drawn_preview = token
         self.state_label.setText(self._state_text())
         committed = session.last_committed
         if committed is not None and committed != self._selected:

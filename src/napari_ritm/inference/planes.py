@@ -1,23 +1,20 @@
-"""One plane of an image, and one predictor call on it (pure Python, no Qt).
+"""One plane of an image of any dimensionality, read one window at a time (no Qt).
 
-:class:`ImageSource` reads and normalises a single (H, W) plane of an image of any
-dimensionality (numpy, dask, zarr), so a lazy stack is never loaded whole. :class:`PredictJob`
-is one predictor call that may run in a worker thread; the session builds it and applies its
-:class:`JobResult`.
+:class:`ImageSource` reads and normalises a single (H, W) plane of an image (numpy, dask, zarr),
+so a lazy stack is never loaded whole; :class:`PlaneWindows` is one plane as the
+:class:`~napari_ritm.inference.base.PlaneReader` every predictor takes.
 """
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
-from napari_ritm.inference.clicks import Click
 from napari_ritm.inference.normalize import intensity_limits, normalize_image, scale_to_rgb01
 
-__all__ = ["ImageSource", "JobResult", "PlaneWindows", "PredictJob", "PredictorLike", "image_for",
-           "slice_text"]
+__all__ = ["ImageSource", "PlaneWindows", "slice_text"]
 
 #: Pixels of the subsample that estimates a plane's intensity range without contrast limits.
 RANGE_SAMPLE_PIXELS = 1 << 20
@@ -32,22 +29,6 @@ def slice_text(key: Sequence[int]) -> str:
     if len(key) == 1:
         return f"slice {key[0]}"
     return "plane " + ", ".join(map(str, key))
-
-
-class PredictorLike(Protocol):
-    """The predictor interface the session uses (``napari_ritm.inference.predictor.Predictor``)."""
-
-    def set_image(self, image: np.ndarray) -> None: ...
-
-    def predict(
-        self, clicks: Sequence[Click], prev_mask: np.ndarray | None = None
-    ) -> np.ndarray: ...
-
-    def get_state(self) -> Any: ...
-
-    def set_state(self, state: Any) -> None: ...
-
-    def reset(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -141,55 +122,3 @@ class PlaneWindows:
     def full(self) -> np.ndarray:
         """The whole plane, (H, W, 3) float32 in [0, 1] (for predictors that take it whole)."""
         return self.read((0, self.shape[0] - 1, 0, self.shape[1] - 1))
-
-
-def image_for(predictor: Any, plane: PlaneWindows) -> Any:
-    """What ``predictor.set_image`` takes: the reader itself for a window predictor (it has
-    ``predict_local``), else the whole normalised plane."""
-    return plane if hasattr(predictor, "predict_local") else plane.full()
-
-
-@dataclass(frozen=True)
-class JobResult:
-    """What :meth:`PredictJob.run` returns: probabilities ((H, W) float32, or a window predictor's
-    ``LocalProbs``), the predictor state after the call, and the plane reader it used."""
-
-    probs: Any
-    state: Any
-    plane: PlaneWindows
-
-
-@dataclass(frozen=True)
-class PredictJob:
-    """One predictor call for the newest click, built by :meth:`Session.pump`.
-
-    ``run()`` touches only the predictor and the image (never the labels), so it may run in a
-    worker thread; it sets the image when needed, restores the state after the previous click
-    (``state`` None: a new object), and predicts with all ``clicks``.
-    """
-
-    predictor: PredictorLike
-    source: ImageSource
-    key: tuple[int, ...]
-    plane: PlaneWindows | None  # the plane's reader if cached, else made in run()
-    needs_image: bool
-    state: Any
-    clicks: tuple[Click, ...]
-    prev_mask: np.ndarray | None
-    generation: int
-
-    def run(self) -> JobResult:
-        plane = self.source.windows(self.key) if self.plane is None else self.plane
-        if self.needs_image:
-            self.predictor.set_image(image_for(self.predictor, plane))
-        if self.state is None:
-            self.predictor.reset()
-        else:
-            self.predictor.set_state(self.state)
-        if hasattr(self.predictor, "predict_local"):
-            probs = self.predictor.predict_local(self.clicks, prev_mask=self.prev_mask)
-        else:
-            probs = np.asarray(
-                self.predictor.predict(self.clicks, prev_mask=self.prev_mask), dtype=np.float32
-            )
-        return JobResult(probs, self.predictor.get_state(), plane)

@@ -17,13 +17,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import ndimage
 
-from napari_ritm.inference.clicks import Click
-from napari_ritm.planes import image_for, slice_text
+from napari_ritm.inference.clicks import Click, innermost_pixel
+from napari_ritm.inference.planes import slice_text
+from napari_ritm.inference.window import zoom_roi
 
-__all__ = ["STOP_RULE", "STOP_RULES", "Propagation", "PropagationStep", "StepFigures",
-           "interior_point"]
+__all__ = ["GUIDES", "STOP_RULE", "STOP_RULES", "Propagation", "PropagationStep", "StepFigures",
+           "interior_box"]
 
 
 @dataclass(frozen=True)
@@ -101,6 +101,16 @@ STOP_RULES = {
     ),
 }
 
+STOP_RULES.update({
+    "vanished": lambda f: f.area < max(10, 0.15 * f.prev_area),
+    "vanished or iou_prev<0.3": lambda f: f.area < max(10, 0.15 * f.prev_area)
+    or f.iou_prev < 0.3,
+    "vanished or agreement<0.5": lambda f: f.area < max(10, 0.15 * f.prev_area)
+    or f.agreement < 0.5,
+    "vanished or mean_prob<0.7": lambda f: f.area < max(10, 0.15 * f.prev_area)
+    or f.mean_prob < 0.7,
+})
+
 #: The rule propagation uses (benchmarks/results/propagation.json has every candidate's figures).
 STOP_RULE = "agreement<0.7 or iou_prev<0.5 or intensity>0.2 or mean_prob<0.85"
 
@@ -117,15 +127,19 @@ class PropagationStep:
     generation: int
 
 
-def interior_point(mask: np.ndarray) -> tuple[int, int]:
-    """(row, col) of the pixel of ``mask`` (H, W) bool farthest from its border (first in
-    row-major order on ties). ``mask`` must not be empty."""
-    rows, cols = np.nonzero(mask)
-    r0, r1, c0, c1 = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
-    crop = np.pad(mask[r0:r1, c0:c1], 1)  # the image border counts as outside
-    dist = ndimage.distance_transform_edt(crop)[1:-1, 1:-1]
-    r, c = np.unravel_index(int(np.argmax(dist)), dist.shape)
-    return int(r0 + r), int(c0 + c)
+#: How the previous plane's mask guides the next: ``"click"``, with one positive click at its
+#: innermost pixel (the previous mask as the previous-mask input); ``"mask"``, with the mask
+#: alone and no click (what the models trained on propagate samples learnt: the mask may shrink
+#: toward a cap or vanish), both passes on the window around the previous mask in one batch.
+GUIDES = ("click", "mask")
+
+
+def interior_box(mask: np.ndarray) -> tuple[int, int, int, int]:
+    """Bounding box (rmin, rmax, cmin, cmax; inclusive) of non-empty ``mask``."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    return int(rows[0]), int(rows[-1]), int(cols[0]), int(cols[-1])
+
+
 
 
 class Propagation:
@@ -133,7 +147,7 @@ class Propagation:
 
     ``predictor``: set_image / reset / predict as in ``Predictor``; ``source``: an object with
     ``shape`` (spatial, (..., H, W)) and ``windows(key)`` (an
-    :class:`~napari_ritm.planes.ImageSource`);
+    :class:`~napari_ritm.inference.planes.ImageSource`);
     ``start_mask``: (H, W) bool, the object on plane ``key``; ``direction``: +1 or -1.
     ``steps()`` yields one :class:`PropagationStep` per plane and stops when ``stop_rule`` (a
     name of :data:`STOP_RULES`) fires on a plane (that plane is not kept), the stack ends or
@@ -150,6 +164,7 @@ class Propagation:
         *,
         threshold: float = 0.49,
         stop_rule: str = STOP_RULE,
+        guide: str = "click",
         generation: int = 0,
     ) -> None:
         if direction not in (1, -1):
@@ -163,6 +178,9 @@ class Propagation:
         self.direction = direction
         self.threshold = threshold
         self.stop_rule = STOP_RULES[stop_rule]
+        if guide not in GUIDES:
+            raise ValueError(f"guide must be one of {', '.join(GUIDES)}, got {guide!r}")
+        self.guide = guide
         self.generation = generation
         size = int(source.shape[len(self.key) - 1])
         position = self.key[-1]
@@ -193,13 +211,19 @@ class Propagation:
     def _predict(self, plane: Any, prev: np.ndarray, image: np.ndarray,
                  prev_image: np.ndarray) -> tuple[np.ndarray, StepFigures]:
         """The guided and the fresh pass on one plane: (guided mask, what they returned)."""
-        self.predictor.set_image(image_for(self.predictor, plane))
-        row, col = interior_point(prev)
+        self.predictor.set_image(plane)
+        row, col = innermost_pixel(prev)
         click = [Click(float(row), float(col), True)]
-        self.predictor.reset()
-        guided = np.asarray(self.predictor.predict(click, prev_mask=prev.astype(np.float32)))
-        self.predictor.reset()
-        fresh = np.asarray(self.predictor.predict(click))
+        if self.guide == "mask":  # both passes on the window around the previous mask, one batch
+            hw = prev.shape
+            roi = zoom_roi(interior_box(prev), click, 1.4, 96, hw)
+            guided, fresh = (v.full() for v in self.predictor.predict_views(
+                [((), prev.astype(np.float32)), (click, None)], roi))
+        else:
+            self.predictor.reset()
+            guided = np.asarray(self.predictor.predict(click, prev_mask=prev.astype(np.float32)))
+            self.predictor.reset()
+            fresh = np.asarray(self.predictor.predict(click))
         figures = StepFigures.of(guided, fresh, prev, (row, col), image, prev_image,
                                  self.threshold)
         return guided > self.threshold, figures

@@ -11,7 +11,7 @@
 # low-count fluorescence (docs/models.md); a fresh run of this file has the noise from the
 # start. Resumable: run it again with --resume (the
 # trainer state is saved every 200 steps), e.g. in the background:
-#   setsid nohup bash src/napari_ritm/training/recipes/h18s_v2_cpu.sh --resume > runs/v2/log.txt 2>&1 &
+#   setsid nohup bash recipes/h18s_v2_cpu.sh --resume > runs/v2/log.txt 2>&1 &
 # On a GPU: h18s_v2_gpu.sh (this recipe, batch 32, for a wall-clock budget; it runs this file
 # with NAPARI_RITM_DATA, the data folder, and NAPARI_RITM, the command, set, and later options
 # replacing these).
@@ -22,7 +22,7 @@ exec ${NAPARI_RITM:-.venv/bin/napari-ritm} train \
   --data "$D/dsb2018" --data "$D/isbi2012_em" --data "$D/weizmann_horse" \
   --data "$D/coelho_nuclei" --data "$D/usiigaci_phase" --data "$D/emps_particles" \
   --data "$D/stardist_nuclei2d" \
-  --val-split src/napari_ritm/training/recipes/shared_split.json --balance-sets \
+  --val-split recipes/shared_split.json --balance-sets \
   --init "${V1:-runs/v1_default.pth}" --out runs/v2/model.pth \
   --crop 192 192 --batch-size 8 --epoch-len 800 --steps 60000 \
   --lr 5e-4 --backbone-lr-mult 1.0 --object-crops --single-click-prob 0.4 --noise-prob 0.3 \

@@ -3,7 +3,7 @@
 :class:`RITMControls` builds the panel in the order a user reads it, top to bottom: Data (image,
 channel, labels), Model (model, mode, options), Object (the state of the object in progress and
 its buttons), Existing labels (refine), Stack (propagate, stop), then a busy bar and a message
-line. :class:`napari_ritm._widget.RITMWidget` subclasses it and connects it to the session.
+line. :class:`napari_ritm._qt.widget.RITMWidget` subclasses it and connects it to the session.
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from napari_ritm._keys import key_text
+from napari_ritm._qt.keys import key_text
 from napari_ritm.inference.modes import MODES, WIDGET_MODE, mode_settings
 
 __all__ = ["CHOOSE_FILE", "DEFAULT_THRESHOLD", "MARKER_SIZE", "MODE_LABELS", "MODE_TIPS",
@@ -219,7 +219,9 @@ class RITMControls(QWidget):
         obj = QVBoxLayout()
         obj.addWidget(self.state_label)
         obj.addLayout(_row(self.finish_button, self.undo_button, self.reset_button))
-        existing = _row(self.refine_cursor_button, self.refine_selected_button)
+        existing = QVBoxLayout()
+        existing.addLayout(_row(self.refine_cursor_button, self.refine_selected_button))
+        self.existing_layout = existing  # the proofreading rows join it
         stack = _row(self.up_button, self.down_button, self.stop_button)
         for title, part in (("Data", data), ("Model", model), ("Object", obj),
                             ("Existing labels", existing), ("Stack", stack)):

@@ -1,6 +1,6 @@
 """Learning from the user's labels: "Fit threshold to my labels" and "Adapt model to my labels".
 
-:class:`AdaptPanel` is a mix-in of :class:`napari_ritm._widget.RITMWidget`. Both take the
+:class:`AdaptPanel` is a mix-in of :class:`napari_ritm._qt.widget.RITMWidget`. Both take the
 objects of the current Labels layer that **Learn from** names. The threshold fit clicks once on
 each (:func:`napari_ritm.evaluation.threshold.fit_threshold`, seconds) and moves the Threshold
 slider to the value that matches them best. The adaptation runs
@@ -21,8 +21,8 @@ from typing import Any
 from napari.qt.threading import create_worker
 from qtpy.QtCore import QTimer
 
-from napari_ritm._controls import ADAPT_SCOPES
-from napari_ritm._model_panel import model_key
+from napari_ritm._qt.controls import ADAPT_SCOPES
+from napari_ritm._qt.model_panel import model_key
 from napari_ritm.inference.modes import with_interactive_threads
 
 __all__ = ["AdaptPanel"]

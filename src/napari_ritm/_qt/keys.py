@@ -29,6 +29,9 @@ ACTIONS = {
     "refine": "Refine the label under the cursor",
     "propagate_up": "Propagate the object up the stack",
     "propagate_down": "Propagate the object down the stack",
+    "split": "Split off the rest of a label being refined as a new label",
+    "delete_label": "Delete the label under the cursor",
+    "check_next": "Keep the label being checked and show the next one",
 }
 
 DEFAULT_KEYS: dict[str, list[str]] = {
@@ -39,6 +42,9 @@ DEFAULT_KEYS: dict[str, list[str]] = {
     "refine": ["Shift-E"],
     "propagate_up": ["PageUp"],
     "propagate_down": ["PageDown"],
+    "split": ["Shift-S"],
+    "delete_label": ["Shift-D"],
+    "check_next": ["Shift-N"],
 }
 
 _SHOWN = {"Control": "Ctrl", "PageUp": "Page Up", "PageDown": "Page Down"}

@@ -1,6 +1,6 @@
 """The data half of the dock widget: which image, channel and labels layer a session uses.
 
-:class:`LayerPanel` is a mix-in of :class:`napari_ritm._widget.RITMWidget`: it fills the image,
+:class:`LayerPanel` is a mix-in of :class:`napari_ritm._qt.widget.RITMWidget`: it fills the image,
 channel and labels boxes from the viewer's layers, pairs each image with its own labels layer,
 and starts or stops the :class:`~napari_ritm.session.Session` with its preview and clicks
 layers when the choice changes or a layer goes away.
@@ -13,15 +13,15 @@ import numpy as np
 from napari.layers import Image, Labels
 from qtpy.QtCore import QTimer
 
-from napari_ritm._layers import (
+from napari_ritm._qt.layers import (
     OWN,
     add_clicks_layer,
     add_preview_layer,
     channel_choices,
     image_source,
 )
-from napari_ritm.editing import check_layers_match
 from napari_ritm.session import Session
+from napari_ritm.session.editing import check_layers_match
 
 __all__ = ["NEW_LABELS", "LayerPanel"]
 
@@ -155,6 +155,7 @@ class LayerPanel:
         self.image_layer, self.labels_layer = image, labels
         self._pairs[image.name] = labels.name
         image.events.contrast_limits.connect(self._on_contrast)
+        self._drawn_clicks = self._drawn_preview = None  # new layers: nothing drawn yet
         self.preview_layer = add_preview_layer(self.viewer, labels, "RITM preview")
         self.clicks_layer = add_clicks_layer(self.viewer, labels, "RITM clicks",
                                              self.marker_spin.value())
@@ -163,7 +164,7 @@ class LayerPanel:
         self.shortcuts.attach(labels, self.preview_layer, self.clicks_layer)
         self.viewer.layers.selection.active = self.clicks_layer
         self._on_dims()
-        self._refresh()
+        self.refresh()
         note = self.intensity_note()
         if note:
             self.say(("Layers changed: the object in progress was discarded. " if discarded
@@ -178,6 +179,7 @@ class LayerPanel:
         if self.image_layer is not None:
             self.image_layer.events.contrast_limits.disconnect(self._on_contrast)
         self.shortcuts.detach()
+        self.proofread.stop()
         own = self._own_layers()
         self.image_layer = self.labels_layer = self.clicks_layer = self.preview_layer = None
         for layer in own:
@@ -210,7 +212,7 @@ class LayerPanel:
                       "Choose the image and labels layers again to go on.")
         if not self._rebuilding:
             self._fill_combos()
-        self._refresh()
+        self.refresh()
 
     def _on_clicks_mode(self, event: Any = None) -> None:
         """The clicks layer is drawn by the widget: its napari tools (add, select, delete)
@@ -224,6 +226,7 @@ class LayerPanel:
         """Something other than the widget changed the clicks layer's points (napari's delete
         key, the layer's controls): draw the clicks in use again."""
         if not self._drawing_clicks and self.clicks_layer is not None:
-            self._refresh()
+            self._drawn_clicks = None
+            self.refresh()
             self.say(CLICKS_DRAWN)
 

@@ -1,7 +1,7 @@
 """The dock's keyboard shortcuts in napari: on the viewer, and on the session's own layers.
 
 napari looks a key up in the selected layer's keymap before the viewer's, so keys bound on the
-viewer (:data:`napari_ritm._keys.DEFAULT_KEYS` or the user's ``keys.json``) lose against a Labels
+viewer (:data:`napari_ritm._qt.keys.DEFAULT_KEYS` or the user's ``keys.json``) lose against a Labels
 layer's own Enter, Escape, Ctrl+Z and Ctrl+Shift+Z, and a Points layer's A, Delete, Backspace.
 :class:`Shortcuts` therefore also binds them on the layers the session works with, while it
 works with them:

@@ -5,7 +5,7 @@
 # constant lr measures the speed; the run then gets the number of steps that fills the budget,
 # with the lr x0.1 at 87 % and 96 % of it, and keeps a copy every tenth of it (to average with
 # `napari-ritm average`, docs/models.md).
-#   bash src/napari_ritm/training/recipes/h18s_v2_gpu.sh DATA_ROOT INIT_CKPT OUT_DIR SECONDS
+#   bash recipes/h18s_v2_gpu.sh DATA_ROOT INIT_CKPT OUT_DIR SECONDS
 # DATA_ROOT holds the shared sets (../shared/data); INIT_CKPT is where training starts (the v2
 # CPU run's latest checkpoint); PYTHON, WORKERS (default: cores - 2), DEVICE (default cuda),
 # PROBE (steps, default 400), EPOCH_LEN (samples, default 12800: the probe is one epoch) and
