@@ -23,6 +23,8 @@ widget's: ZoomIn from the first click, <= 800 px):
   first click in a 96 px window around it, growing while the mask reaches its border, later
   clicks zoomed in, 256 px through the network), reading the image through
   ``ImageSource.windows`` as the widget does, so an 8192^2 image is never normalised whole;
+- ``window_float32``: the window mode in float32, where the default runs it in bfloat16 (CPUs
+  that compute bfloat16 natively);
 - ``fast_onnx``: the fast mode with ONNX Runtime as the backend (when onnxruntime + onnxscript
   are installed).
 
@@ -132,6 +134,8 @@ def measure_ours(args, onnx_dir: Path) -> dict:
                 "fast": make_predictor(net, "fast", interactive=True),
                 "window": make_predictor(net, "window"),
             }
+            if contenders["window"].precision != "float32":  # as it was before bfloat16
+                contenders["window_float32"] = make_predictor(net, "window", precision="float32")
             if onnx_model is not None:
                 contenders["fast_onnx"] = make_predictor(onnx_model, "fast", interactive=True)
             runners = [Runner(name, p, clicks) for name, p in contenders.items()]

@@ -155,6 +155,11 @@ def run(args) -> dict:
     from napari_ritm.inference.modes import make_predictor
     from napari_ritm.model.precision import cpu_has_native_bf16
 
+    if args.as_before:  # every worker thread at torch's default thread count, model loading's too
+        from napari_ritm._qt import adapt_panel, model_panel, proofread_panel
+
+        for module in (_widget, model_panel, adapt_panel, proofread_panel):
+            module.with_interactive_threads = lambda function: function
     tile = nuclei2d()[0][0]
     regions = measure.regionprops(measure.label(tile > filters.threshold_otsu(tile)))
     regions = sorted(regions, key=lambda r: r.area, reverse=True)[: args.objects]
@@ -177,12 +182,10 @@ def run(args) -> dict:
                     net = clock.wrap_network(widget._networks["window"])
                     predictor = make_predictor(net, "window", precision=precision)
                     widget.set_predictor(predictor, widget._predictor_info)
-                    restore = _widget.with_interactive_threads, _widget.RITMWidget.refresh
-                    if before:  # worker threads as shipped before: torch's default count;
-                        # clicks and preview redrawn whole at every refresh
-                        _widget.with_interactive_threads = lambda function: function
+                    restore = _widget.RITMWidget.refresh
+                    if before:  # clicks and preview redrawn whole at every refresh, as before
 
-                        def redraw_all(self, refresh=restore[1]):
+                        def redraw_all(self, refresh=restore):
                             self._drawn_clicks = self._drawn_preview = None
                             refresh(self)
 
@@ -190,7 +193,7 @@ def run(args) -> dict:
                     try:
                         row = time_clicks(viewer, app, widget, centres, clock)
                     finally:
-                        _widget.with_interactive_threads, _widget.RITMWidget.refresh = restore
+                        _widget.RITMWidget.refresh = restore
                     row["worker_torch_threads"] = sorted(clock.threads)
                     name = (f"{size}px, {precision}, {'load' if load else 'idle'}"
                             + (", as before" if before else ""))

@@ -166,3 +166,29 @@ def test_predictor_info_writes_down_the_mirror_averaging(ref_dir):
     assert make_predictor(net, flip=False).info["settings"] == {"flip": False}
     fast = make_predictor(net, "fast", interactive=True, prob_thresh=0.7)
     assert fast.info["settings"] == {"flip": False, "prob_thresh": 0.7}
+
+
+def test_the_window_mode_runs_in_bfloat16_where_the_cpu_has_it(fake_h18s, monkeypatch):
+    """``precision="auto"``: bfloat16 on CPUs that compute it natively, float32 elsewhere; with
+    trained weights the probabilities move little (the masks' agreement on the val sets is
+    measured by benchmarks/window_variants.py)."""
+    from napari_ritm.inference import modes
+    from napari_ritm.model import precision
+    from napari_ritm.model.zoo import load_model
+
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
+    assert modes.make_predictor(fake_h18s, "window").precision == "float32"
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
+    window = modes.make_predictor(fake_h18s, "window")
+    assert window.precision == "bfloat16"
+    assert modes.make_predictor(fake_h18s, "exact").flip  # the paper's modes stay float32
+    image = np.zeros((96, 96), np.uint8)
+    image[30:60, 30:60] = 200
+    trained = load_model("default")
+    window = modes.make_predictor(trained, "window", precision="bfloat16")
+    reference = modes.make_predictor(trained, "window", precision="float32")
+    clicks = [Click(45, 45, True)]
+    window.set_image(image)
+    reference.set_image(image)
+    got, want = window.predict(clicks), reference.predict(clicks)
+    assert np.abs(got - want).mean() < 0.01 and ((got > 0.49) != (want > 0.49)).mean() < 0.01

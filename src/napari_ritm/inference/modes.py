@@ -4,14 +4,15 @@
   WindowPredictor`, whose cost and quality do not depend on the image size: the first click
   predicts in a window around the click at the image's own resolution (growing it while the
   mask reaches its border), later clicks zoom in on the object, each pass averaged with the
-  mirrored image; :data:`WINDOW_SETTINGS`, BatchNorms folded and channels_last.
+  mirrored image; :data:`WINDOW_SETTINGS`, BatchNorms folded and channels_last, bfloat16
+  where the CPU computes it natively.
 - ``exact``: the paper's evaluation predictor (ZoomIn to 400 px, horizontal-flip averaging), with
-  probabilities within 1e-4 of the official NoBRS predictor. The network runs folded and
-  channels_last (about 0.7x the time) when a probe shows this moves its probabilities by at most
-  1e-5, as with trained weights (~6e-7); otherwise as a copy that only drops the OCR attention
-  that cannot act with one class (:func:`napari_ritm.model.fuse.optimize_exact`).
+  probabilities within 1e-4 of the official NoBRS predictor, in float32. The network runs folded
+  and channels_last when a probe shows this moves its probabilities by at most 1e-5; otherwise
+  as a copy that only drops the OCR attention that cannot act with one class
+  (:func:`napari_ritm.model.fuse.optimize_exact`).
 - ``fast``: ZoomIn to :data:`FAST_TARGET_SIZE` px, no flip, BatchNorms folded and channels_last
-  (about 5x less work per click; float rounding moves like a different thread count would).
+  (float rounding moves like a different thread count would).
 
 ``interactive=True`` adds what the official demo and the napari widget use on top:
 ZoomIn from the first click (``skip_clicks=-1``) and at most 800 px through the network
@@ -29,6 +30,7 @@ from collections.abc import Callable
 
 __all__ = [
     "DEFAULT_MODE",
+    "auto_precision",
     "FAST_TARGET_SIZE",
     "INTERACTIVE",
     "INTERACTIVE_THREADS",
@@ -59,16 +61,16 @@ PREDICTOR_MODES: dict[str, dict] = {
 NETWORKS: dict[str, str] = {"window": "fused", "exact": "exact", "fast": "fused"}
 
 #: WindowPredictor keyword arguments of the ``window`` mode: the window rule chosen in
-#: benchmarks/window_rule.py; mirror averaging on every pass (eval_dev.py's val objects: 0.20 /
-#: 0.39 fewer clicks to IoU 0.85 / 0.90 per object, paired, at about twice the work; on the
-#: refining passes only, the first click of an object unmirrored, it saved no clicks beyond
-#: noise: docs/models.md).
+#: benchmarks/window_rule.py; mirror averaging on every pass and the network in bfloat16 where
+#: the CPU computes it natively (``"auto"``), as benchmarks/window_variants.py chose them
+#: (docs/speed.md has the figures).
 WINDOW_SETTINGS: dict = {
     "net_size": 256,
     "first_window": 96,
     "max_window": 1024,
     "min_crop_size": 96,
     "flip": True,
+    "precision": "auto",
 }
 
 #: Every mode by name, the default first.
@@ -121,7 +123,10 @@ def make_predictor(model, mode: str = DEFAULT_MODE, *, interactive: bool = False
     if mode == "window":
         from napari_ritm.inference.window import WindowPredictor
 
-        predictor = WindowPredictor(model, **{**WINDOW_SETTINGS, **overrides})
+        settings = {**WINDOW_SETTINGS, **overrides}
+        if settings.get("precision") == "auto":
+            settings["precision"] = auto_precision(model)
+        predictor = WindowPredictor(model, **settings)
     else:
         from napari_ritm.inference.predictor import Predictor
 
@@ -137,6 +142,19 @@ def make_predictor(model, mode: str = DEFAULT_MODE, *, interactive: bool = False
         predictor.info = {"model": source, "sha256": model_file_hash(source), "mode": mode,
                           "interactive": interactive, "settings": settings}
     return predictor
+
+
+def auto_precision(model) -> str:
+    """``"bfloat16"`` for a network on a CPU that computes bfloat16 natively, else
+    ``"float32"`` (elsewhere bfloat16 is emulated, slower than float32)."""
+    from napari_ritm.model.precision import cpu_has_native_bf16
+
+    device = getattr(model, "device", None)
+    if device is None:
+        parameters = getattr(model, "parameters", None)
+        first = next(parameters(), None) if callable(parameters) else None
+        device = first.device if first is not None else "cpu"
+    return "bfloat16" if str(device) == "cpu" and cpu_has_native_bf16() else "float32"
 
 
 def predictor_kwargs(mode: str, *, interactive: bool = False) -> dict:
