@@ -7,7 +7,7 @@ into one labels array; for each, clicks on its largest slice by the NoC clicker 
 
 Stacks (``--stacks``):
 - ``synthetic:<kind>``: :func:`napari_ritm.evaluation.stacks.synthetic_nuclei` of each kind
-  (ellipsoids, irregular, anisotropic), seeds 1000 and 1001 (training used seeds from 0);
+  (ellipsoids, irregular, anisotropic), seed 1000 (training used seeds from 0);
 - ``gonuclear``: three confocal crops of Arabidopsis ovule nuclei (GoNuclear; the shared
   folder ``gonuclear_nuclei3d``, written by scripts/import_stacks.py);
 - ``ovule``: a confocal crop of Arabidopsis ovule cells (PlantSeg; ``ovule_cells3d``);
@@ -57,7 +57,7 @@ def load_stacks(name: str) -> list[tuple[str, np.ndarray, np.ndarray]]:
     """(stack name, image (Z, H, W), labels (Z, H, W)) of one entry of :data:`STACKS`."""
     if name.startswith("synthetic:"):
         kind = name.split(":", 1)[1]
-        return [(f"{kind}-{seed}", s.image, s.labels) for seed in (1000, 1001)
+        return [(f"{kind}-{seed}", s.image, s.labels) for seed in (1000,)
                 for s in [synthetic_nuclei(seed, kind)]]
     if name == "isbi_em":
         pairs = image_label_pairs(DATA / "isbi2012_em")
@@ -157,7 +157,8 @@ def main() -> int:
     parser.add_argument("--clicks", type=int, default=3)
     parser.add_argument("--min-slices", type=int, default=3)
     parser.add_argument("--min-area", type=int, default=30)
-    parser.add_argument("--limit", type=int, default=0, help="objects per stack (0: all)")
+    parser.add_argument("--limit", type=int, default=12,
+                        help="objects per stack, spread over its ids (12; 0: all)")
     parser.add_argument("--tag", default="", help="name of this run in the results file")
     parser.add_argument("--guide", choices=GUIDES, default="click",
                         help="how a slice's mask guides the next (the session's default: click)")
@@ -179,8 +180,9 @@ def main() -> int:
                               record_actions=False)
             session.propagation_guide, session.stop_rule = args.guide, args.stop_rule
             chosen = objects_of(truth, args.min_slices, args.min_area, args.half)
-            if args.limit:
-                chosen = chosen[: args.limit]
+            if args.limit and len(chosen) > args.limit:
+                picks = np.linspace(0, len(chosen) - 1, args.limit).round().astype(int)
+                chosen = [chosen[i] for i in picks]
             for index in chosen:
                 rows.append({"stack": stack_name,
                              **run_object(session, labels, truth, index, args.clicks)})

@@ -164,3 +164,29 @@ def test_window_mode_mirrors_unless_no_flip(toy_set, tmp_path, ref_dir):
     assert [(r["mode"], r["flip"]) for r in reports] == [("window", True), ("window", False)]
     ious = [r["datasets"]["toy"]["samples"][0]["ious"] for r in reports]
     assert ious[0] != ious[1]  # the random network is not mirror-symmetric
+
+
+def test_init_masks_refine_from_an_automatic_tools_labels(toy_set, tmp_path, ref_dir, capsys):
+    """Each object starts from the automatic label that overlaps it most; an object no label
+    touches is left out; the report gives the IoU before any click."""
+    auto = tmp_path / "auto"
+    auto.mkdir()
+    a = np.zeros((48, 48), np.uint16)
+    a[5:20, 5:30] = 7  # the first square, too wide; the second square missed
+    tifffile.imwrite(auto / "a.tif", a)
+    b = np.zeros((48, 48), np.uint16)
+    b[12:28, 12:36] = 3  # a little tight
+    tifffile.imwrite(auto / "b.tif", b)
+    model = str(ref_dir / "checkpoints/fake_coco_lvis_h18s_itermask.pth")
+    out = tmp_path / "refine.json"
+    assert main(["evaluate", "--model", model, "--data", str(toy_set), "--init-masks", str(auto),
+                 "--clicks", "2", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    toy = report["datasets"]["toy"]
+    assert toy["objects"] == 2 and report["init_masks"] == [str(auto)]
+    starts = sorted(s["start_iou"] for s in toy["samples"])
+    assert starts == pytest.approx([15 * 15 / (15 * 25), 16 * 24 / (20 * 24)], abs=1e-6)
+    assert toy["start_iou"] == pytest.approx(np.mean(starts))
+    assert main(["evaluate", "--model", model, "--data", str(toy_set), "--init-masks",
+                 str(auto), "--init-masks", str(auto)]) == 2
+    assert "one --init-masks per --data" in capsys.readouterr().err

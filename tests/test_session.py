@@ -392,3 +392,47 @@ def test_propagation_stops_where_the_object_ends(after):
     session.end_propagation()
     assert {z for z in range(8) if labels.data[z].any()} == {1, 2, 3}
     assert "ended at slice 4 (" in messages[-1]
+
+
+def _propagated_object():
+    image = np.full((8, 24, 24), 20, np.uint8)
+    image[2:6, 6:18, 6:18] = 200  # the object lives on slices 2..5
+    session, labels, messages = make_session(image, np.zeros((8, 24, 24), np.uint16))
+    session.set_slice((3,))
+    session.click(12, 12, True)
+    session.run_pending()
+    run = session.propagate_both()  # the whole object: finish here, then up and down
+    for step in run.steps():
+        session.apply_step(step)
+    session.end_propagation()
+    return session, labels, messages
+
+
+def test_the_whole_object_action_propagates_both_ways():
+    session, labels, messages = _propagated_object()
+    assert {z for z in range(8) if (labels.data[z] == 1).any()} == {2, 3, 4, 5}
+    assert "slice(s) up" in messages[-1] and "slice(s) down" in messages[-1]
+    assert session.object_id is None  # a click starts a new object
+
+
+def test_a_correction_on_a_propagated_slice_is_carried_on_in_one_undo_step():
+    session, labels, messages = _propagated_object()
+    session.stop_rule = "area<10 or >3x (v1)"  # the fake's grown mask is not the model's
+    session.set_slice((4,))
+    session.click(12, 16, True)  # on the propagated object (a disk of radius 4): corrects it
+    assert session.object_id == 1 and "Correcting label 1" in messages[-1]
+    session.finish()
+    session.run_pending()
+    assert labels.data[4, 12, 17] == 1 and labels.data[5, 12, 17] == 0  # grown on slice 4
+    assert session.wants_repropagation
+    before = labels.data.copy()
+    run = session.repropagate()
+    for step in run.steps():
+        session.apply_step(step)
+    np.testing.assert_array_equal(labels.data, before)  # written at the end, in one go
+    session.end_propagation()
+    assert labels.data[5, 12, 17] == 1 and labels.data[5, 12, 12] == 1  # carried up
+    assert (labels.data[3] == before[3]).all()  # slice 3 is the user's own: never replaced
+    assert "changed slice 5" in messages[-1] and "your own correction" in messages[-1]
+    labels.undo()  # one step takes the re-propagation back
+    np.testing.assert_array_equal(labels.data, before)

@@ -168,6 +168,9 @@ class RITMControls(QWidget):
                                  "stack, until it ends", "propagate_up")
         self.down_button = button("Propagate ↓", "Carry the object to the previous slices, "
                                    "down the stack, until it ends", "propagate_down")
+        self.whole_button = button("Whole object ↕", "Finish the object on this slice and "
+                                   "propagate it up, then down, to where it ends",
+                                   "whole_object")
         self.stop_button = button("Stop", "Stop the running propagation (slices written so "
                                    "far are kept; each is one undo step)")
         self.stop_button.setEnabled(False)
@@ -222,7 +225,7 @@ class RITMControls(QWidget):
         existing = QVBoxLayout()
         existing.addLayout(_row(self.refine_cursor_button, self.refine_selected_button))
         self.existing_layout = existing  # the proofreading rows join it
-        stack = _row(self.up_button, self.down_button, self.stop_button)
+        stack = _row(self.up_button, self.down_button, self.whole_button, self.stop_button)
         for title, part in (("Data", data), ("Model", model), ("Object", obj),
                             ("Existing labels", existing), ("Stack", stack)):
             box = QGroupBox(title)
@@ -238,7 +241,8 @@ class RITMControls(QWidget):
                 self.mode_combo, self.zoom_check, self.flip_check, self.threshold_slider,
                 self.marker_spin, self.overwrite_check, self.finish_button, self.undo_button,
                 self.reset_button, self.refine_cursor_button, self.refine_selected_button,
-                self.up_button, self.down_button, self.stop_button, self.record_button,
+                self.up_button, self.down_button, self.whole_button, self.stop_button,
+                self.record_button,
                 self.adapt_scope_combo, self.fit_button, self.adapt_button]
 
 

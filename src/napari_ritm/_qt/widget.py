@@ -94,6 +94,7 @@ class RITMWidget(AdaptPanel, LayerPanel, ModelPanel, RITMControls):
         self.refine_selected_button.clicked.connect(self.refine_selected)
         self.up_button.clicked.connect(lambda: self.propagate(1))
         self.down_button.clicked.connect(lambda: self.propagate(-1))
+        self.whole_button.clicked.connect(self.whole_object)
         self.stop_button.clicked.connect(self.stop_propagation)
         self.record_button.clicked.connect(self._on_save_record)
         self.adapt_button.clicked.connect(self.adapt_model)
@@ -128,6 +129,7 @@ class RITMWidget(AdaptPanel, LayerPanel, ModelPanel, RITMControls):
                    "reset": self.reset,
                    "refine": self.refine_under_cursor, "propagate_up": lambda: self.propagate(1),
                    "propagate_down": lambda: self.propagate(-1),
+                   "whole_object": self.whole_object,
                    "labels_undo": self.labels_undo, "clicks_edit": self._on_clicks_mode,
                    "split": self.proofread.split,
                    "delete_label": self.proofread.delete_under_cursor,
@@ -328,16 +330,23 @@ class RITMWidget(AdaptPanel, LayerPanel, ModelPanel, RITMControls):
 
     def propagate(self, direction: int) -> None:
         """Carry the current object slice by slice (in the background; Stop cancels)."""
-        if self.session is None or self._worker is not None:
-            return
-        session, prop = self.session, self.session.propagate(direction)
+        if self.session is not None and self._worker is None:
+            self._run_propagation(self.session.propagate(direction))
+
+    def whole_object(self) -> None:
+        """Finish the object here and propagate it up, then down (in the background)."""
+        if self.session is not None and self._worker is None:
+            self._run_propagation(self.session.propagate_both())
+
+    def _run_propagation(self, run: Any) -> None:
+        session = self.session
         self.refresh()
-        if prop is None:
+        if run is None:
             return
-        self._propagation, self._stopped = prop, False
-        self.set_busy("propagate", True, total=max(prop.total, 1))
+        self._propagation, self._stopped = run, False
+        self.set_busy("propagate", True, total=max(run.total, 1))
         self.stop_button.setEnabled(True)
-        worker = create_worker(with_interactive_threads(prop.steps), _ignore_errors=True)
+        worker = create_worker(with_interactive_threads(run.steps), _ignore_errors=True)
         worker.yielded.connect(lambda step: self._apply_step(session, step))
         worker.errored.connect(lambda error: self.warn(f"Propagation failed: {error}"))
         worker.finished.connect(lambda: self._propagation_finished(session))
@@ -415,7 +424,9 @@ class RITMWidget(AdaptPanel, LayerPanel, ModelPanel, RITMControls):
         job = self.session.pump() if self.session is not None and self._worker is None else None
         if job is None:
             self.refresh()
-            if self._advance_check and self.session is not None and not self.session.busy:
+            if self.session is not None and self.session.wants_repropagation:
+                self._run_propagation(self.session.repropagate())  # a corrected plane
+            elif self._advance_check and self.session is not None and not self.session.busy:
                 self._advance_check = False
                 self.proofread.finished_one()
             return

@@ -54,6 +54,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--split", type=Path, metavar="FILE",
                    help="split file of `napari-ritm train` (e.g. recipes/"
                         "shared_split.json): evaluate only the images it lists for each set")
+    p.add_argument("--init-masks", action="append", type=Path, metavar="DIR",
+                   help="refine instead of starting from scratch: DIR holds <image name>.tif, "
+                   "the labels an automatic tool gave that image (0 = background); each object "
+                   "starts from the label that overlaps it most (objects no label touches are "
+                   "left out). One DIR per --data, in the same order")
     p.add_argument("--subset", choices=("val", "val_select", "val_report", "train"),
                    default="val",
                    help="which images of --split to evaluate: val (default), its halves "
@@ -111,9 +116,49 @@ def _check_args(args: argparse.Namespace) -> None:
     names = [d.resolve().name for d in args.data]
     if len(set(names)) != len(names):
         raise UsageError(f"two --data folders share a name: {names}")
+    if args.init_masks is not None:
+        if len(args.init_masks) != len(args.data):
+            raise UsageError(f"give one --init-masks per --data ({len(args.data)}), got "
+                             f"{len(args.init_masks)}")
+        for folder in args.init_masks:
+            if not folder.is_dir():
+                raise UsageError(f"--init-masks {folder}: not a folder")
+        if args.model.startswith("baseline:"):
+            raise UsageError("--init-masks needs a model: the baselines cannot refine a mask")
     for out in (args.json, args.plot):
         if out is not None and out.exists() and out.is_dir():
             raise UsageError(f"{out} is a folder, expected a file name")
+
+
+class InitialMasks:
+    """The initial mask of each sample from a folder of automatic labels (``<image>.tif``; a
+    stack's labels give its slices): the label that overlaps the object most, None when none
+    does. Raises UsageError for a missing or mismatching file."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder, self._cache = folder, {}
+
+    def __call__(self, sample):
+        import numpy as np
+
+        from napari_ritm.evaluation.folders import read_array
+
+        stem = Path(sample.image_name).stem
+        if stem not in self._cache:
+            path = self.folder / f"{stem}.tif"
+            if not path.is_file():
+                raise UsageError(f"--init-masks: no {path} for image {sample.image_name}")
+            self._cache = {stem: np.asarray(read_array(path))}
+        labels = self._cache[stem]
+        labels = labels[sample.slice] if sample.slice is not None else labels
+        if labels.shape != sample.gt.shape:
+            raise UsageError(f"--init-masks: {stem}.tif has shape {labels.shape}, the image "
+                             f"{sample.gt.shape}")
+        under = labels[sample.gt == 1]
+        under = under[under > 0]
+        if under.size == 0:
+            return None
+        return labels == np.bincount(under).argmax()
 
 
 def format_table(report: dict) -> str:
@@ -167,10 +212,14 @@ def run(args: argparse.Namespace) -> int:
         for ds in datasets:
             result = DatasetResult(ds.name, max_clicks=args.clicks)
             results.append(result)
+            init_for = None
+            if args.init_masks is not None:
+                init_for = InitialMasks(args.init_masks[datasets.index(ds)])
             with tqdm(total=len(ds), desc=ds.name, unit="obj", file=sys.stderr) as bar:
                 evaluate_dataset(predictor, ds, result, pred_thresh=args.threshold,
                                  stop_iou=None if args.all_clicks else 0.90,
-                                 on_sample=lambda sample, out: bar.update())
+                                 on_sample=lambda sample, out: bar.update(),
+                                 init_for=init_for)
             if args.json:
                 write_json(_report(args, results, predictor), args.json)
     except KeyboardInterrupt:
@@ -200,4 +249,5 @@ def _report(args: argparse.Namespace, results: list, predictor) -> dict:
     baseline = args.model.startswith("baseline:")
     return {"model": args.model, "mode": None if baseline else args.mode,
             "flip": None if baseline else bool(predictor.flip), "threshold": args.threshold,
+            "init_masks": None if args.init_masks is None else [str(p) for p in args.init_masks],
             "datasets": {r.name: r.to_json() for r in results if r.samples}}

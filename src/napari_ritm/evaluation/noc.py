@@ -62,6 +62,7 @@ class SampleResult:
     clicks: list[Click]
     seconds: float
     probs: np.ndarray
+    start_iou: float | None = None  # the initial mask's IoU, when it started from one
 
 
 def get_iou(gt: np.ndarray, pred: np.ndarray, ignore_label: int = -1) -> float:
@@ -110,7 +111,9 @@ def evaluate_sample(
         ious.append(float(np.float32(iou)))
         if stop_iou is not None and iou >= stop_iou:
             break
-    return SampleResult(ious=ious, clicks=list(clicker.clicks), seconds=seconds, probs=probs)
+    start = None if init_mask is None else float(get_iou(gt, init_mask.astype(bool)))
+    return SampleResult(ious=ious, clicks=list(clicker.clicks), seconds=seconds, probs=probs,
+                        start_iou=start)
 
 
 def noc(ious: Sequence[float], threshold: float, max_clicks: int = 20) -> int:
@@ -152,6 +155,8 @@ class DatasetResult:
     def add(self, sample: Sample, result: SampleResult) -> None:
         """Append one evaluated sample."""
         record: dict = {"image": sample.image_name, "label": sample.label, "ious": result.ious}
+        if result.start_iou is not None:
+            record["start_iou"] = result.start_iou
         if sample.slice is not None:
             record["slice"] = sample.slice
         self.samples.append(record)
@@ -161,8 +166,10 @@ class DatasetResult:
     def to_json(self) -> dict:
         """The JSON entry of this dataset (see the ``evaluate`` command)."""
         all_ious = [s["ious"] for s in self.samples]
+        starts = [s["start_iou"] for s in self.samples if "start_iou" in s]
         return {
             "objects": len(self.samples),
+            **({"start_iou": float(np.mean(starts))} if starts else {}),
             **summarize(all_ious, self.max_clicks),
             "s_per_click": self.seconds / self.clicks if self.clicks else float("nan"),
             "samples": self.samples,
@@ -177,11 +184,17 @@ def evaluate_dataset(
     stop_iou: float | None = 0.90,
     pred_thresh: float = 0.49,
     on_sample: Callable[[Sample, SampleResult], None] | None = None,
+    init_for: Callable[[Sample], np.ndarray | None] | None = None,
 ) -> DatasetResult:
     """Evaluate every sample into ``result`` (filled in place, so an interruption keeps what was
-    done); ``on_sample`` is called after each one (progress bars, incremental saving)."""
+    done); ``on_sample`` is called after each one (progress bars, incremental saving).
+    ``init_for(sample)``: the initial mask to refine ((H, W) bool), or None to leave the sample
+    out (refining needs a label to start from)."""
     previous = None
     for sample in samples:
+        init = init_for(sample) if init_for is not None else None
+        if init_for is not None and init is None:
+            continue
         out = evaluate_sample(
             predictor,
             sample.image,
@@ -190,6 +203,7 @@ def evaluate_dataset(
             stop_iou=stop_iou,
             pred_thresh=pred_thresh,
             new_image=sample.image is not previous,
+            init_mask=init,
         )
         previous = sample.image
         result.add(sample, out)

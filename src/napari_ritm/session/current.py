@@ -31,7 +31,7 @@ class CurrentObject:
     """``object_id`` (int or None), ``initial`` (LocalProbs or None: the mask to refine),
     ``clicks`` (applied, oldest first), ``probs`` (LocalProbs of the latest prediction or None),
     ``state`` and ``owner`` (the predictor state after the latest prediction, and that
-    predictor)."""
+    predictor); ``correcting``: the plane was written by propagation and the user fixes it."""
 
     def __init__(self, object_id: int | None = None, initial: LocalProbs | None = None) -> None:
         self.object_id = object_id
@@ -40,6 +40,7 @@ class CurrentObject:
         self.probs: LocalProbs | None = None
         self.state: Any = None
         self.owner: ClickPredictor | None = None
+        self.correcting = False  # the object is a propagated plane the user is fixing
         self._steps: list[_Step] = []
 
     def apply(self, click: Click, probs: LocalProbs, state: Any,

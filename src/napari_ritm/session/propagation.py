@@ -150,8 +150,9 @@ class Propagation:
     :class:`~napari_ritm.inference.planes.ImageSource`);
     ``start_mask``: (H, W) bool, the object on plane ``key``; ``direction``: +1 or -1.
     ``steps()`` yields one :class:`PropagationStep` per plane and stops when ``stop_rule`` (a
-    name of :data:`STOP_RULES`) fires on a plane (that plane is not kept), the stack ends or
-    :meth:`cancel` is called. ``stop_reason`` and ``done`` say how it ended.
+    name of :data:`STOP_RULES`) fires on a plane (that plane is not kept), before a plane of
+    ``stop_at`` (leading-index keys: planes the user corrected), when the stack ends or
+    :meth:`cancel` is called. ``guide``: one of :data:`GUIDES`. ``stop_reason`` and ``done`` say how it ended.
     """
 
     def __init__(
@@ -165,6 +166,7 @@ class Propagation:
         threshold: float = 0.49,
         stop_rule: str = STOP_RULE,
         guide: str = "click",
+        stop_at: frozenset = frozenset(),
         generation: int = 0,
     ) -> None:
         if direction not in (1, -1):
@@ -181,6 +183,7 @@ class Propagation:
         if guide not in GUIDES:
             raise ValueError(f"guide must be one of {', '.join(GUIDES)}, got {guide!r}")
         self.guide = guide
+        self.stop_at = frozenset(tuple(k) for k in stop_at)
         self.generation = generation
         size = int(source.shape[len(self.key) - 1])
         position = self.key[-1]
@@ -245,6 +248,10 @@ class Propagation:
                 return
             position += self.direction
             key = (*self.key[:-1], position)
+            if key in self.stop_at:
+                self.stop_reason = (f"{slice_text(key)} holds your own correction of the object: "
+                                    "stopped before it")
+                return
             try:
                 plane = self.source.windows(key)
             except ValueError as error:  # e.g. a constant (empty) slice

@@ -115,9 +115,23 @@ def _apply(session: Any, target: ArrayLabels, action: dict, build: Any) -> None:
         session.set_contrast_limits(_limits(action["value"]))
     elif op == "propagate":
         session.set_slice(action["key"])
-        prop = session.propagate(action["direction"])
-        if prop is not None:
-            for _, step in zip(range(action["steps"]), prop.steps()):
+        kind = action.get("kind", "propagate")
+        if kind == "whole":
+            run = session.propagate_both()
+        elif kind == "correction":
+            run = session.repropagate()
+        else:
+            run = session.propagate(action.get("direction", (action.get("directions") or [1])[0]))
+        if run is not None:
+            counts = action["steps"] if isinstance(action["steps"], list) else [action["steps"]]
+            done = dict.fromkeys(range(len(run.propagations)), 0)
+            for step in run.steps():
+                index = next(i for i, p in enumerate(run.propagations)
+                             if p.generation == step.generation)
+                if done[index] >= counts[index]:
+                    run.propagations[index].finish("as recorded")
+                    continue
+                done[index] += 1
                 session.apply_step(step)
             session.end_propagation(cancelled=action["cancelled"])
     elif op in ("split", "merge", "delete"):

@@ -38,7 +38,7 @@ from napari_ritm.session.jobs import JobResult, PredictJob
 from napari_ritm.session.propagation import STOP_RULE, Propagation, PropagationStep
 from napari_ritm.session.queue import ActionQueue
 from napari_ritm.session.record import ArrayLabels, fingerprint, new_record
-from napari_ritm.session.stack import PropagationRun
+from napari_ritm.session.stack import PropagationRun, StackObjects
 
 __all__ = ["Session"]
 
@@ -94,6 +94,8 @@ class Session:
         self.queue = ActionQueue()
         self.current = CurrentObject()
         self.stack: PropagationRun | None = None
+        self._objects = StackObjects()  # per object: the planes segmented and propagated
+        self._corrected: tuple[int, tuple[int, ...]] | None = None  # a fixed propagated plane
         self.propagation_guide = "click"  # how a plane's mask guides the next (GUIDES)
         self.stop_rule = STOP_RULE  # where propagation decides an object has ended (STOP_RULES)
         self._propagations = 0  # numbers each propagation, so late steps of an old one are ignored
@@ -232,6 +234,13 @@ class Session:
         if self.stack is not None:
             self._say("Propagation is running: stop it before clicking")
             return False
+        if not self.clicks and self.current.object_id is None and self._key:
+            under = int(read_plane(self.labels, self._key)[row, col])
+            if under and self._objects.is_propagated(under, self._key):
+                self._continue(under)  # correcting a propagated plane of that object
+                self.current.correcting = True
+                self._say(f"Correcting label {under} on {slice_text(self._key)}: Finish "
+                          "propagates the correction")
         self.queue.add("click", Click(float(row), float(col), bool(positive)))
         return True
 
@@ -252,7 +261,7 @@ class Session:
         """Drop the current object's uncommitted clicks and preview now (running work too)."""
         self.queue.cancel()
         if self.stack is not None:
-            self.stack.propagation.cancel()
+            self.stack.cancel()
         self.current = CurrentObject()
         self._log("reset")
         self._say(message)
@@ -371,14 +380,71 @@ class Session:
 
     # -- propagation through a stack -----------------------------------------------------------
 
-    def propagate(self, direction: int) -> Propagation | None:
+    def propagate(self, direction: int) -> PropagationRun | None:
         """Carry the object to the next planes along the last stack axis (``direction`` +1/-1).
 
         The object is the current one (its preview here is committed first) or, when none is in
-        progress, the one finished last. Returns a :class:`Propagation` whose ``steps()`` the
-        caller runs (a worker thread may), passing each step to :meth:`apply_step` and finally
-        calling :meth:`end_propagation`; None (with a message) when there is nothing to carry.
+        progress, the one finished last. Returns a :class:`PropagationRun` whose ``steps()``
+        the caller runs (a worker thread may), passing each step to :meth:`apply_step` and
+        finally calling :meth:`end_propagation`; None (with a message) when there is nothing
+        to carry. Each plane is one undo step.
         """
+        return self._start_run((direction,), "propagate")
+
+    def propagate_both(self) -> PropagationRun | None:
+        """The whole object: commit it on this plane and propagate it up, then down."""
+        return self._start_run((1, -1), "whole")
+
+    @property
+    def wants_repropagation(self) -> bool:
+        """The user corrected a propagated plane: :meth:`repropagate` carries the correction."""
+        return self._corrected is not None and not self.busy
+
+    def repropagate(self) -> PropagationRun | None:
+        """Propagate the corrected object again from the plane the user fixed, both ways, up to
+        the next plane the user segmented (or the object's end), replacing its propagated
+        pixels; all of it is one undo step (written at :meth:`end_propagation`)."""
+        if self._corrected is None:
+            return None
+        label, key = self._corrected
+        self._corrected = None
+        if key != self._key:
+            return None
+        return self._start_run((1, -1), "correction", label=label)
+
+    def apply_step(self, step: PropagationStep) -> None:
+        """Write one propagated plane (one undo step in the labels layer; a correction keeps it
+        for the end). The user may change slices meanwhile; steps of a cancelled or finished
+        propagation are ignored."""
+        if self.stack is None:
+            return
+        changed = self.stack.apply(step, self.labels, overwrite=self.overwrite,
+                                   labels_name=self.labels_name)
+        if changed:  # one undo step of the labels layer, like a commit
+            self._commits.add(self.stack.label, step.key)
+            self._objects.written(self.stack.label, step.key)
+
+    def end_propagation(self, *, cancelled: bool = False) -> None:
+        """The propagation ended (finished, stopped or failed): report it and accept clicks."""
+        run, self.stack = self.stack, None
+        if run is None or (run.cancelled and not cancelled):  # reset: reported already
+            return
+        extra = ""
+        if run.one_step and not cancelled:
+            changed = run.flush(self.labels, overwrite=True, labels_name=self.labels_name)
+            for key in changed:
+                self._objects.written(run.label, key)
+            if changed:
+                self._commits.add(run.label, run.key)
+                extra = "; changed " + ", ".join(slice_text(k) for k in sorted(changed))
+        self._log("propagate", key=list(run.key), kind=run.kind,
+                  directions=[p.direction for p in run.propagations], steps=run.applied,
+                  cancelled=cancelled)
+        self.current = CurrentObject()  # the propagated object is done: a click starts another
+        self._say(run.report(cancelled) + extra)
+
+    def _start_run(self, directions: tuple[int, ...], kind: str,
+                   label: int | None = None) -> PropagationRun | None:
         if not self._key:
             self._say("Propagate needs a stack (3D or time series)")
             return None
@@ -390,8 +456,9 @@ class Session:
             return None
         if self.current.clicks and not self._commit_here():
             return None
-        label = self.current.object_id
-        label = label if label is not None else self.last_committed
+        if label is None:
+            label = self.current.object_id
+            label = label if label is not None else self.last_committed
         if label is None:
             self._say("Nothing to propagate: segment an object (or refine a label) first")
             return None
@@ -401,32 +468,17 @@ class Session:
             return None
         self._continue(label)
         self._predictor_holds = None
-        self._propagations += 1
-        propagation = Propagation(self.predictor, self.image, self._key, start, direction,
-                                  threshold=self.threshold, stop_rule=self.stop_rule,
-                                  guide=self.propagation_guide, generation=self._propagations)
-        self.stack = PropagationRun(propagation, label, self._key, direction)
-        return propagation
-
-    def apply_step(self, step: PropagationStep) -> None:
-        """Write one propagated plane (one undo step in the labels layer). The user may change
-        slices meanwhile; steps of a cancelled or finished propagation are ignored."""
-        if self.stack is None:
-            return
-        changed = self.stack.apply(step, self.labels, overwrite=self.overwrite,
-                                   labels_name=self.labels_name)
-        if changed:  # one undo step of the labels layer, like a commit
-            self._commits.add(self.stack.label, step.key)
-
-    def end_propagation(self, *, cancelled: bool = False) -> None:
-        """The propagation ended (finished, stopped or failed): report it and accept clicks."""
-        run, self.stack = self.stack, None
-        if run is None or (run.propagation.cancelled and not cancelled):  # reset: reported
-            return
-        self._log("propagate", key=list(run.key), direction=run.direction, steps=run.applied,
-                  cancelled=cancelled)
-        self.current = CurrentObject()  # the propagated object is done: a click starts another
-        self._say(run.report(cancelled))
+        stop_at = self._objects.anchors_except(label, self._key) if kind == "correction" else ()
+        engines = []
+        for direction in directions:
+            self._propagations += 1
+            engines.append(Propagation(
+                self.predictor, self.image, self._key, start, direction,
+                threshold=self.threshold, stop_rule=self.stop_rule, guide=self.propagation_guide,
+                stop_at=frozenset(stop_at), generation=self._propagations))
+        self.stack = PropagationRun(engines, label, self._key, one_step=kind == "correction",
+                                    kind=kind)
+        return self.stack
 
     # -- for the actions built on the session (proofreading) -----------------------------------
 
@@ -477,6 +529,7 @@ class Session:
             self._say(f"Not committed: {error}")
             return False
         self.current.object_id = self.last_committed = label
+        self._objects.segmented(label, self._key)
         if changed:
             self._commits.add(label, self._key)
         where = f" on {slice_text(self._key)}" if self._key else ""
@@ -487,4 +540,6 @@ class Session:
         self._log("finish")
         if self.current.clicks and not self._commit_here():
             return  # keep the object: the user can fix the labels dtype and finish again
+        if self.current.correcting and self.current.clicks:
+            self._corrected = (self.current.object_id, self._key)
         self.current = CurrentObject()
