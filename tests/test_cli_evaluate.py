@@ -39,7 +39,8 @@ def test_evaluate_baseline_writes_table_json_and_plot(toy_set, tmp_path, capsys)
     table = capsys.readouterr().out
     assert "NoC@90" in table and "toy" in table
     report = json.loads(out.read_text())
-    assert set(report) == {"model", "mode", "flip", "threshold", "datasets"}
+    assert set(report) == {"model", "mode", "flip", "threshold", "init_masks", "datasets"}
+    assert report["init_masks"] is None
     assert report["threshold"] == 0.49
     assert report["model"] == "baseline:watershed"
     assert report["mode"] is None and report["flip"] is None  # baselines have no predictor

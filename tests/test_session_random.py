@@ -91,7 +91,7 @@ def random_episode(rng, n_ops):
     weights = {"pos": 8, "neg": 3, "undo": 3, "finish": 4, "reset": 1, "refine_at": 2,
                "refine_sel": 1, "threshold": 1, "paint": 1, "napari_undo": 1, "switch": 1}
     if depth > 1:
-        weights.update(slice=3, propagate_up=1, propagate_down=1)
+        weights.update(slice=3, propagate_up=1, propagate_down=1, whole=1)
     ops = list(weights)
     p = np.array(list(weights.values()), float) / sum(weights.values())
     for _ in range(n_ops):
@@ -104,7 +104,7 @@ def random_episode(rng, n_ops):
             editable = {session.object_id}
         else:
             editable = {int(before.max()) + 1}
-            if op.startswith("propagate"):
+            if op.startswith("propagate") or op == "whole":
                 editable.add(session.last_committed)
         if op in ("pos", "neg"):
             n_clicks = len(session.clicks)
@@ -129,6 +129,12 @@ def random_episode(rng, n_ops):
         elif op == "finish":
             session.finish()
             session.run_pending()
+            if session.wants_repropagation:  # a corrected propagated slice: carried on
+                run = session.repropagate()
+                if run is not None:
+                    for step in run.steps():
+                        session.apply_step(step)
+                    session.end_propagation()
         elif op == "reset":
             session.reset()
         elif op == "refine_at":
@@ -152,6 +158,12 @@ def random_episode(rng, n_ops):
             session = Session(ImageSource(image), labels, predictor=session.predictor,
                               overwrite=session.overwrite)
             probs_after_click.clear()
+        elif op == "whole":
+            run = session.propagate_both()
+            if run is not None:
+                for step in run.steps():
+                    session.apply_step(step)
+                session.end_propagation()
         else:
             prop = session.propagate(1 if op == "propagate_up" else -1)
             if prop is not None:

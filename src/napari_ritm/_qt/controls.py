@@ -24,6 +24,7 @@ from qtpy.QtWidgets import (
 )
 
 from napari_ritm._qt.keys import key_text
+from napari_ritm.inference.clicks import DEFAULT_THRESHOLD
 from napari_ritm.inference.modes import MODES, WIDGET_MODE, mode_settings
 
 __all__ = ["CHOOSE_FILE", "DEFAULT_THRESHOLD", "MARKER_SIZE", "MODE_LABELS", "MODE_TIPS",
@@ -31,7 +32,6 @@ __all__ = ["CHOOSE_FILE", "DEFAULT_THRESHOLD", "MARKER_SIZE", "MODE_LABELS", "MO
 
 CHOOSE_FILE = "Choose a .pth file..."
 #: the threshold the slider starts at (the evaluation protocol's)
-DEFAULT_THRESHOLD = 0.49
 #: the click markers' default size on the screen (px): a ring this small leaves a 9 px nucleus
 #: visible at the zoom napari opens the sample image with
 MARKER_SIZE = 7

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from napari_ritm.commands import UsageError, load_model_or_exit
+from napari_ritm.inference.clicks import DEFAULT_THRESHOLD
 
 DESCRIPTION = """\
 Simulate a user clicking each object of each dataset (RITM's NoC protocol: next click at the
@@ -41,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-flip", action="store_true",
                    help="window and exact modes: without the mirror (horizontal-flip) "
                         "averaging, about 2x faster per click")
-    p.add_argument("--threshold", type=float, default=0.49,
+    p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
                    help="probability above which a pixel is object (%(default)s, the paper's "
                         "protocol; `napari-ritm fit-threshold` finds the one for your labels)")
     p.add_argument("--threads", type=int, default=1,
@@ -174,10 +175,10 @@ def format_table(report: dict) -> str:
 
 def write_json(report: dict, path: Path) -> None:
     """Write the report atomically (a partial run never leaves a half-written file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(report, indent=1, allow_nan=False))
-    tmp.replace(path)
+    from napari_ritm.model.files import atomic_write
+
+    text = json.dumps(report, indent=1, allow_nan=False)
+    atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -186,8 +187,8 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from napari_ritm.evaluation.datasets import InstanceDataset
-    from napari_ritm.evaluation.noc import DatasetResult, evaluate_dataset
     from napari_ritm.evaluation.folders import DatasetError
+    from napari_ritm.evaluation.noc import DatasetResult, evaluate_dataset
 
     _check_args(args)
     datasets = []

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from napari_ritm.commands import UsageError, load_model_or_exit
+from napari_ritm.inference.clicks import DEFAULT_THRESHOLD
 
 _CLICK = re.compile(r"^\s*([-+0-9.eE]+)\s*,\s*([-+0-9.eE]+)\s*,\s*([+-]|pos|neg)\s*$")
 _TIFF = (".tif", ".tiff")
@@ -202,7 +203,7 @@ def _predict(
             print(f"threshold {args.threshold:g}: fitted to your labels (the card of "
                   f"{args.model})")
         else:
-            args.threshold = 0.49
+            args.threshold = DEFAULT_THRESHOLD
     predictor.set_image(image)
     made: list[Click] = []
     for y, x, positive in clicks:

@@ -19,7 +19,7 @@ import numpy as np
 
 from napari_ritm.evaluation.clicker import Clicker
 from napari_ritm.evaluation.datasets import Sample
-from napari_ritm.inference.clicks import Click
+from napari_ritm.inference.clicks import DEFAULT_THRESHOLD, Click
 
 __all__ = [
     "ClickPredictor",
@@ -81,7 +81,7 @@ def evaluate_sample(
     *,
     max_clicks: int = 20,
     stop_iou: float | None = 0.90,
-    pred_thresh: float = 0.49,
+    pred_thresh: float = DEFAULT_THRESHOLD,
     new_image: bool = True,
     init_mask: np.ndarray | None = None,
 ) -> SampleResult:
@@ -182,7 +182,7 @@ def evaluate_dataset(
     result: DatasetResult,
     *,
     stop_iou: float | None = 0.90,
-    pred_thresh: float = 0.49,
+    pred_thresh: float = DEFAULT_THRESHOLD,
     on_sample: Callable[[Sample, SampleResult], None] | None = None,
     init_for: Callable[[Sample], np.ndarray | None] | None = None,
 ) -> DatasetResult:

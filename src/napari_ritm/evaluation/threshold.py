@@ -17,11 +17,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from napari_ritm.evaluation.noc import evaluate_sample, get_iou
+from napari_ritm.inference.clicks import DEFAULT_THRESHOLD
 
 __all__ = ["THRESHOLDS", "ThresholdFit", "fit_threshold"]
 
 #: the thresholds tried: 0.20 to 0.80 in steps of 0.05, and the evaluation protocol's 0.49
-THRESHOLDS: tuple[float, ...] = tuple(sorted({0.49, *np.round(np.arange(0.2, 0.801, 0.05), 2)}))
+THRESHOLDS: tuple[float, ...] = tuple(sorted({DEFAULT_THRESHOLD, *np.round(np.arange(0.2, 0.801, 0.05), 2)}))
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ def fit_threshold(
     predictor,
     samples: Sequence,
     *,
-    current: float = 0.49,
+    current: float = DEFAULT_THRESHOLD,
     thresholds: Sequence[float] = THRESHOLDS,
     min_area: int = 30,
     max_objects: int = 100,

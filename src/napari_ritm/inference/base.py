@@ -23,11 +23,11 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from napari_ritm.inference.clicks import Click, encode_points
+from napari_ritm.inference.clicks import DEFAULT_THRESHOLD, Click, encode_points
 from napari_ritm.inference.transforms import Roi, flip_batch, flip_coords, merge_flipped, resize
 
-__all__ = ["ArrayPlane", "ClickPredictor", "LocalProbs", "PlaneReader", "View", "as_local",
-           "network_pass"]
+__all__ = ["ArrayPlane", "ClickPredictor", "LocalProbs", "PlaneReader",
+           "View", "as_local", "network_pass"]
 
 #: One request to :meth:`ClickPredictor.predict_views`: the clicks (oldest first, maybe none)
 #: and the previous mask that goes with them (None: none).
@@ -235,7 +235,7 @@ class ClickPredictor(abc.ABC):
 
     model: Any
     flip: bool
-    prob_thresh: float
+    prob_thresh: float = DEFAULT_THRESHOLD
     precision: str = "float32"
 
     @abc.abstractmethod

@@ -11,8 +11,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Click", "ClickList", "encode_points"]
+__all__ = ["DEFAULT_THRESHOLD", "Click", "ClickList", "encode_points", "innermost_pixel"]
 
+
+#: The probability above which a pixel belongs to the object: the RITM paper's evaluation
+#: threshold, where the widget's Threshold slider starts and what the commands use by default.
+DEFAULT_THRESHOLD = 0.49
 
 @dataclass(frozen=True)
 class Click:

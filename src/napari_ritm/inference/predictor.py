@@ -22,7 +22,7 @@ from napari_ritm.inference.base import (
     as_local,
     network_pass,
 )
-from napari_ritm.inference.clicks import Click
+from napari_ritm.inference.clicks import DEFAULT_THRESHOLD, Click
 from napari_ritm.inference.transforms import (
     LimitLongestSide,
     Roi,
@@ -82,7 +82,7 @@ class Predictor(ClickPredictor):
         skip_clicks: int = 1,
         flip: bool = True,
         max_size: int | None = None,
-        prob_thresh: float = 0.49,
+        prob_thresh: float = DEFAULT_THRESHOLD,
     ) -> None:
         self.model = model
         self.flip = flip

@@ -36,7 +36,7 @@ from napari_ritm.inference.base import (
     as_local,
     network_pass,
 )
-from napari_ritm.inference.clicks import Click
+from napari_ritm.inference.clicks import DEFAULT_THRESHOLD, Click
 from napari_ritm.inference.transforms import (
     Roi,
     _positive_clicks_inside,
@@ -151,7 +151,7 @@ class WindowPredictor(ClickPredictor):
         recompute_thresh_iou: float = 0.5,
         flip: bool = False,
         flip_refine: bool = True,
-        prob_thresh: float = 0.49,
+        prob_thresh: float = DEFAULT_THRESHOLD,
         precision: str = "float32",
     ) -> None:
         if not 1 < growth:

@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import copy
 import math
-import os
 import pickle
 import re
-import tempfile
 import warnings
 from collections import OrderedDict
 from pathlib import Path
@@ -22,6 +20,7 @@ from typing import Any
 
 import torch
 
+from napari_ritm.model.files import atomic_write
 from napari_ritm.model.ritm_net import IMAGENET_MEAN, IMAGENET_STD, RITMNet, RITMVariant
 
 __all__ = [
@@ -279,8 +278,9 @@ def official_config(variant: RITMVariant) -> dict[str, Any]:
 def save_checkpoint(net: RITMNet, path: str | Path) -> None:
     """Writes ``net`` in the official format ``{"state_dict", "config"}`` (tensors on CPU).
 
-    The file is written under its final name in a temporary folder next to ``path`` and then
-    moved into place, so an interrupted save never leaves a truncated checkpoint at ``path``.
+    The file is written beside ``path`` and then moved into place
+    (:func:`~napari_ritm.model.files.atomic_write`), so an interrupted save never leaves a
+    truncated checkpoint at ``path``.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -288,7 +288,4 @@ def save_checkpoint(net: RITMNet, path: str | Path) -> None:
     state_dict = OrderedDict((k, v.detach().cpu()) for k, v in full.items())
     state_dict._metadata = full._metadata  # per-module versions, saved by the official code too
     ckpt = {"state_dict": state_dict, "config": official_config(net.variant)}
-    with tempfile.TemporaryDirectory(dir=path.parent, prefix=".saving-") as tmp:
-        staged = Path(tmp) / path.name
-        torch.save(ckpt, staged)
-        os.replace(staged, path)
+    atomic_write(path, lambda tmp: torch.save(ckpt, tmp))

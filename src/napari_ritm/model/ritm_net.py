@@ -6,7 +6,6 @@ separate argument instead of a 4th image channel.
 """
 from __future__ import annotations
 
-
 import torch
 import torch.nn.functional as F
 from torch import nn

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import difflib
 import os
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from napari_ritm.model.files import atomic_write
 from napari_ritm.model.user_folder import user_model_path
 
 if TYPE_CHECKING:
@@ -167,10 +167,7 @@ def fetch(name: str, *, progress: bool = True, force: bool = False) -> Path:
     if target.is_file() and not force:
         return target
     url = source_url(name)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # a unique name next to the target (created by the download with the user's usual permissions)
-    tmp = target.with_name(f".{entry.filename}.{uuid.uuid4().hex[:12]}.part")
-    try:
+    def download(tmp: Path) -> None:  # beside the target, with the user's usual permissions
         _download(url, tmp, progress=progress, target=target)
         problem = _check(tmp, entry)
         if problem:
@@ -179,10 +176,8 @@ def fetch(name: str, *, progress: bool = True, force: bool = False) -> Path:
                 f"cached: {problem}\n{_manual_hint(url, target)}",
                 url=url, path=target,
             )
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return target
+
+    return atomic_write(target, download)
 
 
 def _download(url: str, tmp: Path, *, progress: bool, target: Path) -> None:

@@ -25,7 +25,7 @@ import numpy as np
 from scipy import ndimage
 
 from napari_ritm.inference.base import ClickPredictor, as_local
-from napari_ritm.inference.clicks import Click, innermost_pixel
+from napari_ritm.inference.clicks import DEFAULT_THRESHOLD, Click, innermost_pixel
 from napari_ritm.session.editing import check_label_fits, next_label_id, read_plane
 
 if TYPE_CHECKING:
@@ -51,7 +51,7 @@ def check_order(
     plane: np.ndarray,
     reader,
     *,
-    threshold: float = 0.49,
+    threshold: float = DEFAULT_THRESHOLD,
     min_area: int = 10,
     on_progress: Callable[[int, int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from napari_ritm.inference.clicks import Click, innermost_pixel
+from napari_ritm.inference.clicks import DEFAULT_THRESHOLD, Click, innermost_pixel
 from napari_ritm.inference.planes import slice_text
 from napari_ritm.inference.window import zoom_roi
 
@@ -58,7 +58,7 @@ class StepFigures:
         click: tuple[int, int],
         image: np.ndarray,
         prev_image: np.ndarray,
-        threshold: float = 0.49,
+        threshold: float = DEFAULT_THRESHOLD,
     ) -> StepFigures:
         """``guided``, ``fresh``: (H, W) probabilities; ``prev``: (H, W) bool; ``image``,
         ``prev_image``: the two planes as (H, W[, 3]) intensities."""
@@ -163,7 +163,7 @@ class Propagation:
         start_mask: np.ndarray,
         direction: int,
         *,
-        threshold: float = 0.49,
+        threshold: float = DEFAULT_THRESHOLD,
         stop_rule: str = STOP_RULE,
         guide: str = "click",
         stop_at: frozenset = frozenset(),

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from napari_ritm.inference.base import ClickPredictor, as_local
-from napari_ritm.inference.clicks import Click
+from napari_ritm.inference.clicks import DEFAULT_THRESHOLD, Click
 from napari_ritm.inference.planes import ImageSource, slice_text
 from napari_ritm.session.current import CurrentObject
 from napari_ritm.session.editing import (
@@ -67,7 +67,7 @@ class Session:
         labels: LabelsLike,
         *,
         predictor: ClickPredictor | None = None,
-        threshold: float = 0.49,
+        threshold: float = DEFAULT_THRESHOLD,
         overwrite: bool = False,
         labels_name: str = "labels",
         notify: Callable[[str], None] | None = None,
@@ -236,8 +236,9 @@ class Session:
             return False
         if not self.clicks and self.current.object_id is None and self._key:
             under = int(read_plane(self.labels, self._key)[row, col])
-            if under and self._objects.is_propagated(under, self._key):
-                self._continue(under)  # correcting a propagated plane of that object
+            if under and under == self._objects.last and self._objects.is_propagated(
+                    under, self._key):  # a plane of the object just propagated: correct it
+                self._continue(under)
                 self.current.correcting = True
                 self._say(f"Correcting label {under} on {slice_text(self._key)}: Finish "
                           "propagates the correction")
@@ -298,6 +299,7 @@ class Session:
             self._say("Finish or reset the current object before refining another label")
             return False
         self._continue(label)
+        self.current.correcting = self._objects.is_propagated(label, self._key)
         self._log("refine", key=list(self._key), label=label)
         found = self.current.initial is not None
         self._say(f"Refining label {label}" + ("" if found else " (no pixels on this slice yet)"))
@@ -431,7 +433,8 @@ class Session:
             return
         extra = ""
         if run.one_step and not cancelled:
-            changed = run.flush(self.labels, overwrite=True, labels_name=self.labels_name)
+            changed = run.flush(self.labels, overwrite=self.overwrite,
+                                labels_name=self.labels_name)
             for key in changed:
                 self._objects.written(run.label, key)
             if changed:

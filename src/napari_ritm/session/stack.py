@@ -33,18 +33,23 @@ Key = tuple[int, ...]
 
 class StackObjects:
     """Per object id: ``anchors`` (planes the user segmented with clicks) and ``propagated``
-    (planes written by propagation since)."""
+    (planes written by propagation since); ``last``: the object propagated last, until the
+    user segments another (a click on its propagated planes corrects it)."""
 
     def __init__(self) -> None:
         self.anchors: dict[int, set[Key]] = {}
         self.propagated: dict[int, set[Key]] = {}
+        self.last: int | None = None  # the object propagated last, until another is segmented
 
     def segmented(self, label: int, key: Key) -> None:
         self.anchors.setdefault(label, set()).add(key)
         self.propagated.get(label, set()).discard(key)
+        if label != self.last:
+            self.last = None
 
     def written(self, label: int, key: Key) -> None:
         self.propagated.setdefault(label, set()).add(key)
+        self.last = label
 
     def is_propagated(self, label: int, key: Key) -> bool:
         return key in self.propagated.get(label, ())

@@ -13,6 +13,8 @@ import torch
 from scipy import ndimage
 from torch import nn
 
+from napari_ritm.inference.clicks import DEFAULT_THRESHOLD
+
 #: Elements of the (images, H, W, W + 2) tensor the GPU distance transform builds at once.
 CHUNK_ELEMENTS = 2**26
 
@@ -24,7 +26,7 @@ def next_click_points(
     click_index: int,
     rng: np.random.Generator,
     *,
-    pred_thresh: float = 0.49,
+    pred_thresh: float = DEFAULT_THRESHOLD,
 ) -> torch.Tensor:
     """Add one corrective click per image; returns a new points tensor.
 

@@ -3,8 +3,6 @@ runs it)."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -133,9 +131,3 @@ def resolve_epoch_len(epoch_len: int | None, num_images: int, batch_size: int) -
 def steps_per_epoch(epoch_len: int, batch_size: int, world_size: int = 1) -> int:
     """Optimizer steps per epoch: each process drops its incomplete last batch."""
     return (epoch_len // world_size) // (batch_size // world_size)
-
-
-def _atomic_save(write: Callable[[Path], None], path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    os.replace(tmp, path)

@@ -29,6 +29,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
 from napari_ritm.model.checkpoint import save_checkpoint
+from napari_ritm.model.files import atomic_write
 from napari_ritm.training.augment import Augmenter
 from napari_ritm.training.data import ClickDataset, LabeledImage
 from napari_ritm.training.distributed import setup_distributed
@@ -40,7 +41,6 @@ from napari_ritm.training.optim import build_optimizer
 from napari_ritm.training.options import (
     METRIC_FIELDS,
     TrainOptions,
-    _atomic_save,
     kept_path,
     metrics_path,
     resolve_epoch_len,
@@ -220,7 +220,7 @@ class Trainer:
             "scaler": self.scaler.state_dict(),
             "options": {**asdict(self.o), "out": str(out)},
         }
-        _atomic_save(lambda p: torch.save(state, p), state_path(out))
+        atomic_write(state_path(out), lambda p: torch.save(state, p))
         save_checkpoint(self.net, out)  # (writes atomically itself)
 
     def _load_state(self) -> None:
