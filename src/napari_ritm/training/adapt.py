@@ -76,10 +76,6 @@ class AdaptOptions:
     seed: int = 0
 
 
-class _TimeUp(Exception):
-    """The time budget is spent: training ends here, the model is kept."""
-
-
 @dataclass
 class AdaptResult:
     """``net``: the adapted network (a copy; the input is untouched); ``before`` / ``after``:
@@ -231,7 +227,8 @@ def adapt(
     with ``net`` on held-back objects. ``rehearsal``: images of the kind the model was trained
     on, drawn as often as the user's (half of each batch) so that it keeps what it knew; they
     are not scored. ``on_progress(step, steps, loss)`` after each step;
-    ``should_stop()`` True raises :class:`AdaptCancelled` (checked after each step). Raises
+    ``should_stop()`` True (checked after each step) ends training and raises
+    :class:`AdaptCancelled`; ``options.max_seconds`` ends training and keeps it. Raises
     ValueError when there are too few objects. ``rehearsal`` replaces the shipped rehearsal
     images; with ``options.rehearsal`` False there is none."""
     from napari_ritm.training.options import TrainOptions
@@ -257,12 +254,14 @@ def adapt(
         history.append(loss)
         if on_progress is not None:
             on_progress(step, total, loss)
-        if should_stop is not None and should_stop():
-            raise AdaptCancelled
-        if options.max_seconds is not None and (
-            time.perf_counter() - training_start > options.max_seconds
-        ):
-            raise _TimeUp
+
+    cancelled = False
+
+    def stop_here() -> bool:  # the user cancelled, or the time budget is spent
+        nonlocal cancelled
+        cancelled = should_stop is not None and should_stop()
+        return cancelled or (options.max_seconds is not None
+                             and time.perf_counter() - training_start > options.max_seconds)
 
     with tempfile.TemporaryDirectory(prefix="napari-ritm-adapt-") as tmp:
         trainer_options = TrainOptions(
@@ -282,11 +281,11 @@ def adapt(
         trainer = Trainer(work, fit_on, [], trainer_options)
         training_start = time.perf_counter()
         try:
-            trainer.fit(step_done)
-        except _TimeUp:
-            pass
+            trainer.fit(step_done, stop_here)
         finally:
             trainer.close()
+    if cancelled:
+        raise AdaptCancelled
     work.eval().requires_grad_(True)
     _blend(work, net, options.blend)
     after = _score(work, samples, held, options.max_clicks)

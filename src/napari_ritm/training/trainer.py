@@ -251,10 +251,13 @@ class Trainer:
         n = max(values[-1].item(), 1.0)
         return {k: values[i].item() / n for i, k in enumerate(keys)}
 
-    def fit(self, on_step: Callable[[int, int, float], None] | None = None) -> dict:
+    def fit(self, on_step: Callable[[int, int, float], None] | None = None,
+            should_stop: Callable[[], bool] | None = None) -> dict:
         """Train to ``options.steps``; ``on_step(step, total, loss)`` is called on rank 0 after each
-        step. Writes the metrics row of each epoch, validates, saves; returns the last row plus
-        steps, epochs, seconds, validation, checkpoint, metrics and world_size."""
+        step, and ``should_stop()`` (one process only) after it: True ends training there, as
+        if the last step had been reached. Writes the metrics row of each epoch, validates,
+        saves; returns the last row plus steps, epochs, seconds, validation, checkpoint,
+        metrics, world_size and ``stopped`` (ended by ``should_stop``)."""
         o, ctx = self.o, self.ctx
         csv_path = metrics_path(o.out)
         if ctx.main:
@@ -271,7 +274,8 @@ class Trainer:
         )
         start, row, last_val = time.perf_counter(), {}, {}
         epoch = self.step // self.steps_per_epoch
-        while self.step < o.steps:
+        stopped = False
+        while self.step < o.steps and not stopped:
             sums: dict[str, float] = {}
             count, t0 = 0, time.perf_counter()
             for batch in self.loader(epoch, self.step - epoch * self.steps_per_epoch):
@@ -297,7 +301,8 @@ class Trainer:
                     self.save()
                 if ctx.main and o.keep_every and self.step % o.keep_every == 0:
                     save_checkpoint(self.net, kept_path(o.out, self.step))
-                if self.step >= o.steps:
+                stopped = should_stop is not None and should_stop()
+                if self.step >= o.steps or stopped:
                     break
             elapsed = time.perf_counter() - t0
             row = {
@@ -308,7 +313,7 @@ class Trainer:
                 "samples_per_s": round(count * o.batch_size / max(elapsed, 1e-9), 3),
                 "elapsed_s": round(time.perf_counter() - start, 1),
             }
-            last = self.step >= o.steps
+            last = self.step >= o.steps or stopped
             if ctx.main and self.val_samples and (last or (epoch + 1) % o.val_every == 0):
                 last_val = validate(self, np.random.default_rng([o.seed, 11]))
                 row.update(last_val)
@@ -333,6 +338,7 @@ class Trainer:
             "checkpoint": str(o.out),
             "metrics": str(csv_path),
             "world_size": ctx.world,
+            "stopped": stopped,
         }
 
     def close(self) -> None:
