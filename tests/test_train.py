@@ -184,7 +184,9 @@ def test_resume_and_finetune(trained, tiny_set):
     assert card["source_model"] == str(trained) and card["steps"] == 1 and card["blend"] == 1
     assert card["rehearsal_images"] == 8  # the shipped rehearsal images, by default
     assert set(card["before"]) == {"val_noc85", "val_noc90", "val_iou1", "val_objects"}
-    assert 0.2 <= card["threshold"] <= 0.8 and card["threshold_fit"]["objects"] > 0  # then fitted
+    fit = card["threshold_fit"]  # then fitted: the threshold kept never does worse
+    assert fit["objects"] > 0 and fit["iou"] >= fit["iou_previous"]
+    assert card["threshold"] == fit["previous"] or fit["iou"] >= fit["iou_previous"] + 0.01
     from napari_ritm.model.checkpoint import load_checkpoint
 
     before, after = load_checkpoint(trained).state_dict(), load_checkpoint(tuned).state_dict()
@@ -193,6 +195,32 @@ def test_resume_and_finetune(trained, tiny_set):
     assert main(["finetune", "--init", str(trained), "--data", str(tiny_set), "--out", str(alone),
                  "--steps", "1", "--no-rehearsal", "--keep-anyway", "--held-out", "0.05"]) == 0
     assert json.loads(alone.with_suffix(".json").read_text())["rehearsal_images"] == 0
+
+
+def test_finetune_keeps_the_model_only_when_it_needs_fewer_clicks(trained, tiny_set, tmp_path,
+                                                                  capsys):
+    """The keep-only-if-better rule, without --keep-anyway: a fine-tuning that cannot change the
+    weights (lr 0) scores exactly as before, so it is not written."""
+    out = trained.with_name("same.pth")
+    assert main(["finetune", "--init", str(trained), "--data", str(tiny_set), "--out", str(out),
+                 "--steps", "1", "--lr", "0", "--blend", "1", "--held-out", "0.05"]) == 0
+    assert "no better on the held-back objects: not written" in capsys.readouterr().out
+    assert not out.exists() and not out.with_suffix(".json").exists()
+
+
+def test_adapt_result_is_kept_for_fewer_clicks_then_a_better_first_click():
+    from napari_ritm.training.adapt import AdaptResult
+
+    def result(before, after):
+        keys = ("val_noc85", "val_noc90", "val_iou1")
+        return AdaptResult(None, dict(zip(keys, before)), dict(zip(keys, after)), 10, 3, 5,
+                           1.0)
+
+    assert result((3, 5, 0.8), (2.5, 5.5, 0.7)).improved  # fewer clicks to 0.85
+    assert not result((3, 5, 0.8), (3.5, 4, 0.9)).improved  # more, whatever else
+    assert result((3, 5, 0.8), (3, 4, 0.7)).improved  # a tie: fewer to 0.90
+    assert result((3, 5, 0.8), (3, 5, 0.81)).improved  # then the first click decides
+    assert not result((3, 5, 0.8), (3, 5, 0.8)).improved  # the same: not kept
 
 
 def test_finetune_saves_a_user_model_never_named_as_a_registered_one(trained, tiny_set, tmp_path):
