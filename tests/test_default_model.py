@@ -1,16 +1,12 @@
 """The model shipped inside the package: it loads offline, is small, and segments nuclei.
 
 The acceptance image is ``stardist_nuclei2d``: its one image is held out of training entirely
-(see ``recipes/shared_split.json``). In the window mode (the widget's, with mirror
-averaging) the shipped model (v2.2, docs/models.md) reaches a best IoU within three clicks of at
-least 0.779 on each of the 40 nuclei here, spread evenly over the image's ids (mean 0.835;
-v2.1 0.736 and 0.837, without mirror averaging 0.789 and 0.838; v2 without it: 0.781, 0.831). The
-test asks for a mean of 0.75 and each nucleus at 0.70: a smoke test that the shipped
-weights segment nuclei, with a margin for float differences between machines (quality is
-measured by benchmarks/eval_dev.py and benchmarks/sample_image.py). It took 5 nuclei until the
-weights changed; one of those five is among the image's hard nuclei for v2.1 (0.641; 5 of the
-124 nuclei of at least 30 px stay under 0.70 within three clicks, as with the previous weights),
-so 40 make a steadier floor. Random weights reach none.
+(see ``recipes/shared_split.json``). In the window mode (the widget's, with mirror averaging)
+the test clicks 40 nuclei spread evenly over the image's ids, three clicks each, and asks for a
+mean best IoU of 0.75 and at least 0.70 on each nucleus: a smoke test that the shipped weights
+segment nuclei, with a margin for float differences between machines. Quality is measured by
+benchmarks/eval_dev.py and benchmarks/sample_image.py (docs/models.md); random weights reach
+none of the floors.
 """
 from __future__ import annotations
 

@@ -23,6 +23,7 @@ from napari_ritm.inference.modes import (
     PREDICTOR_MODES,
     make_predictor,
     predictor_kwargs,
+    with_interactive_threads,
 )
 from napari_ritm.inference.predictor import Predictor
 from napari_ritm.model.fuse import InferenceRITM
@@ -192,3 +193,31 @@ def test_the_window_mode_runs_in_bfloat16_where_the_cpu_has_it(fake_h18s, monkey
     reference.set_image(image)
     got, want = window.predict(clicks), reference.predict(clicks)
     assert np.abs(got - want).mean() < 0.01 and ((got > 0.49) != (want > 0.49)).mean() < 0.01
+
+
+def test_worker_functions_set_the_thread_count_in_their_own_thread():
+    import threading
+
+    def steps():
+        yield torch.get_num_threads()
+        return "done"
+
+    def plain():
+        return torch.get_num_threads()
+
+    out = {}
+
+    def run():
+        torch.set_num_threads(2)
+        generator = with_interactive_threads(steps, threads=1)()
+        out["yielded"] = next(generator)
+        with pytest.raises(StopIteration) as end:
+            next(generator)
+        out["returned"] = end.value.value  # a worker's generator keeps its return value
+        torch.set_num_threads(2)
+        out["plain"] = with_interactive_threads(plain, threads=1)()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    assert out == {"yielded": 1, "returned": "done", "plain": 1}

@@ -188,7 +188,7 @@ def with_interactive_threads(function: Callable, threads: int = INTERACTIVE_THRE
         @functools.wraps(function)
         def generator(*args, **kwargs):
             set_interactive_threads(threads)
-            yield from function(*args, **kwargs)
+            return (yield from function(*args, **kwargs))
 
         return generator
 

@@ -56,6 +56,11 @@ class ArrayLabels:
         self._redo.clear()
 
     @property
+    def history(self) -> list[tuple[tuple, np.ndarray, Any]]:
+        """The writes ``undo`` can take back, oldest first: (indices, values before, value)."""
+        return list(self._undo)
+
+    @property
     def undo_steps(self) -> int:
         """How many writes ``undo`` can take back."""
         return len(self._undo)

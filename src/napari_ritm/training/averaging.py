@@ -2,8 +2,9 @@
 
 At a constant learning rate the weights wander around a good region and any single checkpoint
 is a noisy draw from it; the mean of several checkpoints of the same run sits nearer its centre
-and is measurably better (benchmarks/results/history_to_2026-12-07.md). Floating tensors are averaged (the BatchNorm running
-statistics included); integer buffers (``num_batches_tracked``) come from the last checkpoint.
+and is measurably better (the run history in benchmarks/results/). Floating tensors are
+averaged (the BatchNorm running statistics included); integer buffers
+(``num_batches_tracked``) come from the last checkpoint.
 """
 from __future__ import annotations
 
