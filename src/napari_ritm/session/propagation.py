@@ -118,13 +118,15 @@ STOP_RULE = "agreement<0.7 or iou_prev<0.5 or intensity>0.2 or mean_prob<0.85"
 @dataclass(frozen=True)
 class PropagationStep:
     """One propagated plane: ``key`` (leading indices), ``mask`` (H, W) bool, ``done`` planes so
-    far (this one included) out of at most ``total``; ``generation`` numbers the propagation."""
+    far (this one included) out of at most ``total``; ``generation`` numbers the propagation;
+    ``figures``: what the network returned there (what the stop rule read)."""
 
     key: tuple[int, ...]
     mask: np.ndarray
     done: int
     total: int
     generation: int
+    figures: StepFigures
 
 
 #: How the previous plane's mask guides the next: ``"click"``, with one positive click at its
@@ -266,5 +268,5 @@ class Propagation:
                                     "was not kept")
                 return
             self.done += 1
-            yield PropagationStep(key, mask, self.done, self.total, self.generation)
+            yield PropagationStep(key, mask, self.done, self.total, self.generation, figures)
             prev, prev_image = mask, image

@@ -12,7 +12,7 @@ object is then propagated again from there up to the next anchor.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -99,8 +99,7 @@ class PropagationRun:
             if p.cancelled:
                 return
             for step in p.steps():
-                yield PropagationStep(step.key, step.mask, offset + step.done, self.total,
-                                      step.generation)
+                yield replace(step, done=offset + step.done, total=self.total)
             offset += p.total
 
     def apply(self, step: PropagationStep, labels: LabelsLike, *, overwrite: bool,
