@@ -26,9 +26,9 @@ import numpy as np
 import torch
 from common import DATA, RESULTS, machine
 
+from napari_ritm.evaluation.folders import image_label_pairs, read_array, to_rgb01
 from napari_ritm.evaluation.noc import evaluate_sample, noc
 from napari_ritm.evaluation.threshold import fit_threshold
-from napari_ritm.evaluation.folders import image_label_pairs, read_array, to_rgb01
 from napari_ritm.inference.modes import make_predictor
 from napari_ritm.model.zoo import load_model, model_file_hash
 from napari_ritm.training.adapt import AdaptOptions, adapt

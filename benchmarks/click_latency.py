@@ -54,9 +54,9 @@ from reference_port import ReferencePredictor, verify
 
 from napari_ritm.inference.clicks import Click
 from napari_ritm.inference.modes import make_predictor
+from napari_ritm.inference.planes import ImageSource
 from napari_ritm.model.ritm_net import RITMNet
 from napari_ritm.model.zoo import load_model
-from napari_ritm.inference.planes import ImageSource
 
 RESULTS = REPO / "benchmarks" / "results" / "click_latency.json"
 #: the trained model that ships in the package (h18s); every other variant has random weights

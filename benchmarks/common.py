@@ -16,8 +16,8 @@ from reference_port import ReferencePredictor
 from napari_ritm.evaluation.noc import noc
 from napari_ritm.inference.clicks import Click
 from napari_ritm.inference.modes import INTERACTIVE
-from napari_ritm.model.ritm_net import RITMNet, RITMVariant
 from napari_ritm.inference.planes import ImageSource
+from napari_ritm.model.ritm_net import RITMNet, RITMVariant
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("NAPARI_RITM_SHARED", REPO.parent / "shared"))

@@ -97,8 +97,8 @@ def _plane(seed: int, size: int) -> np.ndarray:
 
 def _memory_case(kind: str) -> dict:
     from napari_ritm.inference.modes import make_predictor
-    from napari_ritm.model.ritm_net import RITMNet
     from napari_ritm.inference.planes import ImageSource
+    from napari_ritm.model.ritm_net import RITMNet
 
     torch.set_num_threads(1)
     net = RITMNet(18, 48, small=True).eval()

@@ -27,8 +27,8 @@ from common import DATA, SPLIT
 from common import RESULTS as RESULTS_DIR
 
 from napari_ritm.evaluation.clicker import Clicker
-from napari_ritm.evaluation.noc import get_iou
 from napari_ritm.evaluation.folders import image_label_pairs, read_array, to_rgb01
+from napari_ritm.evaluation.noc import get_iou
 from napari_ritm.inference.modes import make_predictor
 from napari_ritm.model.zoo import load_model
 from napari_ritm.training.data import load_split

@@ -26,8 +26,8 @@ from common import DATA, RESULTS, machine, paired_noc
 from scipy import ndimage as ndi
 
 from napari_ritm.evaluation.datasets import InstanceDataset
-from napari_ritm.evaluation.noc import evaluate_sample, get_iou, noc
 from napari_ritm.evaluation.folders import image_label_pairs, read_array
+from napari_ritm.evaluation.noc import evaluate_sample, get_iou, noc
 from napari_ritm.inference.modes import make_predictor
 from napari_ritm.model.zoo import load_model
 

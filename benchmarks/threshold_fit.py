@@ -35,6 +35,7 @@ from eval_dev import SETS
 
 from napari_ritm.commands.evaluate import split_names
 from napari_ritm.evaluation.datasets import InstanceDataset
+from napari_ritm.evaluation.folders import image_label_pairs, read_array, to_rgb01
 from napari_ritm.evaluation.noc import (
     DatasetResult,
     evaluate_dataset,
@@ -43,7 +44,6 @@ from napari_ritm.evaluation.noc import (
     noc,
 )
 from napari_ritm.evaluation.threshold import fit_threshold
-from napari_ritm.evaluation.folders import image_label_pairs, read_array, to_rgb01
 from napari_ritm.inference.modes import make_predictor
 from napari_ritm.model.zoo import load_model
 from napari_ritm.training.data import read_folder

@@ -30,8 +30,8 @@ from napari_ritm.model.ritm_net import RITMNet
 from napari_ritm.training.augment import Augmenter
 from napari_ritm.training.data import ClickDataset, read_folder
 from napari_ritm.training.optim import init_weights
-from napari_ritm.training.sampler import MultiPointSampler
 from napari_ritm.training.options import TrainOptions
+from napari_ritm.training.sampler import MultiPointSampler
 from napari_ritm.training.trainer import Trainer
 
 RESULTS = RESULTS_DIR / "train_speed.json"

@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
-from napari_ritm.evaluation.stacks import STACK_KINDS, linked_sections, synthetic_nuclei
 from napari_ritm.evaluation.folders import image_label_pairs, read_array
+from napari_ritm.evaluation.stacks import STACK_KINDS, linked_sections, synthetic_nuclei
 
 ROOT = Path(__file__).resolve().parents[1]
 SPLIT = ROOT / "recipes/shared_split.json"

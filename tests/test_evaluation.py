@@ -6,6 +6,7 @@ import pytest
 import tifffile
 
 from napari_ritm.evaluation.datasets import InstanceDataset
+from napari_ritm.evaluation.folders import to_rgb01
 from napari_ritm.evaluation.noc import (
     DatasetResult,
     evaluate_dataset,
@@ -15,7 +16,6 @@ from napari_ritm.evaluation.noc import (
     noc,
     summarize,
 )
-from napari_ritm.evaluation.folders import to_rgb01
 from napari_ritm.inference.clicks import Click
 
 FAKE_H18S = "checkpoints/fake_coco_lvis_h18s_itermask.pth"

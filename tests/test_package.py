@@ -4,8 +4,6 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import pytest
-
 import napari_ritm
 from napari_ritm.cli import main
 
@@ -26,16 +24,12 @@ def test_manifest_is_valid():
 
 
 def test_cli_version(capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        main(["--version"])
-    assert exit_info.value.code == 0
+    assert main(["--version"]) == 0
     assert capsys.readouterr().out.strip() == f"napari-ritm {napari_ritm.__version__}"
 
 
 def test_cli_help_lists_subcommands(capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        main(["--help"])
-    assert exit_info.value.code == 0
+    assert main(["--help"]) == 0
     out = capsys.readouterr().out
     for command in ("predict", "evaluate", "train", "finetune", "average", "download", "export"):
         assert command in out
@@ -43,8 +37,8 @@ def test_cli_help_lists_subcommands(capsys):
 
 def test_console_script_runs():
     exe = subprocess.run(
-        [sys.executable, "-m", "napari_ritm.cli", "--version"], capture_output=True, text=True, check=False
-    )
+        [sys.executable, "-m", "napari_ritm.cli", "--version"], capture_output=True, text=True,
+        check=False)
     assert exe.returncode == 0
     assert exe.stdout.startswith("napari-ritm ")
 

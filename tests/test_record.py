@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from _fakes import DiskPredictor
+from napari_ritm.session import Session
 from napari_ritm.session.record import ArrayLabels, Record, fingerprint
 from napari_ritm.session.replay import replay
-from napari_ritm.session import Session
 from test_session_random import random_setup
 
 

@@ -271,6 +271,26 @@ def test_a_fit_belongs_to_the_model_it_ran_with(make_napari_viewer, qtbot, monke
     assert widget.threshold_slider.value() == round(fitted * 100)
 
 
+def test_the_outcome_of_a_fit_is_not_overwritten_by_its_progress(make_napari_viewer, qtbot,
+                                                                 monkeypatch):
+    """napari's progress bar handles pending Qt events when it moves: a fit's outcome can be
+    said while the last progress tick advances the bar, and must stay on the status line."""
+    import numpy as np
+
+    from _fakes import DiskPredictor
+
+    viewer = make_napari_viewer()
+    viewer.add_image(np.zeros((40, 40), np.uint8), name="cells")
+    widget = open_widget(viewer, qtbot, DiskPredictor())
+    widget.set_busy("threshold", True, total=3)
+    monkeypatch.setattr(widget._activity, "update",
+                        lambda *args: widget.say("Threshold 0.80 fits your labels"))
+    widget._fit_progress = (3, 3)
+    widget._show_fit_progress()
+    assert widget.status.text() == "Threshold 0.80 fits your labels"
+    widget.set_busy("threshold", False)
+
+
 def test_the_adapted_models_fit_replaces_a_running_one(make_napari_viewer, qtbot, monkeypatch):
     """A fit the user started while the adapted model was loading is stopped; the adapted
     model's fit runs on the objects it learnt from, and its outcome follows the adaptation's."""

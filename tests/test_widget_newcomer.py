@@ -12,7 +12,6 @@ import pytest
 from _fakes import DiskPredictor
 from test_widget import WIDGET, blob_image, mouse_click, open_widget, press, wait_idle
 
-
 # -- 1. deleting the labels layer -----------------------------------------------------------
 
 REMOVAL_SCRIPT = textwrap.dedent("""

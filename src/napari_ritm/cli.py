@@ -47,7 +47,10 @@ def join_option_values(argv: Sequence[str], options: tuple[str, ...] = ("-c", "-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (2 for bad input, with a one-line message)."""
     parser = build_parser()
-    args = parser.parse_args(join_option_values(sys.argv[1:] if argv is None else argv))
+    try:  # argparse exits on bad flags (2, its message printed) and after --help (0)
+        args = parser.parse_args(join_option_values(sys.argv[1:] if argv is None else argv))
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
     if not getattr(args, "handler", None):
         parser.print_help()
         return 0

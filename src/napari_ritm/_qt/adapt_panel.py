@@ -136,8 +136,8 @@ class AdaptPanel:
     def _show_fit_progress(self) -> None:
         done, total = self._fit_progress
         if self._alive and total:
-            self.show_progress("threshold", done, total)
-            self.say(f"Fitting the threshold: object {done} of {total}")
+            self.show_progress("threshold", done, total,
+                               f"Fitting the threshold: object {done} of {total}")
 
     def _threshold_fitted(self, fit: Any, model: str | None, how: dict,
                           sha256: str | None) -> None:
@@ -217,16 +217,15 @@ class AdaptPanel:
         step, total, started, first = self._adapt_progress
         if not self._alive or not step:
             return
-        self.show_progress("adapt", step)
         from napari_ritm.training.adapt import time_left
 
         left = time_left(step, total, started, first, time.perf_counter(), self._adapt_budget)
-        if left is None:
-            self.say(f"Adapting: step {step} of {total}, measuring the speed (you can keep "
-                     "clicking)")
-            return
-        when = f"{left / 60:.0f} min" if left >= 90 else f"{max(left, 1):.0f} s"
-        self.say(f"Adapting: step {step} of {total}, about {when} left (you can keep clicking)")
+        when = ("measuring the speed" if left is None else
+                f"about {left / 60:.0f} min left" if left >= 90 else
+                f"about {max(left, 1):.0f} s left")
+        self.show_progress("adapt", step,
+                           message=f"Adapting: step {step} of {total}, {when} (you can keep "
+                           "clicking)")
 
     def _adapted(self, result: Any, source: str, samples: list) -> None:
         if not self._alive:

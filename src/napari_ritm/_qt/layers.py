@@ -1,8 +1,9 @@
 """The napari layers the widget reads and draws (napari layer models only, no Qt).
 
 - :func:`channel_choices`: the channels a user may pick in an Image layer;
-- :func:`image_source`: an Image layer (and a channel) -> :class:`~napari_ritm.inference.planes.ImageSource`
-  + spatial shape, with :func:`display_limits`, the intensity range the user chose;
+- :func:`image_source`: an Image layer (and a channel) ->
+  :class:`~napari_ritm.inference.planes.ImageSource` + spatial shape, with
+  :func:`display_limits`, the intensity range the user chose;
 - :func:`plane_coords`: a world position -> (slice key, y, x) in a Labels layer's pixels;
 - :func:`add_preview_layer` / :func:`draw_preview`: the current object's mask, one plane;
 - :func:`add_clicks_layer` / :func:`draw_clicks`: the clicks, green positive and red negative;

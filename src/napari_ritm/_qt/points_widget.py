@@ -86,7 +86,8 @@ class ObjectsFromPoints(Container):
                                      value=DEFAULT_THRESHOLD)
         self.threshold_slider.tooltip = "Higher: tighter masks; lower: larger masks"
         self.run_button = PushButton(text=MAKE)
-        self.run_button.tooltip = "Segment one object per point (Stop keeps the objects made so far)"
+        self.run_button.tooltip = ("Segment one object per point (Stop keeps the objects made "
+                                   "so far)")
         self.status = Label(value="")
         super().__init__(widgets=[self.image_box, self.points_box, self.labels_box, self.model_box,
                                   self.threshold_slider, self.run_button, self.status])

@@ -199,7 +199,8 @@ class ProofreadPanel:
         host.go_to(self._key)
         y, x = self._spots[label]
         world = host.labels_layer.data_to_world((*self._key, y, x))
-        host.viewer.camera.center = tuple(world)[-2:]
+        scene = getattr(host.viewer, "scene", host.viewer)  # napari < 0.9: viewer.camera
+        scene.camera.center = tuple(world)[-2:]
         session.reset("")
         session.refine(label)
         host.refresh()

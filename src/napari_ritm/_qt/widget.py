@@ -193,8 +193,13 @@ class RITMWidget(AdaptPanel, LayerPanel, ModelPanel, RITMControls):
         self.progress.setVisible(bool(self._busy))
         self.refresh()
 
-    def show_progress(self, reason: str, done: int, total: int | None = None) -> None:
-        """Advance the bar of the long task ``reason`` here and in napari's activity dock."""
+    def show_progress(self, reason: str, done: int, total: int | None = None,
+                      message: str | None = None) -> None:
+        """Say ``message`` and advance the bar of the long task ``reason`` here and in napari's
+        activity dock. In that order: napari's bar handles pending events, among them perhaps
+        the task's outcome, whose message must stay."""
+        if message is not None:
+            self.say(message)
         if total is not None:
             self.progress.setRange(0, total)
         self.progress.setValue(done)

@@ -6,6 +6,9 @@ Each public module here defines ``register(subparsers)``, which adds its parser 
 """
 
 
+import argparse
+
+
 class UsageError(Exception):
     """Bad input from the user (missing file, wrong shape, ...): reported without a traceback."""
 
@@ -34,3 +37,17 @@ def read_data_folders(folders) -> list:
         except ValueError as err:
             raise UsageError(f"--data {err}") from None
     return samples
+
+
+def at_least_one(text: str) -> int:
+    """argparse ``type`` of counts (``--threads``, ``--steps``...): an int of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def add_threads_flag(parser: argparse.ArgumentParser, default: int | None = 1,
+                     help: str = "torch CPU threads (%(default)s)") -> None:
+    """The ``--threads`` flag every command that runs the network has."""
+    parser.add_argument("--threads", type=at_least_one, default=default, help=help)

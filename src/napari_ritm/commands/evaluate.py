@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from napari_ritm.commands import UsageError, load_model_or_exit
+from napari_ritm.commands import UsageError, add_threads_flag, at_least_one, load_model_or_exit
 from napari_ritm.inference.clicks import DEFAULT_THRESHOLD
 
 DESCRIPTION = """\
@@ -29,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "baseline:watershed")
     p.add_argument("--data", required=True, action="append", type=Path, metavar="DIR",
                    help="dataset folder (repeat for several); its name labels the results")
-    p.add_argument("--clicks", type=int, default=20, help="maximum clicks per object (20)")
+    p.add_argument("--clicks", type=at_least_one, default=20, help="maximum clicks per object (20)")
     p.add_argument("--all-clicks", action="store_true",
                    help="do not stop at IoU 0.90: run every click (for IoU-vs-clicks curves)")
     p.add_argument("--json", type=Path, metavar="OUT", help="write per-object IoUs and metrics")
@@ -45,13 +45,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
                    help="probability above which a pixel is object (%(default)s, the paper's "
                         "protocol; `napari-ritm fit-threshold` finds the one for your labels)")
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch CPU threads (1: fastest when anything else is running)")
-    p.add_argument("--max-objects-per-image", type=int, metavar="K",
+    add_threads_flag(p, help="torch CPU threads (1: fastest when anything else is running)")
+    p.add_argument("--max-objects-per-image", type=at_least_one, metavar="K",
                    help="at most K objects per image file, spread evenly over the ids")
-    p.add_argument("--min-area", type=int, default=1, metavar="A",
+    p.add_argument("--min-area", type=at_least_one, default=1, metavar="A",
                    help="skip objects smaller than A pixels (1)")
-    p.add_argument("--limit", type=int, metavar="N", help="at most N objects per dataset")
+    p.add_argument("--limit", type=at_least_one, metavar="N", help="at most N objects per dataset")
     p.add_argument("--split", type=Path, metavar="FILE",
                    help="split file of `napari-ritm train` (e.g. recipes/"
                         "shared_split.json): evaluate only the images it lists for each set")
@@ -107,11 +106,6 @@ def make_predictor(model: str, mode: str = "window", flip: bool = True):
 
 
 def _check_args(args: argparse.Namespace) -> None:
-    for name, low in (("clicks", 1), ("min_area", 1), ("limit", 1), ("max_objects_per_image", 1),
-                      ("threads", 1)):
-        value = getattr(args, name)
-        if value is not None and value < low:
-            raise UsageError(f"--{name.replace('_', '-')} must be >= {low}, got {value}")
     if not 0 < args.threshold < 1:
         raise UsageError(f"--threshold must be between 0 and 1, got {args.threshold}")
     names = [d.resolve().name for d in args.data]

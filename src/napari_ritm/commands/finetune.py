@@ -11,7 +11,13 @@ import argparse
 import json
 from pathlib import Path
 
-from napari_ritm.commands import UsageError, load_model_or_exit, read_data_folders
+from napari_ritm.commands import (
+    UsageError,
+    add_threads_flag,
+    at_least_one,
+    load_model_or_exit,
+    read_data_folders,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="write the adapted model here (.pth; its card goes next to it)")
     where.add_argument("--name", help="save it among your models under this name (default: "
                        "<init>-adapted), where the widget's Model box lists it")
-    p.add_argument("--steps", type=int, default=300, help="training steps (%(default)s)")
+    p.add_argument("--steps", type=at_least_one, default=300, help="training steps (%(default)s)")
     p.add_argument("--lr", type=float, default=1e-4, help="learning rate (%(default)g)")
     p.add_argument("--minutes", type=float, default=None,
                    help="stop training after this long, keeping what was learnt")
@@ -43,7 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "keeps what it knew of other images")
     p.add_argument("--keep-anyway", action="store_true",
                    help="write the adapted model even when it is not better")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (%(default)s)")
+    add_threads_flag(p)
     p.set_defaults(handler=run)
 
 
@@ -52,9 +58,6 @@ def run(args: argparse.Namespace) -> int:
 
     from napari_ritm.training.adapt import AdaptOptions, adapt
 
-    for name, value in (("steps", args.steps), ("threads", args.threads)):
-        if value < 1:
-            raise UsageError(f"--{name} must be at least 1, got {value}")
     if not 0 < args.blend <= 1:
         raise UsageError(f"--blend must be in (0, 1], got {args.blend}")
     if not 0 < args.held_out < 1:

@@ -14,7 +14,13 @@ import argparse
 import json
 from pathlib import Path
 
-from napari_ritm.commands import UsageError, load_model_or_exit, read_data_folders
+from napari_ritm.commands import (
+    UsageError,
+    add_threads_flag,
+    at_least_one,
+    load_model_or_exit,
+    read_data_folders,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="predictor mode, as in `predict` (default: %(default)s)")
     p.add_argument("--no-flip", action="store_true",
                    help="without the mirror averaging (as the widget's box unticked)")
-    p.add_argument("--max-objects", type=int, default=100, metavar="N",
+    p.add_argument("--max-objects", type=at_least_one, default=100, metavar="N",
                    help="at most N objects, spread evenly over all (%(default)s)")
     p.add_argument("--min-area", type=int, default=30, metavar="A",
                    help="skip objects smaller than A pixels (%(default)s)")
@@ -39,7 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="keep the threshold for the model: registered models (default...), "
                    "your own models, and .pth files with a .json card beside them, e.g. from "
                    "`finetune --out`")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (%(default)s)")
+    add_threads_flag(p)
     p.set_defaults(handler=run)
 
 
@@ -49,9 +55,6 @@ def run(args: argparse.Namespace) -> int:
     from napari_ritm.evaluation.threshold import fit_threshold
     from napari_ritm.inference.modes import make_predictor
 
-    for name, value in (("max-objects", args.max_objects), ("threads", args.threads)):
-        if value < 1:
-            raise UsageError(f"--{name} must be at least 1, got {value}")
     if args.save:
         from napari_ritm.model.user_models import can_record_threshold
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_ritm.commands import UsageError, load_model_or_exit
+from napari_ritm.commands import UsageError, add_threads_flag, load_model_or_exit
 from napari_ritm.inference.clicks import DEFAULT_THRESHOLD
 
 _CLICK = re.compile(r"^\s*([-+0-9.eE]+)\s*,\s*([-+0-9.eE]+)\s*,\s*([+-]|pos|neg)\s*$")
@@ -58,8 +58,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-flip", action="store_true",
                         help="window and exact modes: skip the mirror (horizontal-flip) "
                         "averaging, about 2x faster and a little less accurate")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch CPU threads (default: %(default)s)")
+    add_threads_flag(parser)
     parser.add_argument("--output", "-o", type=Path, required=True, metavar="OUT.tif",
                         help="output mask (uint8 TIFF, 0/1)")
     parser.add_argument("--prob", type=Path, metavar="PROB.tif",
@@ -114,8 +113,6 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("give at least one --click Y,X,+")
     if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
         raise UsageError(f"--threshold must lie in [0, 1], got {args.threshold}")
-    if args.threads < 1:
-        raise UsageError(f"--threads must be at least 1, got {args.threads}")
     if args.mode == "window" and args.max_size is not None:
         raise UsageError("--max-size applies to --mode exact or fast; the window mode never "
                          "shows the network more than 256 px")

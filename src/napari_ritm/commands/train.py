@@ -14,7 +14,7 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-from napari_ritm.commands import UsageError, load_model_or_exit
+from napari_ritm.commands import UsageError, add_threads_flag, at_least_one, load_model_or_exit
 from napari_ritm.model.variants import ARCHITECTURES
 
 
@@ -36,11 +36,11 @@ def register(subparsers) -> None:
                    help="output checkpoint (.pth, official format); metrics and trainer state "
                    "go next to it")
     length = p.add_mutually_exclusive_group(required=True)
-    length.add_argument("--epochs", type=int, help="epochs of --epoch-len samples")
+    length.add_argument("--epochs", type=at_least_one, help="epochs of --epoch-len samples")
     add_option_flags(p, steps_group=length)
     p.add_argument("--device", choices=("cpu", "cuda"), default=None,
                    help="default: cuda when available, else cpu")
-    p.add_argument("--threads", type=int, help="torch CPU threads per process")
+    add_threads_flag(p, default=None, help="torch CPU threads per process")
     p.add_argument("--val-split", type=Path, metavar="FILE",
                    help="JSON split file; created from --val-fraction when it does not exist")
     p.add_argument("--val-fraction", type=float, default=None,
@@ -86,7 +86,8 @@ def _help(text: str, default) -> str:
     if isinstance(default, bool) or default in (None, ()):
         return text
     if isinstance(default, tuple):
-        return f"{text} (default {' '.join(f'{v:g}' if isinstance(v, float) else str(v) for v in default)})"
+        shown = " ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in default)
+        return f"{text} (default {shown})"
     return f"{text} (default {default:g})" if isinstance(default, float) else (
         f"{text} (default {default})")
 
@@ -195,10 +196,6 @@ def run(args) -> int:
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda" and not torch.cuda.is_available():
         raise UsageError("--device cuda: no CUDA device is available")
-    for name in ("epochs", "threads"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            raise UsageError(f"--{name} must be at least 1, got {value}")
     checked = options_from_args(args, device=device,
                                 steps=1 if args.steps is None else args.steps)
     if args.batch_size % world or args.batch_size // world < 2:
