@@ -249,7 +249,8 @@ def test_real_predictor_on_the_fake_checkpoint(make_napari_viewer, qtbot, ref_di
     viewer = make_napari_viewer()
     viewer.add_image(blob_image((64, 80), (16, 48, 20, 60)), name="img")
     widget = open_widget(viewer, qtbot)
-    assert widget.net is not None and "Model Microscopy: nuclei, cells, EM (built in) ready" in widget.status.text()  # shipped
+    assert widget.net is not None  # the shipped model
+    assert "Model Microscopy: nuclei, cells, EM (built in) ready" in widget.status.text()
     assert widget.mode == "window"  # the default: one window per pass
     assert isinstance(widget.predictor, WindowPredictor) and not widget.zoom_check.isEnabled()
     assert widget.predictor.model.channels_last

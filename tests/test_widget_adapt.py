@@ -30,14 +30,14 @@ def test_adapt_model_to_my_labels(make_napari_viewer, qtbot, data_dir, tmp_path,
     widget = open_widget(viewer, qtbot)
     widget.labels_combo.setCurrentText("my labels")
     widget.threshold_slider.setValue(55)  # the user's threshold with default
-    widget.adapt_options = AdaptOptions(steps=3, batch_size=2, crop_size=(64, 64), max_clicks=2,
-                                        min_area=20)
+    widget.adapt.adapt_options = AdaptOptions(steps=3, batch_size=2, crop_size=(64, 64),
+                                              max_clicks=2, min_area=20)
     widget.adapt_button.click()
     assert widget.adapt_button.text() == "Cancel adaptation" and not widget.progress.isHidden()
     from napari.utils import progress
 
     assert [bar.total for bar in progress._all_instances if "adapting" in bar.desc] == [3]
-    qtbot.waitUntil(lambda: widget._adapt_worker is None, timeout=300000)
+    qtbot.waitUntil(lambda: widget.adapt._adapt_worker is None, timeout=300000)
     wait_idle(widget, qtbot)
     assert widget.adapt_button.text().startswith("Adapt model")
     models = tmp_path / "models"
@@ -50,7 +50,8 @@ def test_adapt_model_to_my_labels(make_napari_viewer, qtbot, data_dir, tmp_path,
     assert (models / "default-adapted.pth").is_file()
     assert widget.model_name == "default-adapted"
     assert widget.model_combo.currentData() == "default-adapted"
-    qtbot.waitUntil(lambda: widget._fit_worker is None, timeout=120000)  # then the fit, with it
+    # then the fit, with it
+    qtbot.waitUntil(lambda: widget.adapt._fit_worker is None, timeout=120000)
     assert not any("napari-ritm" in bar.desc for bar in progress._all_instances)
     status = widget.status.text()
     assert status.startswith("Adapted model 'default-adapted' is better") and \
@@ -83,14 +84,14 @@ def test_cancel_leaves_the_model(make_napari_viewer, qtbot, data_dir, monkeypatc
     viewer.add_labels(tifffile.imread(data_dir / "blobs" / "labels" / "blobs.tif"), name="lab")
     widget = open_widget(viewer, qtbot)
     widget.labels_combo.setCurrentText("lab")
-    widget.adapt_options = AdaptOptions(steps=500, batch_size=2, crop_size=(64, 64),
+    widget.adapt.adapt_options = AdaptOptions(steps=500, batch_size=2, crop_size=(64, 64),
                                         max_clicks=2, min_area=20)
     widget.adapt_button.click()
     qtbot.mouseClick(widget.fit_button, Qt.MouseButton.LeftButton)  # one tool at a time
     assert "An adaptation is running" in widget.status.text()
-    assert widget._fit_worker is None
+    assert widget.adapt._fit_worker is None
     widget.adapt_button.click()  # the same button cancels
-    qtbot.waitUntil(lambda: widget._adapt_worker is None, timeout=300000)
+    qtbot.waitUntil(lambda: widget.adapt._adapt_worker is None, timeout=300000)
     assert "cancelled" in widget.status.text() and widget.model_name == "default"
     assert not (tmp_path / "models").exists()
 
@@ -107,8 +108,7 @@ def test_adapt_on_the_objects_made_in_this_session(make_napari_viewer, qtbot, mo
     seen = []
 
     def fake_adapt(net, samples, options, **kwargs):
-        seen.append(samples)
-        raise adapt_module.AdaptCancelled
+        seen.append(samples)  # and cancelled
 
     monkeypatch.setattr(adapt_module, "adapt", fake_adapt)
     viewer = make_napari_viewer()
@@ -125,13 +125,13 @@ def test_adapt_on_the_objects_made_in_this_session(make_napari_viewer, qtbot, mo
     widget.finish_button.click()
     wait_idle(widget, qtbot)
     widget.adapt_button.click()
-    qtbot.waitUntil(lambda: widget._adapt_worker is None, timeout=60000)
+    qtbot.waitUntil(lambda: widget.adapt._adapt_worker is None, timeout=60000)
     (samples,) = seen
     assert len(samples) == 1 and set(np.unique(samples[0].labels)) == {0, 6}
     assert "cancelled" in widget.status.text()
     widget.adapt_scope_combo.setCurrentText("all objects of the layer")
     widget.adapt_button.click()
-    qtbot.waitUntil(lambda: widget._adapt_worker is None, timeout=60000)
+    qtbot.waitUntil(lambda: widget.adapt._adapt_worker is None, timeout=60000)
     assert set(np.unique(seen[1][0].labels)) == {0, 5, 6}
 
 
@@ -156,7 +156,7 @@ def test_fit_threshold_to_my_labels(make_napari_viewer, qtbot, monkeypatch, tmp_
     assert widget.threshold_slider.value() == 49
     qtbot.mouseClick(widget.fit_button, Qt.MouseButton.LeftButton)
     assert widget.fit_button.text() == "Stop fitting" and not widget.progress.isHidden()
-    qtbot.waitUntil(lambda: widget._fit_worker is None, timeout=60000)
+    qtbot.waitUntil(lambda: widget.adapt._fit_worker is None, timeout=60000)
     assert fitting.predict_calls == 3
     assert 75 <= widget.threshold_slider.value() <= 85
     fitted = widget.threshold_slider.value() / 100
@@ -173,13 +173,13 @@ def test_fit_threshold_to_my_labels(make_napari_viewer, qtbot, monkeypatch, tmp_
     assert later.threshold_slider.value() / 100 == fitted
     assert "Threshold" in later.status.text() and "fitted to your labels" in later.status.text()
     qtbot.mouseClick(widget.fit_button, Qt.MouseButton.LeftButton)  # again: nothing to change
-    qtbot.waitUntil(lambda: widget._fit_worker is None, timeout=60000)
+    qtbot.waitUntil(lambda: widget.adapt._fit_worker is None, timeout=60000)
     assert "already fits your labels" in widget.status.text()
     assert widget.threshold_slider.value() / 100 == fitted
     widget.adapt_scope_combo.setCurrentText("objects made in this session")
     qtbot.mouseClick(widget.fit_button, Qt.MouseButton.LeftButton)
     assert "No object made in this session" in widget.status.text()
-    assert widget._fit_worker is None and fitting.predict_calls == 6
+    assert widget.adapt._fit_worker is None and fitting.predict_calls == 6
 
 
 def test_stop_fitting_leaves_the_threshold(make_napari_viewer, qtbot, monkeypatch):
@@ -206,9 +206,10 @@ def test_stop_fitting_leaves_the_threshold(make_napari_viewer, qtbot, monkeypatc
     widget.labels_layer.data = disks(7)
     qtbot.mouseClick(widget.fit_button, Qt.MouseButton.LeftButton)
     qtbot.mouseClick(widget.adapt_button, Qt.MouseButton.LeftButton)  # one tool at a time
-    assert "Wait for the threshold fit" in widget.status.text() and widget._adapt_worker is None
+    assert "Wait for the threshold fit" in widget.status.text()
+    assert widget.adapt._adapt_worker is None
     qtbot.mouseClick(widget.fit_button, Qt.MouseButton.LeftButton)  # "Stop fitting"
-    qtbot.waitUntil(lambda: widget._fit_worker is None, timeout=60000)
+    qtbot.waitUntil(lambda: widget.adapt._fit_worker is None, timeout=60000)
     assert fitting.predict_calls < 3 and widget.threshold_slider.value() == 49
     assert "Fitting stopped" in widget.status.text()
 
@@ -262,7 +263,7 @@ def test_a_fit_belongs_to_the_model_it_ran_with(make_napari_viewer, qtbot, monke
     widget.labels_layer.data = disks(7)
     qtbot.mouseClick(widget.fit_button, Qt.MouseButton.LeftButton)
     choose_model(widget, qtbot, "default")  # the user switches while it runs
-    qtbot.waitUntil(lambda: widget._fit_worker is None, timeout=600000)
+    qtbot.waitUntil(lambda: widget.adapt._fit_worker is None, timeout=600000)
     fitted = recorded_threshold("mine")
     assert 0.75 <= fitted <= 0.85  # its card: tighter outlines
     assert widget.threshold_slider.value() == 49 and widget.session.threshold == 0.49
@@ -285,8 +286,8 @@ def test_the_outcome_of_a_fit_is_not_overwritten_by_its_progress(make_napari_vie
     widget.set_busy("threshold", True, total=3)
     monkeypatch.setattr(widget._activity, "update",
                         lambda *args: widget.say("Threshold 0.80 fits your labels"))
-    widget._fit_progress = (3, 3)
-    widget._show_fit_progress()
+    widget.adapt._fit_progress = (3, 3)
+    widget.adapt._show_fit_progress()
     assert widget.status.text() == "Threshold 0.80 fits your labels"
     widget.set_busy("threshold", False)
 
@@ -308,10 +309,10 @@ def test_the_adapted_models_fit_replaces_a_running_one(make_napari_viewer, qtbot
     monkeypatch.setattr(widget, "new_predictor", lambda: (fitting, FIT_INFO))
     widget.labels_layer.data = disks(10)  # the layer now: drawn as the model
     qtbot.mouseClick(widget.fit_button, Qt.MouseButton.LeftButton)
-    widget._fit_adapted("Adapted model 'a' is better", [sample(disks(7))])  # learnt: tighter
-    assert widget._fit_stop
+    widget.adapt._fit_adapted("Adapted model 'a' is better", [sample(disks(7))])  # learnt: tighter
+    assert widget.adapt._fit_stop
     go.append(True)
-    qtbot.waitUntil(lambda: widget._fit_worker is None and widget._fit_queued is None,
+    qtbot.waitUntil(lambda: widget.adapt._fit_worker is None and widget.adapt._fit_queued is None,
                     timeout=60000)  # (the queued fit starts as the stopped one finishes)
     status = widget.status.text()
     assert status.startswith("Adapted model 'a' is better. Threshold 0.49 -> "), status

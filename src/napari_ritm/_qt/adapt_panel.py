@@ -1,6 +1,6 @@
 """Learning from the user's labels: "Fit threshold to my labels" and "Adapt model to my labels".
 
-:class:`AdaptPanel` is a mix-in of :class:`napari_ritm._qt.widget.RITMWidget`. Both take the
+:class:`AdaptPanel` is one of :class:`napari_ritm._qt.widget.RITMWidget`'s panels. Both take the
 objects of the current Labels layer that **Learn from** names. The threshold fit clicks once on
 each (:func:`napari_ritm.evaluation.threshold.fit_threshold`, seconds) and moves the Threshold
 slider to the value that matches them best. The adaptation runs
@@ -18,42 +18,49 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from napari.qt.threading import create_worker
-from qtpy.QtCore import QTimer
-
 from napari_ritm._qt.controls import ADAPT_SCOPES
 from napari_ritm._qt.model_panel import model_key
-from napari_ritm.inference.modes import with_interactive_threads
+from napari_ritm._qt.workers import network_worker, progress_timer
 
 __all__ = ["AdaptPanel"]
 
 
 class AdaptPanel:
-    """Adaptation for the dock widget (a mix-in)."""
+    """The dock's "Adapt model to my labels" and "Fit threshold to my labels" buttons, with
+    the work they start. ``host``: the dock widget, whose session, model, Labels layer, status
+    line, busy bar and threshold slider they use."""
 
-    adapt_options: Any = None  # AdaptOptions; None: the defaults with a 5-minute budget
-    _adapt_worker: Any = None
-    _adapt_stop = False
-    _adapt_progress: tuple[int, int, float, float] = (0, 0, 0.0, 0.0)  # step, total, start,
-    # and when the first training step was done
-    _adapt_budget: float | None = None  # the training's time budget (s)
-    _fit_worker: Any = None
-    _fit_stop = False
-    _fit_progress: tuple[int, int] = (0, 0)
-    _fit_context = ""  # said before the fit's outcome (the adaptation's, when it follows one)
-    _fit_queued: Any = None  # the adapted model's fit, waiting for a fit that is being stopped
+    def __init__(self, host: Any) -> None:
+        self.host = host
+        self.adapt_options: Any = None  # AdaptOptions; None: the defaults, a 5-minute budget
+        self._adapt_worker: Any = None
+        self._adapt_stop = False
+        # step, total, start, and when the first training step was done
+        self._adapt_progress: tuple[int, int, float, float] = (0, 0, 0.0, 0.0)
+        self._adapt_budget: float | None = None  # the training's time budget (s)
+        self._adapt_timer: Any = None
+        self._adapt_text = host.adapt_button.text()
+        self._fit_worker: Any = None
+        self._fit_stop = False
+        self._fit_progress: tuple[int, int] = (0, 0)
+        self._fit_context = ""  # said before the fit's outcome (the adaptation's, if it led)
+        self._fit_queued: Any = None  # the adapted model's fit, waiting for one being stopped
+        self._fit_timer: Any = None
+        self._fit_text = host.fit_button.text()
+        host.adapt_button.clicked.connect(self.adapt_model)
+        host.fit_button.clicked.connect(self.fit_threshold)
 
     def adapt_model(self) -> None:
         """Start adapting the current model to the objects of the Labels layer (or cancel)."""
         if self._adapt_worker is not None:
             self._adapt_stop = True
-            self.say("Stopping the adaptation after the current step...")
+            self.host.say("Stopping the adaptation after the current step...")
             return
-        if self.session is None or self.net is None:
-            self.say("Choose an image and wait for the model before adapting it")
+        if self.host.session is None or self.host.net is None:
+            self.host.say("Choose an image and wait for the model before adapting it")
             return
         if self._fit_worker is not None:
-            self.say("Wait for the threshold fit to finish (seconds) before adapting")
+            self.host.say("Wait for the threshold fit to finish (seconds) before adapting")
             return
         from napari_ritm.training.adapt import AdaptOptions, adapt
 
@@ -61,7 +68,7 @@ class AdaptPanel:
         if samples is None:
             return
         options = self.adapt_options or AdaptOptions(max_seconds=300)
-        source = self.model_name
+        source = self.host.model_name
         started = time.perf_counter()
         self._adapt_stop, self._adapt_progress = False, (0, options.steps, started, started)
         self._adapt_budget = options.max_seconds
@@ -70,20 +77,16 @@ class AdaptPanel:
             first = time.perf_counter() if step == 1 else self._adapt_progress[3]
             self._adapt_progress = (step, total, started, first)
 
-        worker = create_worker(with_interactive_threads(adapt), self.net, samples, options,
-                               on_progress=progress, should_stop=lambda: self._adapt_stop,
-                               _ignore_errors=True)
-        worker.returned.connect(lambda result: self._adapted(result, source, samples))
-        worker.errored.connect(self._adapt_failed)
-        worker.finished.connect(self._adapt_finished)
+        worker = network_worker(adapt, self.host.net, samples, options, on_progress=progress,
+                                should_stop=lambda: self._adapt_stop,
+                                returned=lambda result: self._adapted(result, source, samples),
+                                errored=self._adapt_failed, finished=self._adapt_finished)
         self._adapt_worker = worker
-        self._adapt_timer = QTimer(self)
-        self._adapt_timer.timeout.connect(self._show_adapt_progress)
-        self._adapt_timer.start(250)
-        self.adapt_button.setText("Cancel adaptation")
-        self.set_busy("adapt", True, total=options.steps)
-        self.say(f"Adapting {source} to {self.labels_layer.name!r}: comparing it first on the "
-                 "objects held back...")
+        self._adapt_timer = progress_timer(self.host, self._show_adapt_progress)
+        self.host.adapt_button.setText("Cancel adaptation")
+        self.host.set_busy("adapt", True, total=options.steps)
+        self.host.say(f"Adapting {source} to {self.host.labels_layer.name!r}: comparing it "
+                      "first on the objects held back...")
         worker.start()
 
     def fit_threshold(self) -> None:
@@ -92,12 +95,12 @@ class AdaptPanel:
         if self._fit_worker is not None:
             self._fit_stop = True
             return
-        if self.session is None or self.net is None:
-            self.say("Choose an image and wait for the model before fitting the threshold")
+        if self.host.session is None or self.host.net is None:
+            self.host.say("Choose an image and wait for the model before fitting the threshold")
             return
         if self._adapt_worker is not None:
-            self.say("An adaptation is running: when its model is kept, the threshold is "
-                     "fitted with it")
+            self.host.say("An adaptation is running: when its model is kept, the threshold is "
+                          "fitted with it")
             return
         samples = self._labelled_samples()
         if samples is not None:
@@ -108,35 +111,31 @@ class AdaptPanel:
         said before the outcome."""
         from napari_ritm.evaluation.threshold import fit_threshold
 
-        predictor, info = self.new_predictor()  # its own: the session keeps its image, clicks
+        predictor, info = self.host.new_predictor()  # its own: the session keeps its image, clicks
         how = {"mode": info["mode"], **info["settings"]}
-        model, current = self.model_name, self.threshold_slider.value() / 100
+        model, current = self.host.model_name, self.host.threshold_slider.value() / 100
         self._fit_stop, self._fit_progress, self._fit_context = False, (0, 0), context
 
         def progress(done: int, total: int) -> None:  # (in the worker thread)
             self._fit_progress = (done, total)
 
-        worker = create_worker(with_interactive_threads(fit_threshold), predictor, samples,
-                               current=current, on_progress=progress,
-                               should_stop=lambda: self._fit_stop, _ignore_errors=True)
-        worker.returned.connect(
-            lambda fit: self._threshold_fitted(fit, model, how, info["sha256"]))
-        worker.errored.connect(self._fit_failed)
-        worker.finished.connect(self._fit_finished)
+        worker = network_worker(
+            fit_threshold, predictor, samples, current=current, on_progress=progress,
+            should_stop=lambda: self._fit_stop,
+            returned=lambda fit: self._threshold_fitted(fit, model, how, info["sha256"]),
+            errored=self._fit_failed, finished=self._fit_finished)
         self._fit_worker = worker
-        self._fit_timer = QTimer(self)
-        self._fit_timer.timeout.connect(self._show_fit_progress)
-        self._fit_timer.start(250)
-        self.fit_button.setText("Stop fitting")
-        self.set_busy("threshold", True, total=0)
-        self.say(context + f"Fitting the threshold to {self.labels_layer.name!r}: one click on "
-                 "each object...")
+        self._fit_timer = progress_timer(self.host, self._show_fit_progress)
+        self.host.fit_button.setText("Stop fitting")
+        self.host.set_busy("threshold", True, total=0)
+        self.host.say(context + f"Fitting the threshold to {self.host.labels_layer.name!r}: "
+                      "one click on each object...")
         worker.start()
 
     def _show_fit_progress(self) -> None:
         done, total = self._fit_progress
-        if self._alive and total:
-            self.show_progress("threshold", done, total,
+        if self.host._alive and total:
+            self.host.show_progress("threshold", done, total,
                                f"Fitting the threshold: object {done} of {total}")
 
     def _threshold_fitted(self, fit: Any, model: str | None, how: dict,
@@ -144,13 +143,13 @@ class AdaptPanel:
         """The outcome of a fit made with ``model`` (``how``: its mode and settings; ``sha256``:
         its file's): kept in its card when it can have one, and on the slider while it is
         still the model in use."""
-        if not self._alive:
+        if not self.host._alive:
             return
         self._fit_timer.stop()  # its next tick would overwrite the outcome with progress
         self._fit_progress = (0, 0)  # (and so would a tick already on its way)
 
         def say(text: str) -> None:
-            self.say(self._fit_context + text)
+            self.host.say(self._fit_context + text)
 
         if self._fit_stop:
             say("Fitting stopped: the threshold is unchanged")
@@ -163,9 +162,9 @@ class AdaptPanel:
                     is not None else "")
         except OSError as error:
             kept = f"; could not keep it in the card of {model!r}: {error}"
-        if model != self.model_name:
+        if model != self.host.model_name:
             if model is not None:  # the slider goes to it when that model is chosen again
-                self.model_thresholds[model_key(model)] = fit.threshold
+                self.host.model_thresholds[model_key(model)] = fit.threshold
             say(f"Threshold {fit.threshold:.2f} fits your labels with {model!r}, which is no "
                 f"longer in use (mean IoU after one click {fit.iou:.3f}){kept}")
         elif fit.threshold == fit.current:
@@ -173,23 +172,23 @@ class AdaptPanel:
                 f"mean IoU after one click ({fit.iou:.3f} on {fit.objects} objects) by 0.01 or "
                 f"more{kept}")
         else:
-            self.threshold_slider.setValue(round(fit.threshold * 100))
+            self.host.threshold_slider.setValue(round(fit.threshold * 100))
             say(f"Threshold {fit.current:.2f} -> {fit.threshold:.2f}: mean IoU after one click "
                 f"{fit.iou_current:.3f} -> {fit.iou:.3f} on {fit.objects} of your objects (move "
                 f"the slider back to {fit.current:.2f} to undo){kept}")
 
     def _fit_failed(self, error: BaseException) -> None:
-        if self._alive:
+        if self.host._alive:
             self._fit_timer.stop()
-            self.warn(self._fit_context + f"Fitting the threshold failed: {error}")
+            self.host.warn(self._fit_context + f"Fitting the threshold failed: {error}")
 
     def _fit_finished(self) -> None:
         self._fit_worker, self._fit_context = None, ""
-        if not self._alive:
+        if not self.host._alive:
             return
         self._fit_timer.stop()
-        self.fit_button.setText(self._fit_text)
-        self.set_busy("threshold", False)
+        self.host.fit_button.setText(self._fit_text)
+        self.host.set_busy("threshold", False)
         queued, self._fit_queued = self._fit_queued, None
         if queued is not None:
             queued()
@@ -200,22 +199,22 @@ class AdaptPanel:
         from napari_ritm.training.data import samples_from_planes
 
         only = None
-        if self.adapt_scope_combo.currentText() == ADAPT_SCOPES[1]:  # made in this session
-            only = self.session.committed_objects()
+        if self.host.adapt_scope_combo.currentText() == ADAPT_SCOPES[1]:  # made in this session
+            only = self.host.session.committed_objects()
             if not only:
-                self.say("No object made in this session yet: segment or correct some, or "
-                         "learn from all objects of the layer")
+                self.host.say("No object made in this session yet: segment or correct some, or "
+                              "learn from all objects of the layer")
                 return None
         try:
-            return samples_from_planes(self.session.image, self.labels_layer.data,
-                                       name=self.labels_layer.name, only=only)
+            return samples_from_planes(self.host.session.image, self.host.labels_layer.data,
+                                       name=self.host.labels_layer.name, only=only)
         except ValueError as error:  # e.g. a labelled plane of a constant image
-            self.say(f"Cannot learn from {self.labels_layer.name!r}: {error}")
+            self.host.say(f"Cannot learn from {self.host.labels_layer.name!r}: {error}")
             return None
 
     def _show_adapt_progress(self) -> None:
         step, total, started, first = self._adapt_progress
-        if not self._alive or not step:
+        if not self.host._alive or not step:
             return
         from napari_ritm.training.adapt import time_left
 
@@ -223,21 +222,24 @@ class AdaptPanel:
         when = ("measuring the speed" if left is None else
                 f"about {left / 60:.0f} min left" if left >= 90 else
                 f"about {max(left, 1):.0f} s left")
-        self.show_progress("adapt", step,
+        self.host.show_progress("adapt", step,
                            message=f"Adapting: step {step} of {total}, {when} (you can keep "
                            "clicking)")
 
     def _adapted(self, result: Any, source: str, samples: list) -> None:
-        if not self._alive:
+        if not self.host._alive:
             return
         self._adapt_timer.stop()  # its next tick would overwrite the outcome with progress
         self._adapt_progress = (0, *self._adapt_progress[1:])  # (or one already on its way)
+        if result is None:
+            self.host.say("Adaptation cancelled: the model is unchanged")
+            return
         before, after = result.before, result.after
         figures = (f"NoC@85 {before['val_noc85']:.1f} -> {after['val_noc85']:.1f} on "
                    f"{result.held_objects} held-back objects, {result.steps} steps")
         if not result.improved:
-            self.say(f"The adapted model is no better ({figures}), so it was not kept. "
-                     "Segment or correct more objects and try again.")
+            self.host.say(f"The adapted model is no better ({figures}), so it was not kept. "
+                          "Segment or correct more objects and try again.")
             return
         from napari_ritm.model.user_models import save_user_model, unique_name
 
@@ -245,7 +247,7 @@ class AdaptPanel:
         save_user_model(result.net, name, result.card(source))
         outcome = (f"Adapted model {name!r} is better ({figures}) and now in use; {source!r} "
                    "is one click away in Model")
-        self.load_model(name, message=outcome,
+        self.host.load_model(name, message=outcome,
                         on_loaded=lambda said: self._fit_adapted(said, samples))
 
     def _fit_adapted(self, outcome: str, samples: list) -> None:
@@ -255,24 +257,19 @@ class AdaptPanel:
         if self._fit_worker is not None:
             self._fit_stop = True
             self._fit_queued = lambda: self._fit_adapted(outcome, samples)
-        elif self.session is not None:
+        elif self.host.session is not None:
             self._start_fit(samples, outcome + ". ")
 
     def _adapt_failed(self, error: BaseException) -> None:
-        if not self._alive:
+        if not self.host._alive:
             return
         self._adapt_timer.stop()
-        from napari_ritm.training.adapt import AdaptCancelled
-
-        if isinstance(error, AdaptCancelled):
-            self.say("Adaptation cancelled: the model is unchanged")
-        else:
-            self.warn(f"Adaptation failed: {error}")
+        self.host.warn(f"Adaptation failed: {error}")
 
     def _adapt_finished(self) -> None:
         self._adapt_worker = None
-        if not self._alive:
+        if not self.host._alive:
             return
         self._adapt_timer.stop()
-        self.adapt_button.setText(self._adapt_text)
-        self.set_busy("adapt", False)
+        self.host.adapt_button.setText(self._adapt_text)
+        self.host.set_busy("adapt", False)

@@ -10,12 +10,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from napari.qt.threading import create_worker
 from qtpy.QtCore import QSignalBlocker, Qt
 from qtpy.QtWidgets import QFileDialog
 
 from napari_ritm._qt.controls import CHOOSE_FILE, DEFAULT_THRESHOLD
-from napari_ritm.inference.modes import mode_settings, with_interactive_threads
+from napari_ritm._qt.workers import network_worker
+from napari_ritm.inference.modes import mode_settings
 
 __all__ = ["ModelPanel", "load_networks", "model_key"]
 
@@ -93,12 +93,12 @@ class ModelPanel:
         self._show_model(source)
         self.say(f"Loading model {self.model_label(source)}...")
         self.set_busy("model", True)
-        worker = create_worker(with_interactive_threads(load_networks), source,
-                               _ignore_errors=True)
-        worker.returned.connect(lambda loaded: self._model_loaded(
-            worker, source, *loaded, message=message, on_loaded=on_loaded))
-        worker.errored.connect(lambda error: self._model_failed(worker, source, error))
-        worker.finished.connect(lambda: self._model_worker_finished(worker))
+        worker = network_worker(
+            load_networks, source,
+            returned=lambda loaded: self._model_loaded(worker, source, *loaded, message=message,
+                                                       on_loaded=on_loaded),
+            errored=lambda error: self._model_failed(worker, source, error),
+            finished=lambda: self._model_worker_finished(worker))
         self._model_worker = worker
         worker.start()
 

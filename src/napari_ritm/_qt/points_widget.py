@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from magicgui.widgets import ComboBox, Container, FloatSlider, Label, PushButton, create_widget
 from napari.layers import Image, Labels, Points
-from napari.qt.threading import create_worker
 from napari.utils.notifications import show_info
 
 from napari_ritm._qt.layers import image_source, plane_coords
+from napari_ritm._qt.workers import network_worker
 from napari_ritm.inference.clicks import DEFAULT_THRESHOLD
-from napari_ritm.inference.modes import WIDGET_MODE, with_interactive_threads
+from napari_ritm.inference.modes import WIDGET_MODE
 from napari_ritm.model.user_folder import user_models
 from napari_ritm.model.zoo import REGISTRY
 from napari_ritm.session.editing import check_layers_match
@@ -119,14 +119,13 @@ class ObjectsFromPoints(Container):
             self.say(f"The Points layer {points.name!r} has no points")
             return
         self._stop = False
-        worker = create_worker(
-            with_interactive_threads(_run), self.model_box.value, source, np.asarray(labels.data),
-            where, float(self.threshold_slider.value), lambda: self._stop,
+        worker = network_worker(
+            _run, self.model_box.value, source, np.asarray(labels.data), where,
+            float(self.threshold_slider.value), lambda: self._stop,
             _progress={"total": len(where), "desc": "Objects from points"},
-            _ignore_errors=True)
-        worker.returned.connect(lambda result: self._write(result, labels))
-        worker.errored.connect(lambda error: self.say(f"Objects from points failed: {error}"))
-        worker.finished.connect(self._finished)
+            returned=lambda result: self._write(result, labels),
+            errored=lambda error: self.say(f"Objects from points failed: {error}"),
+            finished=self._finished)
         self.worker = worker
         self.run_button.text = STOP
         self.status.value = f"Segmenting {len(where)} point(s)..."

@@ -11,12 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from napari.qt.threading import create_worker
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QHBoxLayout, QPushButton
 
 from napari_ritm._qt.keys import key_text
-from napari_ritm.inference.modes import with_interactive_threads
+from napari_ritm._qt.workers import network_worker
 from napari_ritm.session.editing import read_plane
 from napari_ritm.session.proofread import Proofreading, check_order
 
@@ -143,12 +142,12 @@ class ProofreadPanel:
         predictor, _ = host.new_predictor()
         reader = session.image.windows(session.key)
         self._stop = False
-        worker = create_worker(with_interactive_threads(check_order), predictor, plane, reader,
-                               threshold=session.threshold, on_progress=self._progress,
-                               should_stop=lambda: self._stop, _ignore_errors=True)
-        worker.returned.connect(lambda checks: self._ordered(session, checks))
-        worker.errored.connect(lambda error: host.warn(f"Checking the labels failed: {error}"))
-        worker.finished.connect(self._check_finished)
+        worker = network_worker(
+            check_order, predictor, plane, reader, threshold=session.threshold,
+            on_progress=self._progress, should_stop=lambda: self._stop,
+            returned=lambda checks: self._ordered(session, checks),
+            errored=lambda error: host.warn(f"Checking the labels failed: {error}"),
+            finished=self._check_finished)
         self._worker, self._done = worker, (0, 0)
         self._timer.start(250)
         self.check_button.setText("Stop checking")

@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from napari.layers import Image, Labels, Points
-from napari.qt.threading import create_worker
 from napari.utils.notifications import show_warning
 
 from napari_ritm._qt.activity import Activity
@@ -30,14 +29,14 @@ from napari_ritm._qt.layers import (
 from napari_ritm._qt.model_panel import ModelPanel
 from napari_ritm._qt.proofread_panel import ProofreadPanel
 from napari_ritm._qt.shortcuts import Shortcuts
-from napari_ritm.inference.modes import with_interactive_threads
+from napari_ritm._qt.workers import network_worker
 from napari_ritm.inference.planes import slice_text
 from napari_ritm.session import Session
 
 if TYPE_CHECKING:
     import napari
 
-class RITMWidget(AdaptPanel, LayerPanel, ModelPanel, RITMControls):
+class RITMWidget(LayerPanel, ModelPanel, RITMControls):
     """Click-based segmentation dock: pick an image and a Labels layer, click, finish.
 
     In: ``napari_viewer``; the image layer (2D/3D/time, gray/RGB/multichannel, any dtype, numpy
@@ -50,6 +49,7 @@ class RITMWidget(AdaptPanel, LayerPanel, ModelPanel, RITMControls):
         self.keys, keys_note = load_keys()
         super().__init__(self.keys)
         self.proofread = ProofreadPanel(self, self.keys)
+        self.adapt = AdaptPanel(self)
         for row in self.proofread.rows():
             self.existing_layout.addLayout(row)
         self._advance_check = False  # a checked label is being finished: show the next then
@@ -97,10 +97,6 @@ class RITMWidget(AdaptPanel, LayerPanel, ModelPanel, RITMControls):
         self.whole_button.clicked.connect(self.whole_object)
         self.stop_button.clicked.connect(self.stop_propagation)
         self.record_button.clicked.connect(self._on_save_record)
-        self.adapt_button.clicked.connect(self.adapt_model)
-        self._adapt_text = self.adapt_button.text()
-        self.fit_button.clicked.connect(self.fit_threshold)
-        self._fit_text = self.fit_button.text()
         self.image_combo.currentTextChanged.connect(self._on_image_chosen)
         self.channel_combo.currentTextChanged.connect(self._on_channel_chosen)
         self.labels_combo.currentTextChanged.connect(lambda _: self._rebuild_session())
@@ -351,10 +347,10 @@ class RITMWidget(AdaptPanel, LayerPanel, ModelPanel, RITMControls):
         self._propagation, self._stopped = run, False
         self.set_busy("propagate", True, total=max(run.total, 1))
         self.stop_button.setEnabled(True)
-        worker = create_worker(with_interactive_threads(run.steps), _ignore_errors=True)
-        worker.yielded.connect(lambda step: self._apply_step(session, step))
-        worker.errored.connect(lambda error: self.warn(f"Propagation failed: {error}"))
-        worker.finished.connect(lambda: self._propagation_finished(session))
+        worker = network_worker(
+            run.steps, yielded=lambda step: self._apply_step(session, step),
+            errored=lambda error: self.warn(f"Propagation failed: {error}"),
+            finished=lambda: self._propagation_finished(session))
         self._worker = worker
         worker.start()
 
@@ -436,10 +432,9 @@ class RITMWidget(AdaptPanel, LayerPanel, ModelPanel, RITMControls):
                 self.proofread.finished_one()
             return
         session = self.session
-        worker = create_worker(with_interactive_threads(job.run), _ignore_errors=True)
-        worker.returned.connect(lambda result: session.complete(job, result))
-        worker.errored.connect(lambda error: session.fail(job, error))
-        worker.finished.connect(self._job_finished)
+        worker = network_worker(job.run, returned=lambda result: session.complete(job, result),
+                                errored=lambda error: session.fail(job, error),
+                                finished=self._job_finished)
         self._worker = worker
         self.set_busy("predict", True)
         worker.start()

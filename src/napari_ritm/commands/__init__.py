@@ -7,6 +7,7 @@ Each public module here defines ``register(subparsers)``, which adds its parser 
 
 
 import argparse
+from pathlib import Path
 
 
 class UsageError(Exception):
@@ -51,3 +52,38 @@ def add_threads_flag(parser: argparse.ArgumentParser, default: int | None = 1,
                      help: str = "torch CPU threads (%(default)s)") -> None:
     """The ``--threads`` flag every command that runs the network has."""
     parser.add_argument("--threads", type=at_least_one, default=default, help=help)
+
+
+def add_command(subparsers: argparse._SubParsersAction, name: str, help: str,
+                description: str) -> argparse.ArgumentParser:
+    """The parser of subcommand ``name``; ``description`` (its module's docstring, say) is
+    shown as written."""
+    return subparsers.add_parser(name, help=help, description=description,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def add_model_flag(parser: argparse.ArgumentParser, flag: str = "--model",
+                   help: str = "the model: a registered name (default: %(default)s) or a "
+                   ".pth checkpoint") -> None:
+    """The flag naming the model a command runs, "default" unless given."""
+    parser.add_argument(flag, default="default", metavar="NAME_OR_PATH", help=help)
+
+
+def add_data_flag(parser: argparse.ArgumentParser,
+                  help: str = "folder with images/ and labels/ (repeat for several)") -> None:
+    """The ``--data DIR`` flag (repeatable, required) of the commands that read labelled sets."""
+    parser.add_argument("--data", action="append", required=True, type=Path, metavar="DIR",
+                        help=help)
+
+
+def add_predictor_flags(parser: argparse.ArgumentParser) -> None:
+    """``--mode`` and ``--no-flip``: how the commands that click predict, as in the widget."""
+    parser.add_argument("--mode", choices=("window", "exact", "fast"), default="window",
+                        help="window (default, as the widget): the first click in a window "
+                        "around it, later clicks zoomed in, same cost on any image size, mirror "
+                        "averaging; exact: the paper's predictor (zoom-in 400 px, flip); fast: "
+                        "exact with a smaller zoom-in, no flip")
+    parser.add_argument("--no-flip", action="store_true",
+                        help="window and exact modes: without the mirror (horizontal-flip) "
+                        "averaging, about 2x faster per click and a little less accurate (as "
+                        "the widget's box unticked)")

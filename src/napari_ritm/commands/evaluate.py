@@ -6,7 +6,8 @@ import json
 import sys
 from pathlib import Path
 
-from napari_ritm.commands import UsageError, add_threads_flag, at_least_one, load_model_or_exit
+from napari_ritm import commands
+from napari_ritm.commands import UsageError, at_least_one, load_model_or_exit
 from napari_ritm.inference.clicks import DEFAULT_THRESHOLD
 
 DESCRIPTION = """\
@@ -20,37 +21,33 @@ seconds per click. A dataset folder holds images/<name>.<png|jpg|tif> and labels
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``evaluate`` subcommand."""
-    p = subparsers.add_parser(
-        "evaluate", help="NoC evaluation of a model or baseline on labelled images",
-        description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter,
+    p = commands.add_command(
+        subparsers, "evaluate", "NoC evaluation of a model or baseline on labelled images",
+        DESCRIPTION,
     )
     p.add_argument("--model", required=True, metavar="NAME_OR_PATH",
                    help="registered model name, checkpoint path, or baseline:random_walker / "
                         "baseline:watershed")
-    p.add_argument("--data", required=True, action="append", type=Path, metavar="DIR",
-                   help="dataset folder (repeat for several); its name labels the results")
-    p.add_argument("--clicks", type=at_least_one, default=20, help="maximum clicks per object (20)")
+    commands.add_data_flag(p, help="dataset folder (repeat for several); its name labels the "
+                           "results")
+    p.add_argument("--clicks", type=at_least_one, default=20,
+                   help="maximum clicks per object (20)")
     p.add_argument("--all-clicks", action="store_true",
                    help="do not stop at IoU 0.90: run every click (for IoU-vs-clicks curves)")
     p.add_argument("--json", type=Path, metavar="OUT", help="write per-object IoUs and metrics")
     p.add_argument("--plot", type=Path, metavar="OUT.png", help="write an IoU-vs-clicks plot")
-    p.add_argument("--mode", choices=("window", "exact", "fast"), default="window",
-                   help="window (default, as the widget): the first click in a window around "
-                        "it, later clicks zoomed in, mirror averaging; exact: the paper's "
-                        "predictor (zoom-in 400 px, flip); fast: smaller zoom-in, no flip "
-                        "(model only)")
-    p.add_argument("--no-flip", action="store_true",
-                   help="window and exact modes: without the mirror (horizontal-flip) "
-                        "averaging, about 2x faster per click")
+    commands.add_predictor_flags(p)
     p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
                    help="probability above which a pixel is object (%(default)s, the paper's "
                         "protocol; `napari-ritm fit-threshold` finds the one for your labels)")
-    add_threads_flag(p, help="torch CPU threads (1: fastest when anything else is running)")
+    commands.add_threads_flag(p, help="torch CPU threads (1: fastest when anything else is "
+                              "running)")
     p.add_argument("--max-objects-per-image", type=at_least_one, metavar="K",
                    help="at most K objects per image file, spread evenly over the ids")
     p.add_argument("--min-area", type=at_least_one, default=1, metavar="A",
                    help="skip objects smaller than A pixels (1)")
-    p.add_argument("--limit", type=at_least_one, metavar="N", help="at most N objects per dataset")
+    p.add_argument("--limit", type=at_least_one, metavar="N",
+                   help="at most N objects per dataset")
     p.add_argument("--split", type=Path, metavar="FILE",
                    help="split file of `napari-ritm train` (e.g. recipes/"
                         "shared_split.json): evaluate only the images it lists for each set")

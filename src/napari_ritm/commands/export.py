@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from napari_ritm import commands
 from napari_ritm.commands import UsageError, load_model_or_exit
 
 
@@ -21,8 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--onnx", required=True, type=Path, metavar="OUT.onnx",
                         help="where to write the ONNX model")
-    parser.add_argument("--model", default="default", metavar="NAME_OR_PATH",
-                        help="registered model name or official-format .pth file (default)")
+    commands.add_model_flag(parser)
     parser.add_argument("--check", action="store_true",
                         help="run the exported file once with ONNX Runtime and compare it with "
                              "torch on a random input")

@@ -11,29 +11,23 @@ import argparse
 import json
 from pathlib import Path
 
-from napari_ritm.commands import (
-    UsageError,
-    add_threads_flag,
-    at_least_one,
-    load_model_or_exit,
-    read_data_folders,
-)
+from napari_ritm import commands
+from napari_ritm.commands import UsageError, at_least_one, load_model_or_exit, read_data_folders
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("finetune", help="adapt a model to your own labelled images",
-                              description=__doc__,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--init", default="default", metavar="NAME_OR_PATH",
-                   help="the model to adapt: a name (default: %(default)s) or a checkpoint")
-    p.add_argument("--data", action="append", required=True, type=Path, metavar="DIR",
-                   help="folder with images/ and labels/ (repeat for several)")
+    p = commands.add_command(subparsers, "finetune",
+                             "adapt a model to your own labelled images", __doc__)
+    commands.add_model_flag(p, "--init", help="the model to adapt: a registered name "
+                            "(default: %(default)s) or a .pth checkpoint")
+    commands.add_data_flag(p)
     where = p.add_mutually_exclusive_group()
     where.add_argument("--out", type=Path, metavar="CKPT",
                        help="write the adapted model here (.pth; its card goes next to it)")
     where.add_argument("--name", help="save it among your models under this name (default: "
                        "<init>-adapted), where the widget's Model box lists it")
-    p.add_argument("--steps", type=at_least_one, default=300, help="training steps (%(default)s)")
+    p.add_argument("--steps", type=at_least_one, default=300,
+                   help="training steps (%(default)s)")
     p.add_argument("--lr", type=float, default=1e-4, help="learning rate (%(default)g)")
     p.add_argument("--minutes", type=float, default=None,
                    help="stop training after this long, keeping what was learnt")
@@ -49,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "keeps what it knew of other images")
     p.add_argument("--keep-anyway", action="store_true",
                    help="write the adapted model even when it is not better")
-    add_threads_flag(p)
+    commands.add_threads_flag(p)
     p.set_defaults(handler=run)
 
 

@@ -14,27 +14,16 @@ import argparse
 import json
 from pathlib import Path
 
-from napari_ritm.commands import (
-    UsageError,
-    add_threads_flag,
-    at_least_one,
-    load_model_or_exit,
-    read_data_folders,
-)
+from napari_ritm import commands
+from napari_ritm.commands import UsageError, at_least_one, load_model_or_exit, read_data_folders
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("fit-threshold", help="the threshold that matches your outlines",
-                              description=__doc__,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default="default", metavar="NAME_OR_PATH",
-                   help="registered model name or checkpoint (default: %(default)s)")
-    p.add_argument("--data", action="append", required=True, type=Path, metavar="DIR",
-                   help="folder with images/ and labels/ (repeat for several)")
-    p.add_argument("--mode", choices=("window", "exact", "fast"), default="window",
-                   help="predictor mode, as in `predict` (default: %(default)s)")
-    p.add_argument("--no-flip", action="store_true",
-                   help="without the mirror averaging (as the widget's box unticked)")
+    p = commands.add_command(subparsers, "fit-threshold",
+                             "the threshold that matches your outlines", __doc__)
+    commands.add_model_flag(p)
+    commands.add_data_flag(p)
+    commands.add_predictor_flags(p)
     p.add_argument("--max-objects", type=at_least_one, default=100, metavar="N",
                    help="at most N objects, spread evenly over all (%(default)s)")
     p.add_argument("--min-area", type=int, default=30, metavar="A",
@@ -45,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="keep the threshold for the model: registered models (default...), "
                    "your own models, and .pth files with a .json card beside them, e.g. from "
                    "`finetune --out`")
-    add_threads_flag(p)
+    commands.add_threads_flag(p)
     p.set_defaults(handler=run)
 
 

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_ritm.commands import UsageError, add_threads_flag, load_model_or_exit
+from napari_ritm import commands
+from napari_ritm.commands import UsageError, load_model_or_exit
 from napari_ritm.inference.clicks import DEFAULT_THRESHOLD
 
 _CLICK = re.compile(r"^\s*([-+0-9.eE]+)\s*,\s*([-+0-9.eE]+)\s*,\s*([+-]|pos|neg)\s*$")
@@ -33,9 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "(background). Repeat in click order, e.g. -c 120,88,+ -c 40,30,-")
     parser.add_argument("--init-mask", type=Path, metavar="MASK",
                         help="existing mask to refine (nonzero = object), same height and width")
-    parser.add_argument("--model", default="default",
-                        help="registered model name or path to a .pth checkpoint "
-                        "(default: %(default)s)")
+    commands.add_model_flag(parser)
     parser.add_argument("--threshold", type=float,
                         help="probability above which a pixel is object (default: the "
                         "threshold fitted to your labels that the model's card records, "
@@ -48,17 +47,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="the plane to segment in a stack: its index along the first axis "
                         "(Z or T), or comma-separated indices of the leading axes of a 4D or "
                         "5D image, e.g. 3,12 for time point 3, slice 12")
-    parser.add_argument("--mode", choices=("window", "exact", "fast"), default="window",
-                        help="window (default, as the widget): the first click in a window "
-                        "around it, later clicks zoomed in, same cost on any image size, mirror "
-                        "averaging; exact: "
-                        "the paper's predictor; fast: exact with a smaller zoom-in, no flip")
+    commands.add_predictor_flags(parser)
     parser.add_argument("--max-size", type=int, metavar="PX",
                         help="exact/fast modes: limit the long side of the network input")
-    parser.add_argument("--no-flip", action="store_true",
-                        help="window and exact modes: skip the mirror (horizontal-flip) "
-                        "averaging, about 2x faster and a little less accurate")
-    add_threads_flag(parser)
+    commands.add_threads_flag(parser)
     parser.add_argument("--output", "-o", type=Path, required=True, metavar="OUT.tif",
                         help="output mask (uint8 TIFF, 0/1)")
     parser.add_argument("--prob", type=Path, metavar="PROB.tif",

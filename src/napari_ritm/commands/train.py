@@ -14,15 +14,15 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-from napari_ritm.commands import UsageError, add_threads_flag, at_least_one, load_model_or_exit
+from napari_ritm import commands
+from napari_ritm.commands import UsageError, at_least_one, load_model_or_exit
 from napari_ritm.model.variants import ARCHITECTURES
 
 
 def register(subparsers) -> None:
     """Add the ``train`` subcommand."""
-    p = subparsers.add_parser("train", help="train a RITM model on labelled image folders",
-                              description=__doc__,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = commands.add_command(subparsers, "train",
+                             "train a RITM model on labelled image folders", __doc__)
     p.add_argument(
         "--model",
         choices=sorted(ARCHITECTURES),
@@ -30,8 +30,7 @@ def register(subparsers) -> None:
         help="architecture (default h18s, or that of --init)",
     )
     p.add_argument("--init", metavar="CKPT", help="start from this checkpoint or registered model")
-    p.add_argument("--data", action="append", required=True, type=Path, metavar="DIR",
-                   help="folder with images/ and labels/ (repeat for several sets)")
+    commands.add_data_flag(p)
     p.add_argument("--out", required=True, type=Path, metavar="CKPT",
                    help="output checkpoint (.pth, official format); metrics and trainer state "
                    "go next to it")
@@ -40,7 +39,7 @@ def register(subparsers) -> None:
     add_option_flags(p, steps_group=length)
     p.add_argument("--device", choices=("cpu", "cuda"), default=None,
                    help="default: cuda when available, else cpu")
-    add_threads_flag(p, default=None, help="torch CPU threads per process")
+    commands.add_threads_flag(p, default=None, help="torch CPU threads per process")
     p.add_argument("--val-split", type=Path, metavar="FILE",
                    help="JSON split file; created from --val-fraction when it does not exist")
     p.add_argument("--val-fraction", type=float, default=None,

@@ -22,7 +22,8 @@ from napari_ritm.inference.clicks import DEFAULT_THRESHOLD
 __all__ = ["THRESHOLDS", "ThresholdFit", "fit_threshold"]
 
 #: the thresholds tried: 0.20 to 0.80 in steps of 0.05, and the evaluation protocol's 0.49
-THRESHOLDS: tuple[float, ...] = tuple(sorted({DEFAULT_THRESHOLD, *np.round(np.arange(0.2, 0.801, 0.05), 2)}))
+THRESHOLDS: tuple[float, ...] = tuple(
+    sorted({DEFAULT_THRESHOLD, *np.round(np.arange(0.2, 0.801, 0.05), 2)}))
 
 
 @dataclass(frozen=True)

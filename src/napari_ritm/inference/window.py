@@ -16,8 +16,9 @@ predictor never looks at more than one window of the image per network pass:
 Every window is resized so that its long side is ``net_size`` (never enlarged more than
 ``net_size / min_crop_size``). The image is read one window at a time through a
 :class:`~napari_ritm.inference.base.PlaneReader`, so a lazy (dask, zarr) plane is never loaded
-whole; probabilities live in the window only (:class:`~napari_ritm.inference.base.LocalProbs`). Window sizes and the growth rule were chosen on the shared
-val sets (benchmarks/window_rule.py).
+whole; probabilities live in the window only (:class:`~napari_ritm.inference.base.LocalProbs`).
+Window sizes and the growth rule were chosen on the shared val sets
+(benchmarks/window_rule.py).
 """
 from __future__ import annotations
 

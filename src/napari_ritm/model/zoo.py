@@ -82,6 +82,24 @@ def _release(name: str, variant: str, size_mib: float, description: str,
 # Sizes of the official files are the release page's rounded figures (16.5 / 38.8 / 119 MB, in
 # MiB), not exact byte counts; the official SHA-256 sums are not published either. Official
 # downloads are therefore checked by loading them as the expected variant (see fetch).
+_OFFICIAL = (  # name, variant, size in MiB, description, label in the widget's Model box
+    ("coco_lvis_h18s_itermask", "h18s_itermask", 16.5,
+     "official HRNet18s IT-M, COCO+LVIS: small and fast",
+     "Photos of everyday objects: small, fast (RITM, download)"),
+    ("coco_lvis_h18_itermask", "h18_itermask", 38.8,
+     "official HRNet18 IT-M, COCO+LVIS: best speed/quality balance",
+     "Photos of everyday objects: balanced (RITM, download)"),
+    ("coco_lvis_h32_itermask", "h32_itermask", 119,
+     "official HRNet32 IT-M, COCO+LVIS: most accurate, slowest",
+     "Photos of everyday objects: most accurate, slow (RITM, download)"),
+    ("sbd_h18_itermask", "h18_itermask", 38.8,
+     "official HRNet18 IT-M, SBD (PASCAL objects only)",
+     "Photos, 20 kinds of objects (RITM on PASCAL, download)"),
+    ("coco_lvis_h18_baseline", "h18_baseline", 38.8,
+     "official HRNet18, COCO+LVIS, without previous-mask input",
+     "Photos, without the mask input (RITM baseline, download)"),
+)
+
 REGISTRY: dict[str, ModelEntry] = {
     entry.name: entry
     for entry in (
@@ -90,21 +108,7 @@ REGISTRY: dict[str, ModelEntry] = {
             "napari-ritm's own model, trained on microscopy and photos; shipped in the package",
             "default.pth", label="Microscopy: nuclei, cells, EM (built in)",
         ),
-        _release("coco_lvis_h18s_itermask", "h18s_itermask", 16.5,
-                 "official HRNet18s IT-M, COCO+LVIS: small and fast",
-                 "Photos of everyday objects: small, fast (RITM, download)"),
-        _release("coco_lvis_h18_itermask", "h18_itermask", 38.8,
-                 "official HRNet18 IT-M, COCO+LVIS: best speed/quality balance",
-                 "Photos of everyday objects: balanced (RITM, download)"),
-        _release("coco_lvis_h32_itermask", "h32_itermask", 119,
-                 "official HRNet32 IT-M, COCO+LVIS: most accurate, slowest",
-                 "Photos of everyday objects: most accurate, slow (RITM, download)"),
-        _release("sbd_h18_itermask", "h18_itermask", 38.8,
-                 "official HRNet18 IT-M, SBD (PASCAL objects only)",
-                 "Photos, 20 kinds of objects (RITM on PASCAL, download)"),
-        _release("coco_lvis_h18_baseline", "h18_baseline", 38.8,
-                 "official HRNet18, COCO+LVIS, without previous-mask input",
-                 "Photos, without the mask input (RITM baseline, download)"),
+        *(_release(*official) for official in _OFFICIAL),
     )
 }
 

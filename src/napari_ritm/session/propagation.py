@@ -154,7 +154,8 @@ class Propagation:
     ``steps()`` yields one :class:`PropagationStep` per plane and stops when ``stop_rule`` (a
     name of :data:`STOP_RULES`) fires on a plane (that plane is not kept), before a plane of
     ``stop_at`` (leading-index keys: planes the user corrected), when the stack ends or
-    :meth:`cancel` is called. ``guide``: one of :data:`GUIDES`. ``stop_reason`` and ``done`` say how it ended.
+    :meth:`cancel` is called. ``guide``: one of :data:`GUIDES`. ``stop_reason`` and ``done``
+    say how it ended.
     """
 
     def __init__(
@@ -262,10 +263,10 @@ class Propagation:
             image = plane.full()[..., 0]
             mask, figures = self._predict(plane, prev, image, prev_image)
             if self.stop_rule(figures):
-                self.stop_reason = (f"the object ended at {slice_text(key)} (there the mask overlaps "
-                                    f"the last one by {figures.iou_prev:.0%}, agrees with a "
-                                    f"fresh prediction by {figures.agreement:.0%}); that slice "
-                                    "was not kept")
+                self.stop_reason = (f"the object ended at {slice_text(key)} (there the mask "
+                                    f"overlaps the last one by {figures.iou_prev:.0%}, agrees "
+                                    f"with a fresh prediction by {figures.agreement:.0%}); that "
+                                    "slice was not kept")
                 return
             self.done += 1
             yield PropagationStep(key, mask, self.done, self.total, self.generation, figures)

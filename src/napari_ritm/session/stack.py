@@ -61,8 +61,9 @@ class StackObjects:
 @dataclass
 class PropagationRun:
     """``propagations``: the engines, run in turn (each with a generation of its own);
-    ``label``: the object's id; ``key``: where it started; ``one_step``: write every plane at the end in one write (a correction; the planes
-    of the label may be replaced up to the next anchor) instead of one write per plane;
+    ``label``: the object's id; ``key``: where it started; ``one_step``: write every plane at
+    the end in one write (a correction; the planes of the label may be replaced up to the next
+    anchor) instead of one write per plane;
     ``kind``: "propagate", "whole" (the whole object) or "correction", for the record.
     ``applied`` / ``written``: steps received / planes written, per engine."""
 

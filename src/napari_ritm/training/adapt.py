@@ -26,15 +26,11 @@ import numpy as np
 
 from napari_ritm.training.data import LabeledImage, read_folder
 
-__all__ = ["AdaptCancelled", "AdaptOptions", "AdaptResult", "adapt", "rehearsal_images",
+__all__ = ["AdaptOptions", "AdaptResult", "adapt", "rehearsal_images",
            "split_objects", "time_left"]
 
 #: the rehearsal images shipped in the package (built by scripts/make_rehearsal_pack.py)
 REHEARSAL_FOLDER = Path(__file__).resolve().parents[1] / "data" / "rehearsal"
-
-
-class AdaptCancelled(Exception):
-    """The user stopped the adaptation; the original model is unchanged."""
 
 
 @dataclass(frozen=True)
@@ -222,13 +218,13 @@ def adapt(
     on_progress: Callable[[int, int, float], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     rehearsal: list[LabeledImage] | None = None,
-) -> AdaptResult:
+) -> AdaptResult | None:
     """Fine-tune a copy of ``net`` (an ``RITMNet``) on the objects of ``samples`` and compare it
     with ``net`` on held-back objects. ``rehearsal``: images of the kind the model was trained
     on, drawn as often as the user's (half of each batch) so that it keeps what it knew; they
     are not scored. ``on_progress(step, steps, loss)`` after each step;
-    ``should_stop()`` True (checked after each step) ends training and raises
-    :class:`AdaptCancelled`; ``options.max_seconds`` ends training and keeps it. Raises
+    ``should_stop()`` True (checked after each step) ends training and returns None: the user
+    cancelled, ``net`` is unchanged; ``options.max_seconds`` ends training and keeps it. Raises
     ValueError when there are too few objects. ``rehearsal`` replaces the shipped rehearsal
     images; with ``options.rehearsal`` False there is none."""
     from napari_ritm.training.options import TrainOptions
@@ -285,7 +281,7 @@ def adapt(
         finally:
             trainer.close()
     if cancelled:
-        raise AdaptCancelled
+        return None
     work.eval().requires_grad_(True)
     _blend(work, net, options.blend)
     after = _score(work, samples, held, options.max_clicks)

@@ -1,8 +1,8 @@
 """Training data: labelled images from folders or arrays, train/val splits, and the torch Dataset.
 
-Folders follow the layout of :mod:`napari_ritm.evaluation.folders` and are read with its readers (uint8 as
-is, other dtypes through ``normalize_image``) and kept as uint8 RGB. 3D stacks are split into
-labelled 2D slices.
+Folders follow the layout of :mod:`napari_ritm.evaluation.folders` and are read with its
+readers (uint8 as is, other dtypes through ``normalize_image``) and kept as uint8 RGB. 3D
+stacks are split into labelled 2D slices.
 A split file is JSON ``{"format": "napari-ritm-split/1", "seed", "val_fraction",
 "sets": {<set>: {"train": [names], "val": [names]}}}``; names are image file stems (with
 ``@z<k>`` for slice k of a stack). A set may also list the two halves of its val images,
@@ -218,12 +218,12 @@ class ClickDataset(torch.utils.data.Dataset):
     Returns ``{"image": (3, h, w) float32 in [0, 1], "points": (2N, 3) float32, "gt": (1, h, w)
     float32 in {0, 1, -1}, "prev": (1, h, w) float32 in [0, 1], "frozen": bool}``: ``prev`` is
     the previous-mask input (zeros, or a guided sample's mask), ``frozen`` keeps it and the
-    clicks through the iterative passes. ``augmenter=None`` means validation: a seeded pad-and-random-crop
-    without other changes, and the same items every epoch. Crops without any object of at least
-    ``min_object_area`` pixels are redrawn (kept with probability ``keep_background_prob``, as in
-    the recipe). ``balance_sets``: pick the set uniformly first, then an image in it;
-    ``set_weights`` (set name -> weight, 1 for the sets not named) makes some sets more or less
-    likely than the others.
+    clicks through the iterative passes. ``augmenter=None`` means validation: a seeded
+    pad-and-random-crop without other changes, and the same items every epoch. Crops without
+    any object of at least ``min_object_area`` pixels are redrawn (kept with probability
+    ``keep_background_prob``, as in the recipe). ``balance_sets``: pick the set uniformly
+    first, then an image in it; ``set_weights`` (set name -> weight, 1 for the sets not named)
+    makes some sets more or less likely than the others.
     ``object_crops``: an :class:`ObjectCropper` replaces the augmenter's random crop: each item
     centres one object of the image (uniformly chosen) at a random size, and that object is the
     target (images without objects fall back to the augmenter).

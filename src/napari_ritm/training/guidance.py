@@ -82,6 +82,7 @@ def corrective_click(
     return int(y), int(x), bool(positive)
 
 
+@dataclass(frozen=True, kw_only=True)
 class GuidanceMix:
     """Draws guided samples for :class:`~napari_ritm.training.data.ClickDataset`.
 
@@ -99,26 +100,19 @@ class GuidanceMix:
     ``()``; returns a :class:`Guidance` or None (a click-loop sample).
     """
 
-    def __init__(
-        self,
-        *,
-        refine_prob: float = 0.25,
-        propagate_prob: float = 0.2,
-        pipeline_prob: float = 0.15,
-        inner_click_prob: float = 0.3,
-        vanish_prob: float = 0.15,
-        frozen_prob: float = 0.75,
-    ) -> None:
-        for name, p in (("refine_prob", refine_prob), ("propagate_prob", propagate_prob),
-                        ("pipeline_prob", pipeline_prob), ("inner_click_prob", inner_click_prob),
-                        ("vanish_prob", vanish_prob), ("frozen_prob", frozen_prob)):
-            if not 0 <= p <= 1:
-                raise ValueError(f"{name} must be in [0, 1], got {p}")
-        if refine_prob + propagate_prob > 1:
+    refine_prob: float = 0.25
+    propagate_prob: float = 0.2
+    pipeline_prob: float = 0.15
+    inner_click_prob: float = 0.3
+    vanish_prob: float = 0.15
+    frozen_prob: float = 0.75
+
+    def __post_init__(self) -> None:
+        for name, value in vars(self).items():
+            if not 0 <= value <= 1:
+                raise ValueError(f"{name} must be in [0, 1], got {value}")
+        if self.refine_prob + self.propagate_prob > 1:
             raise ValueError("refine_prob + propagate_prob must be at most 1")
-        self.refine_prob, self.propagate_prob = refine_prob, propagate_prob
-        self.pipeline_prob, self.inner_click_prob = pipeline_prob, inner_click_prob
-        self.vanish_prob, self.frozen_prob = vanish_prob, frozen_prob
 
     def draw(
         self,

@@ -37,8 +37,9 @@ class ObjectCropper:
     ``cropper(image, labels, boxes, rng)``: image (H, W, 3) uint8, labels (H, W) int ids (or
     (H, W, K): several label planes cut alike, e.g. the neighbouring slices of a stack; the boxes
     are those of the first), boxes from :func:`object_boxes`; returns (image (ch, cw, 3)
-    float32 in [0, 1], labels (ch, cw[, K]) int32, target id). Each crop replays one view of :class:`~napari_ritm.inference.window.
-    WindowPredictor` (``window``: its settings) on a uniformly chosen object of size ``d``:
+    float32 in [0, 1], labels (ch, cw[, K]) int32, target id). Each crop replays one view of
+    :class:`~napari_ritm.inference.window.WindowPredictor` (``window``: its settings) on a
+    uniformly chosen object of size ``d``:
 
     - with probability ``first_view_prob``, a first-click window: the smallest of
       ``first_window * growth**k`` that holds 1.2 ``d`` (or, with ``cut_prob``, one of the up to
