@@ -133,7 +133,11 @@ def test_official_evaluation_loop_with_fake_model(ref_dir, fake_h18s):
             assert len(out.ious) == 20
             np.testing.assert_allclose(out.ious, want_ious, atol=2e-3)
             np.testing.assert_allclose(out.probs, ref[f"{i}_final_probs"], atol=1e-4)
+            # the loop's own IoUs give the reference's NoC and NoF on the full sample
+            ours, theirs = (summarize([ious], max_clicks=20) for ious in (out.ious, want_ious))
+            assert ours == pytest.approx(theirs)
         all_ious.append(want_ious)
+    # and summarize, on the reference's IoUs of every sample, its NoC and NoF
     metrics = summarize(all_ious, max_clicks=20)
     assert [metrics["NoC@80"], metrics["NoC@85"], metrics["NoC@90"]] == list(ref["noc"])
     assert [metrics["NoF@85"], metrics["NoF@90"]] == list(ref["nof"][1:])

@@ -1,6 +1,8 @@
 """The dock widget in a real napari viewer under Xvfb (pytest-xvfb): clicks -> mask -> labels."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from napari.utils._test_utils import read_only_mouse_event
@@ -189,7 +191,32 @@ def test_removing_the_labels_layer_mid_prediction_resets(make_napari_viewer, qtb
     assert widget.session is not None and widget.labels_layer is not labels
 
 
+def test_shortcuts_from_the_users_keys_file(make_napari_viewer, qtbot, tmp_path, monkeypatch):
+    """keys.json replaces an action's keys (here Finish: F instead of N and Enter) and the
+    dock says the shortcuts came from it."""
+    keys = tmp_path / "keys.json"
+    keys.write_text(json.dumps({"finish": "F", "no_such_action": "X"}))
+    monkeypatch.setenv("NAPARI_RITM_KEYS", str(keys))
+    viewer = make_napari_viewer()
+    viewer.add_image(blob_image((40, 40), (5, 35, 5, 35)), name="cells")
+    widget = open_widget(viewer, qtbot, DiskPredictor())
+    from napari.utils.notifications import notification_manager
+
+    told = [n.message for n in notification_manager.records]
+    assert f"shortcuts from {keys} (skipped: no_such_action)" in told
+    assert widget.finish_button.text() == "Finish object [F]"
+    mouse_click(viewer, (20, 20))
+    wait_idle(widget, qtbot)
+    press(viewer, "N")  # no longer Finish
+    assert not widget.labels_layer.data.any()
+    press(viewer, "F")
+    wait_idle(widget, qtbot)
+    assert widget.labels_layer.data[20, 20] == 1
+
+
 def test_refine_and_propagate_through_a_stack(make_napari_viewer, qtbot):
+    from qtpy.QtCore import Qt
+
     viewer = make_napari_viewer()
     stack = np.full((7, 32, 32), 10, np.uint16)
     stack[1:5, 8:24, 8:24] = 3000  # the object lives on slices 1..4
@@ -206,17 +233,19 @@ def test_refine_and_propagate_through_a_stack(make_napari_viewer, qtbot):
     viewer.dims.set_current_step(0, 2)
     assert widget.session.key == (2,)
     labels.selected_label = 5
-    widget.refine_selected()
+    qtbot.mouseClick(widget.refine_selected_button, Qt.MouseButton.LeftButton)
     mouse_click(viewer, (2, 20, 20))
     wait_idle(widget, qtbot)
-    widget.finish()
+    qtbot.mouseClick(widget.finish_button, Qt.MouseButton.LeftButton)
     wait_idle(widget, qtbot)
     assert labels.data[2, 20, 20] == 5 and labels.data[2, 12, 12] == 5
     np.testing.assert_array_equal(labels.data == 9, painted == 9)
 
-    for direction in (1, -1):  # carries label 5, the object finished last
-        widget.propagate(direction)
-        wait_idle(widget, qtbot)
+    press(viewer, "PageUp")  # carries label 5, the object finished last, up the stack
+    wait_idle(widget, qtbot)
+    assert {z for z in range(7) if (labels.data[z] == 5).any()} == {2, 3, 4}
+    qtbot.mouseClick(widget.down_button, Qt.MouseButton.LeftButton)
+    wait_idle(widget, qtbot)
     assert {z for z in range(7) if (labels.data[z] == 5).any()} == {1, 2, 3, 4}
     np.testing.assert_array_equal(labels.data == 9, painted == 9)
     labels.undo()  # each propagated slice is one undo step

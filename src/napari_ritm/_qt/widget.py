@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from napari.layers import Image, Labels, Points
-from napari.utils.notifications import show_warning
+from napari.utils.notifications import show_info, show_warning
 
 from napari_ritm._qt.activity import Activity
 from napari_ritm._qt.adapt_panel import AdaptPanel
@@ -82,8 +82,9 @@ class RITMWidget(LayerPanel, ModelPanel, RITMControls):
         self._bind_viewer()
         self._fill_combos()
         self._rebuild_session()
-        if keys_note:
+        if keys_note:  # (the model's loading takes the status line next: also a notification)
             self.say(keys_note)
+            show_info(keys_note)
         self.load_model("default")
 
     def _connect(self) -> None:
