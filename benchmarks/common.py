@@ -22,6 +22,9 @@ from napari_ritm.model.ritm_net import RITMNet, RITMVariant
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("NAPARI_RITM_SHARED", REPO.parent / "shared"))
 DATA = SHARED / "data"
+#: sets this repository's scripts write: stacks linked from slices, public 3D stacks
+#: (scripts/make_stack_sets.py, scripts/import_stacks.py)
+STACK_DATA = Path(os.environ.get("NAPARI_RITM_STACKS", REPO / "runs" / "data"))
 RESULTS = REPO / "benchmarks" / "results"
 SPLIT = REPO / "recipes" / "shared_split.json"
 #: the official demo's predictor settings, which the reference port runs

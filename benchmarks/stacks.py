@@ -8,9 +8,10 @@ into one labels array; for each, clicks on its largest slice by the NoC clicker 
 Stacks (``--stacks``):
 - ``synthetic:<kind>``: :func:`napari_ritm.evaluation.stacks.synthetic_nuclei` of each kind
   (ellipsoids, irregular, anisotropic), seed 1000 (training used seeds from 0);
-- ``gonuclear``: three confocal crops of Arabidopsis ovule nuclei (GoNuclear; the shared
-  folder ``gonuclear_nuclei3d``, written by scripts/import_stacks.py);
-- ``ovule``: a confocal crop of Arabidopsis ovule cells (PlantSeg; ``ovule_cells3d``);
+- ``gonuclear``: three confocal crops of Arabidopsis ovule nuclei (GoNuclear; the folder
+  ``gonuclear_nuclei3d`` that scripts/import_stacks.py writes into runs/data, or into
+  ``$NAPARI_RITM_STACKS``);
+- ``ovule``: a confocal crop of Arabidopsis ovule cells (PlantSeg; ``ovule_cells3d``, the same);
 - ``isbi_em``: the 20 serial EM sections of ``isbi2012_em`` linked into one stack.
 Objects of at least ``--min-slices`` slices (3) and ``--min-area`` pixels on their largest
 slice (30).
@@ -35,7 +36,7 @@ import time
 
 import numpy as np
 import torch
-from common import DATA, machine
+from common import DATA, STACK_DATA, machine
 from common import RESULTS as RESULTS_DIR
 
 from napari_ritm.evaluation.clicker import Clicker
@@ -65,7 +66,7 @@ def load_stacks(name: str) -> list[tuple[str, np.ndarray, np.ndarray]]:
         return [("isbi_em", image, linked_sections([read_array(q) for _, q in pairs]))]
     folder = {"gonuclear": "gonuclear_nuclei3d", "ovule": "ovule_cells3d"}[name]
     return [(f"{name}-{p.stem}", read_array(p), read_array(q).astype(np.int32))
-            for p, q in image_label_pairs(DATA / folder)]
+            for p, q in image_label_pairs(STACK_DATA / folder)]
 
 
 def objects_of(labels: np.ndarray, min_slices: int, min_area: int, half: str) -> list[int]:
@@ -104,12 +105,12 @@ def run_object(session: Session, labels: np.ndarray, truth: np.ndarray, index: i
     label = session.last_committed
     start = time.perf_counter()
     for direction in (1, -1):
-        prop = session.propagate(direction) if label is not None else None
+        prop = session.stacks.propagate(direction) if label is not None else None
         if prop is None:
             continue
         for step in prop.steps():
-            session.apply_step(step)
-        session.end_propagation()
+            session.stacks.apply_step(step)
+        session.stacks.end()
     seconds = time.perf_counter() - start
     first, last = np.flatnonzero(areas)[[0, -1]]
     got = labels == label if label is not None else np.zeros_like(mine)
@@ -178,7 +179,7 @@ def main() -> int:
             labels = np.zeros(truth.shape, np.uint16)
             session = Session(image, labels, predictor=make_predictor(net, "window"),
                               record_actions=False)
-            session.propagation_guide, session.stop_rule = args.guide, args.stop_rule
+            session.stacks.guide, session.stacks.stop_rule = args.guide, args.stop_rule
             chosen = objects_of(truth, args.min_slices, args.min_area, args.half)
             if args.limit and len(chosen) > args.limit:
                 picks = np.linspace(0, len(chosen) - 1, args.limit).round().astype(int)

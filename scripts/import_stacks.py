@@ -12,7 +12,7 @@ to ``/work/.mirror/kreshuklab+plant-seg/repo``), read with git, nothing checked 
   cell labels.
 
     python scripts/import_stacks.py [--repo /work/.mirror/kreshuklab+plant-seg/repo]
-                                    [--out ../shared/data]
+                                    [--out runs/data]
 
 Needs h5py (``pip install h5py``; the ``benchmarks`` extra has it). Each folder gets a
 README.md with the source and licence.
@@ -63,7 +63,9 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repo", type=Path,
                         default=Path("/work/.mirror/kreshuklab+plant-seg/repo"))
-    parser.add_argument("--out", type=Path, default=ROOT.parent / "shared/data")
+    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "data",
+                        help="where the folders go (default: runs/data, kept out of git, where "
+                        "benchmarks/stacks.py reads them; $NAPARI_RITM_STACKS moves it)")
     args = parser.parse_args()
     for name, spec in SETS.items():
         folder = args.out / name

@@ -206,10 +206,10 @@ def test_objects_made_in_the_session_are_what_adaptation_learns_from():
     session.finish()
     session.run_pending()
     assert session.committed_objects() == {(3,): {8}}
-    prop = session.propagate(1)
+    prop = session.stacks.propagate(1)
     for step in prop.steps():
-        session.apply_step(step)
-    session.end_propagation()
+        session.stacks.apply_step(step)
+    session.stacks.end()
     assert session.committed_objects() == {(3,): {8}, (4,): {8}, (5,): {8}}
     labels.undo()  # napari's undo of the last propagated slice
     session.labels_undone()

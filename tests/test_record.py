@@ -56,12 +56,12 @@ def random_recorded_session(rng, n_ops=80):
         elif op == "slice" and depth > 1:
             session.set_slice((int(rng.integers(depth)),))
         elif op == "propagate" and depth > 1:
-            prop = session.propagate(int(rng.choice([1, -1])))
+            prop = session.stacks.propagate(int(rng.choice([1, -1])))
             if prop is not None:
                 steps = prop.steps()
                 for _, step in zip(range(int(rng.integers(0, 4))), steps):
-                    session.apply_step(step)
-                session.end_propagation(cancelled=bool(rng.random() < 0.5))
+                    session.stacks.apply_step(step)
+                session.stacks.end(cancelled=bool(rng.random() < 0.5))
         elif op == "labels_undo":
             session.labels.undo()
             session.labels_undone()

@@ -263,10 +263,10 @@ def test_propagate_through_a_stack_one_undo_step_per_slice():
     session.run_pending()
     before = labels.data.copy()
     for direction in (1, -1):
-        prop = session.propagate(direction)
+        prop = session.stacks.propagate(direction)
         for step in prop.steps():
-            session.apply_step(step)
-        session.end_propagation()
+            session.stacks.apply_step(step)
+        session.stacks.end()
     assert "cannot be segmented" in messages[-1]
     object_slices = {z for z in range(8) if (labels.data[z] == 1).any()}
     assert object_slices == {2, 3, 4, 5}
@@ -283,10 +283,10 @@ def test_time_series_of_stacks_propagates_along_z_only():
     session.set_slice((1, 2))  # t = 1, z = 2
     session.click(10, 10, True)
     session.run_pending()
-    prop = session.propagate(1)
+    prop = session.stacks.propagate(1)
     for step in prop.steps():
-        session.apply_step(step)
-    session.end_propagation()
+        session.stacks.apply_step(step)
+    session.stacks.end()
     written = {(t, z) for t in range(2) for z in range(5) if labels.data[t, z].any()}
     assert written == {(1, 2), (1, 3)}
 
@@ -298,13 +298,13 @@ def test_changing_slice_during_propagation_keeps_it_going():
     session.click(10, 10, True)
     session.finish()
     session.run_pending()
-    prop = session.propagate(1)
+    prop = session.stacks.propagate(1)
     steps = prop.steps()
-    session.apply_step(next(steps))
+    session.stacks.apply_step(next(steps))
     session.set_slice((4,))  # the user scrolls to watch
     for step in steps:
-        session.apply_step(step)
-    session.end_propagation()
+        session.stacks.apply_step(step)
+    session.stacks.end()
     assert all(labels.data[z, 10, 10] == 1 for z in range(6))
     assert "Propagated label 1 to 5 slice(s)" in messages[-1]
 
@@ -315,13 +315,13 @@ def test_reset_during_propagation_stops_writing():
     session, labels, messages = make_session(image, np.zeros(image.shape, np.uint16))
     session.click(10, 10, True)
     session.run_pending()
-    prop = session.propagate(1)
+    prop = session.stacks.propagate(1)
     steps = prop.steps()
-    session.apply_step(next(steps))
+    session.stacks.apply_step(next(steps))
     written = labels.data.copy()
     session.reset()
     assert list(steps) == []  # cancelled before the next slice
-    session.end_propagation()
+    session.stacks.end()
     np.testing.assert_array_equal(labels.data, written)
     assert not session.busy and "reset" in messages[-1]
 
@@ -386,10 +386,10 @@ def test_propagation_stops_where_the_object_ends(after):
     session.click(30, 30, True)
     session.finish()
     session.run_pending()
-    prop = session.propagate(1)
+    prop = session.stacks.propagate(1)
     for step in prop.steps():
-        session.apply_step(step)
-    session.end_propagation()
+        session.stacks.apply_step(step)
+    session.stacks.end()
     assert {z for z in range(8) if labels.data[z].any()} == {1, 2, 3}
     assert "ended at slice 4 (" in messages[-1]
 
@@ -401,10 +401,10 @@ def _propagated_object():
     session.set_slice((3,))
     session.click(12, 12, True)
     session.run_pending()
-    run = session.propagate_both()  # the whole object: finish here, then up and down
+    run = session.stacks.propagate_both()  # the whole object: finish here, then up and down
     for step in run.steps():
-        session.apply_step(step)
-    session.end_propagation()
+        session.stacks.apply_step(step)
+    session.stacks.end()
     return session, labels, messages
 
 
@@ -417,20 +417,20 @@ def test_the_whole_object_action_propagates_both_ways():
 
 def test_a_correction_on_a_propagated_slice_is_carried_on_in_one_undo_step():
     session, labels, messages = _propagated_object()
-    session.stop_rule = "area<10 or >3x (v1)"  # the fake's grown mask is not the model's
+    session.stacks.stop_rule = "area<10 or >3x (v1)"  # the fake's grown mask is not the model's
     session.set_slice((4,))
     session.click(12, 16, True)  # on the propagated object (a disk of radius 4): corrects it
     assert session.object_id == 1 and "Correcting label 1" in messages[-1]
     session.finish()
     session.run_pending()
     assert labels.data[4, 12, 17] == 1 and labels.data[5, 12, 17] == 0  # grown on slice 4
-    assert session.wants_repropagation
+    assert session.stacks.wants_repropagation
     before = labels.data.copy()
-    run = session.repropagate()
+    run = session.stacks.repropagate()
     for step in run.steps():
-        session.apply_step(step)
+        session.stacks.apply_step(step)
     np.testing.assert_array_equal(labels.data, before)  # written at the end, in one go
-    session.end_propagation()
+    session.stacks.end()
     assert labels.data[5, 12, 17] == 1 and labels.data[5, 12, 12] == 1  # carried up
     assert (labels.data[3] == before[3]).all()  # slice 3 is the user's own: never replaced
     assert "changed slice 5" in messages[-1] and "your own correction" in messages[-1]

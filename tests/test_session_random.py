@@ -129,12 +129,12 @@ def random_episode(rng, n_ops):
         elif op == "finish":
             session.finish()
             session.run_pending()
-            if session.wants_repropagation:  # a corrected propagated slice: carried on
-                run = session.repropagate()
+            if session.stacks.wants_repropagation:  # a corrected propagated slice: carried on
+                run = session.stacks.repropagate()
                 if run is not None:
                     for step in run.steps():
-                        session.apply_step(step)
-                    session.end_propagation()
+                        session.stacks.apply_step(step)
+                    session.stacks.end()
         elif op == "reset":
             session.reset()
         elif op == "refine_at":
@@ -159,18 +159,18 @@ def random_episode(rng, n_ops):
                               overwrite=session.overwrite)
             probs_after_click.clear()
         elif op == "whole":
-            run = session.propagate_both()
+            run = session.stacks.propagate_both()
             if run is not None:
                 for step in run.steps():
-                    session.apply_step(step)
-                session.end_propagation()
+                    session.stacks.apply_step(step)
+                session.stacks.end()
         else:
-            prop = session.propagate(1 if op == "propagate_up" else -1)
+            prop = session.stacks.propagate(1 if op == "propagate_up" else -1)
             if prop is not None:
                 label, start = session.object_id, session.key
                 for step in prop.steps():
-                    session.apply_step(step)
-                session.end_propagation()
+                    session.stacks.apply_step(step)
+                session.stacks.end()
                 if not overwrite:  # its pixels on other slices are never changed
                     for z in range(depth):
                         if (z,) != start and (before[z] == label).any():

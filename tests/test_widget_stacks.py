@@ -15,7 +15,7 @@ def test_whole_object_then_a_correction_carried_through_the_stack(make_napari_vi
     image[2:6, 6:18, 6:18] = 3000  # the object lives on slices 2..5
     viewer.add_image(image, name="stack")
     widget = open_widget(viewer, qtbot, DiskPredictor(radius=4))
-    widget.session.stop_rule = "area<10 or >3x (v1)"  # the fake's masks are not the model's
+    widget.session.stacks.stop_rule = "area<10 or >3x (v1)"  # the fake's masks are not the model's
     labels = widget.labels_layer
     viewer.dims.set_point(0, 3)
     mouse_click(viewer, (3, 12, 12))

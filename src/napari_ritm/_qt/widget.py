@@ -333,12 +333,12 @@ class RITMWidget(LayerPanel, ModelPanel, RITMControls):
     def propagate(self, direction: int) -> None:
         """Carry the current object slice by slice (in the background; Stop cancels)."""
         if self.session is not None and self._worker is None:
-            self._run_propagation(self.session.propagate(direction))
+            self._run_propagation(self.session.stacks.propagate(direction))
 
     def whole_object(self) -> None:
         """Finish the object here and propagate it up, then down (in the background)."""
         if self.session is not None and self._worker is None:
-            self._run_propagation(self.session.propagate_both())
+            self._run_propagation(self.session.stacks.propagate_both())
 
     def _run_propagation(self, run: Any) -> None:
         session = self.session
@@ -364,7 +364,7 @@ class RITMWidget(LayerPanel, ModelPanel, RITMControls):
 
     def _apply_step(self, session: Session, step: Any) -> None:
         if session is self.session:
-            session.apply_step(step)
+            session.stacks.apply_step(step)
             self.show_progress("propagate", step.done)
 
     def _propagation_finished(self, session: Session) -> None:
@@ -373,7 +373,7 @@ class RITMWidget(LayerPanel, ModelPanel, RITMControls):
             return
         self.stop_button.setEnabled(False)
         if session is self.session:
-            session.end_propagation(cancelled=self._stopped)
+            session.stacks.end(cancelled=self._stopped)
         self.set_busy("propagate", False)
         self._pump()
 
@@ -426,8 +426,8 @@ class RITMWidget(LayerPanel, ModelPanel, RITMControls):
         job = self.session.pump() if self.session is not None and self._worker is None else None
         if job is None:
             self.refresh()
-            if self.session is not None and self.session.wants_repropagation:
-                self._run_propagation(self.session.repropagate())  # a corrected plane
+            if self.session is not None and self.session.stacks.wants_repropagation:
+                self._run_propagation(self.session.stacks.repropagate())  # a corrected plane
             elif self._advance_check and self.session is not None and not self.session.busy:
                 self._advance_check = False
                 self.proofread.finished_one()

@@ -8,7 +8,7 @@ guided mask overlaps the previous one too little, the image inside it changed a 
 cell at the same place), or the network is unsure of the guided mask. Rule and thresholds were
 chosen on synthetic stacks with known object ends and on the isbi2012_em serial sections
 (benchmarks/propagation.py). The session writes each plane as one undo step
-(:meth:`napari_ritm.session.Session.apply_step`).
+(:meth:`napari_ritm.session.stack.StackPropagation.apply_step`).
 """
 from __future__ import annotations
 

@@ -117,11 +117,12 @@ def _apply(session: Any, target: ArrayLabels, action: dict, build: Any) -> None:
         session.set_slice(action["key"])
         kind = action.get("kind", "propagate")
         if kind == "whole":
-            run = session.propagate_both()
+            run = session.stacks.propagate_both()
         elif kind == "correction":
-            run = session.repropagate()
+            run = session.stacks.repropagate()
         else:
-            run = session.propagate(action.get("direction", (action.get("directions") or [1])[0]))
+            first = (action.get("directions") or [1])[0]
+            run = session.stacks.propagate(action.get("direction", first))
         if run is not None:
             counts = action["steps"] if isinstance(action["steps"], list) else [action["steps"]]
             done = dict.fromkeys(range(len(run.propagations)), 0)
@@ -132,8 +133,8 @@ def _apply(session: Any, target: ArrayLabels, action: dict, build: Any) -> None:
                     run.propagations[index].finish("as recorded")
                     continue
                 done[index] += 1
-                session.apply_step(step)
-            session.end_propagation(cancelled=action["cancelled"])
+                session.stacks.apply_step(step)
+            session.stacks.end(cancelled=action["cancelled"])
     elif op in ("split", "merge", "delete"):
         if op == "split":
             session.set_slice(action["key"])

@@ -35,10 +35,9 @@ from napari_ritm.session.editing import (
     read_plane,
 )
 from napari_ritm.session.jobs import JobResult, PredictJob
-from napari_ritm.session.propagation import STOP_RULE, Propagation, PropagationStep
 from napari_ritm.session.queue import ActionQueue
 from napari_ritm.session.record import ArrayLabels, fingerprint, new_record
-from napari_ritm.session.stack import PropagationRun, StackObjects
+from napari_ritm.session.stack import StackPropagation
 
 __all__ = ["Session"]
 
@@ -93,16 +92,11 @@ class Session:
         self._key: tuple[int, ...] = (0,) * (len(image.shape) - 2)
         self.queue = ActionQueue()
         self.current = CurrentObject()
-        self.stack: PropagationRun | None = None
-        self._objects = StackObjects()  # per object: the planes segmented and propagated
-        self._corrected: tuple[int, tuple[int, ...]] | None = None  # a fixed propagated plane
-        self.propagation_guide = "click"  # how a plane's mask guides the next (GUIDES)
-        self.stop_rule = STOP_RULE  # where propagation decides an object has ended (STOP_RULES)
-        self._propagations = 0  # numbers each propagation, so late steps of an old one are ignored
+        self.stacks = StackPropagation(self)  # Propagate, the whole object, corrections
         self._plane_cache: tuple[Any, Any] | None = None  # (slice and limits, its plane reader)
         self._predictor_holds: tuple[Any, Any] | None = None  # (predictor, the plane it has)
-        self._log("threshold", value=self.threshold)
-        self._log("overwrite", value=self.overwrite)
+        self.log("threshold", value=self.threshold)
+        self.log("overwrite", value=self.overwrite)
         if predictor is not None:
             self.set_predictor(predictor)
 
@@ -160,7 +154,7 @@ class Session:
     @property
     def busy(self) -> bool:
         """A prediction or a propagation is running, or operations are queued."""
-        return bool(self.queue) or self.stack is not None
+        return bool(self.queue) or self.stacks.run is not None
 
     # -- settings ----------------------------------------------------------------------------
 
@@ -170,12 +164,12 @@ class Session:
         self.threshold = float(threshold)
         if self.predictor is not None:
             self.predictor.follow_threshold(self.threshold)
-        self._log("threshold", value=self.threshold)
+        self.log("threshold", value=self.threshold)
 
     def set_overwrite(self, on: bool) -> None:
         """Whether objects may take pixels of other labels from now on."""
         self.overwrite = bool(on)
-        self._log("overwrite", value=self.overwrite)
+        self.log("overwrite", value=self.overwrite)
 
     def set_predictor(self, predictor: ClickPredictor | None, info: dict | None = None) -> None:
         """Use ``predictor`` from the next click on (model, mode or settings changed). ``info``
@@ -187,13 +181,13 @@ class Session:
         if predictor is not None:
             predictor.follow_threshold(self.threshold)
         info = info or getattr(predictor, "info", None) or {"model": None}
-        self._log("predictor", **info)
+        self.log("predictor", **info)
 
     def set_contrast_limits(self, limits: tuple[float, float] | None) -> None:
         """The image's display range changed: the next click normalises with it."""
         limits = None if limits is None else (float(limits[0]), float(limits[1]))
         self.image = replace(self.image, contrast_limits=limits)
-        self._log("contrast", value=limits)
+        self.log("contrast", value=limits)
 
     def save_record(self, path: str | Path) -> None:
         """Write the record of this session (JSON) to ``path``."""
@@ -214,13 +208,13 @@ class Session:
     def labels_undone(self) -> None:
         """The labels layer's last change was undone (napari's undo, e.g. the newest commit)."""
         self._commits.undone()
-        self._log("labels_undo")
+        self.log("labels_undo")
         self._say("")
 
     def labels_redone(self) -> None:
         """The labels layer redid its last undone change (napari's redo)."""
         self._commits.redone()
-        self._log("labels_redo")
+        self.log("labels_redo")
 
     # -- user actions ------------------------------------------------------------------------
 
@@ -231,14 +225,15 @@ class Session:
         if not (0 <= row < h and 0 <= col < w):
             self._say(f"Click at ({y:.1f}, {x:.1f}) is outside the {h}x{w} image: ignored")
             return False
-        if self.stack is not None:
+        if self.stacks.run is not None:
             self._say("Propagation is running: stop it before clicking")
             return False
         if not self.clicks and self.current.object_id is None and self._key:
             under = int(read_plane(self.labels, self._key)[row, col])
-            if under and under == self._objects.last and self._objects.is_propagated(
+            objects = self.stacks.objects
+            if under and under == objects.last and objects.is_propagated(
                     under, self._key):  # a plane of the object just propagated: correct it
-                self._continue(under)
+                self.continue_object(under)
                 self.current.correcting = True
                 self._say(f"Correcting label {under} on {slice_text(self._key)}: Finish "
                           "propagates the correction")
@@ -261,10 +256,10 @@ class Session:
     def reset(self, message: str = "Object reset: its clicks were discarded") -> None:
         """Drop the current object's uncommitted clicks and preview now (running work too)."""
         self.queue.cancel()
-        if self.stack is not None:
-            self.stack.cancel()
+        if self.stacks.run is not None:
+            self.stacks.run.cancel()
         self.current = CurrentObject()
-        self._log("reset")
+        self.log("reset")
         self._say(message)
 
     def set_slice(self, key: Sequence[int]) -> None:
@@ -280,14 +275,14 @@ class Session:
         if dropped:
             self._say(f"{dropped} click(s) still waiting for the model were dropped: "
                       "the slice changed")
-        if self.current.clicks and not self._commit_here():
+        if self.current.clicks and not self.commit_preview():
             self._say(f"{self.last_message}; the object on {slice_text(self._key)} was discarded")
         object_id = self.current.object_id
         self._key = key
-        self._log("slice", key=list(key))
+        self.log("slice", key=list(key))
         self.current = CurrentObject()
         if object_id is not None:
-            self._continue(object_id)
+            self.continue_object(object_id)
 
     def refine(self, label: int) -> bool:
         """Start editing existing ``label`` on this plane: its mask becomes the initial mask."""
@@ -298,9 +293,9 @@ class Session:
         if self.busy or self.current.clicks:
             self._say("Finish or reset the current object before refining another label")
             return False
-        self._continue(label)
-        self.current.correcting = self._objects.is_propagated(label, self._key)
-        self._log("refine", key=list(self._key), label=label)
+        self.continue_object(label)
+        self.current.correcting = self.stacks.objects.is_propagated(label, self._key)
+        self.log("refine", key=list(self._key), label=label)
         found = self.current.initial is not None
         self._say(f"Refining label {label}" + ("" if found else " (no pixels on this slice yet)"))
         return True
@@ -322,7 +317,7 @@ class Session:
         None when the queue is empty, a job is running, or no predictor is loaded yet.
         """
         queue = self.queue
-        if queue.running is not None or self.stack is not None:
+        if queue.running is not None or self.stacks.run is not None:
             return None
         while queue.pending:
             kind, click = queue.pending[0]
@@ -335,7 +330,7 @@ class Session:
             queue.pending.popleft()
             if kind == "undo":
                 if self.current.undo():
-                    self._log("undo")
+                    self.log("undo")
             else:
                 self._finish_now()
         return None
@@ -349,7 +344,7 @@ class Session:
         self._predictor_holds = (job.predictor, cache_key)
         click = job.clicks[-1]
         self.current.apply(click, result.probs, result.state, job.predictor)
-        self._log("click", key=list(job.key), y=click.y, x=click.x, positive=click.positive)
+        self.log("click", key=list(job.key), y=click.y, x=click.x, positive=click.positive)
 
     def fail(self, job: PredictJob, error: BaseException) -> None:
         """A job raised: reset the object cleanly and tell the user why."""
@@ -380,109 +375,6 @@ class Session:
             prev_mask=prev_mask, generation=self.queue.generation,
         )
 
-    # -- propagation through a stack -----------------------------------------------------------
-
-    def propagate(self, direction: int) -> PropagationRun | None:
-        """Carry the object to the next planes along the last stack axis (``direction`` +1/-1).
-
-        The object is the current one (its preview here is committed first) or, when none is in
-        progress, the one finished last. Returns a :class:`PropagationRun` whose ``steps()``
-        the caller runs (a worker thread may), passing each step to :meth:`apply_step` and
-        finally calling :meth:`end_propagation`; None (with a message) when there is nothing
-        to carry. Each plane is one undo step.
-        """
-        return self._start_run((direction,), "propagate")
-
-    def propagate_both(self) -> PropagationRun | None:
-        """The whole object: commit it on this plane and propagate it up, then down."""
-        return self._start_run((1, -1), "whole")
-
-    @property
-    def wants_repropagation(self) -> bool:
-        """The user corrected a propagated plane: :meth:`repropagate` carries the correction."""
-        return self._corrected is not None and not self.busy
-
-    def repropagate(self) -> PropagationRun | None:
-        """Propagate the corrected object again from the plane the user fixed, both ways, up to
-        the next plane the user segmented (or the object's end), replacing its propagated
-        pixels; all of it is one undo step (written at :meth:`end_propagation`)."""
-        if self._corrected is None:
-            return None
-        label, key = self._corrected
-        self._corrected = None
-        if key != self._key:
-            return None
-        return self._start_run((1, -1), "correction", label=label)
-
-    def apply_step(self, step: PropagationStep) -> None:
-        """Write one propagated plane (one undo step in the labels layer; a correction keeps it
-        for the end). The user may change slices meanwhile; steps of a cancelled or finished
-        propagation are ignored."""
-        if self.stack is None:
-            return
-        changed = self.stack.apply(step, self.labels, overwrite=self.overwrite,
-                                   labels_name=self.labels_name)
-        if changed:  # one undo step of the labels layer, like a commit
-            self._commits.add(self.stack.label, step.key)
-            self._objects.written(self.stack.label, step.key)
-
-    def end_propagation(self, *, cancelled: bool = False) -> None:
-        """The propagation ended (finished, stopped or failed): report it and accept clicks."""
-        run, self.stack = self.stack, None
-        if run is None or (run.cancelled and not cancelled):  # reset: reported already
-            return
-        extra = ""
-        if run.one_step and not cancelled:
-            changed = run.flush(self.labels, overwrite=self.overwrite,
-                                labels_name=self.labels_name)
-            for key in changed:
-                self._objects.written(run.label, key)
-            if changed:
-                self._commits.add(run.label, run.key)
-                extra = "; changed " + ", ".join(slice_text(k) for k in sorted(changed))
-        self._log("propagate", key=list(run.key), kind=run.kind,
-                  directions=[p.direction for p in run.propagations], steps=run.applied,
-                  cancelled=cancelled)
-        self.current = CurrentObject()  # the propagated object is done: a click starts another
-        self._say(run.report(cancelled) + extra)
-
-    def _start_run(self, directions: tuple[int, ...], kind: str,
-                   label: int | None = None) -> PropagationRun | None:
-        if not self._key:
-            self._say("Propagate needs a stack (3D or time series)")
-            return None
-        if self.busy:
-            self._say("Wait for the running prediction before propagating")
-            return None
-        if self.predictor is None:
-            self._say("No model loaded yet")
-            return None
-        if self.current.clicks and not self._commit_here():
-            return None
-        if label is None:
-            label = self.current.object_id
-            label = label if label is not None else self.last_committed
-        if label is None:
-            self._say("Nothing to propagate: segment an object (or refine a label) first")
-            return None
-        start = read_plane(self.labels, self._key) == label
-        if not start.any():
-            self._say(f"Label {label} has no pixels on this slice: nothing to propagate")
-            return None
-        self._continue(label)
-        self._predictor_holds = None
-        stop_at = self._objects.anchors_except(label, self._key) if kind == "correction" else ()
-        engines = []
-        for direction in directions:
-            self._propagations += 1
-            engines.append(Propagation(
-                self.predictor, self.image, self._key, start, direction,
-                threshold=self.threshold, stop_rule=self.stop_rule, guide=self.propagation_guide,
-                stop_at=frozenset(stop_at), generation=self._propagations))
-        self.stack = PropagationRun(engines, label, self._key, one_step=kind == "correction",
-                                    kind=kind)
-        return self.stack
-
     # -- for the actions built on the session (proofreading) -----------------------------------
 
     def note_write(self, label: int, key: tuple[int, ...]) -> None:
@@ -502,21 +394,24 @@ class Session:
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _log(self, op: str, **fields: Any) -> None:
-        self.log(op, **fields)
-
     def _say(self, message: str) -> None:
         self.last_message = message
         if message and self._notify is not None:
             self._notify(message)
 
-    def _continue(self, label: int) -> None:
+    def continue_object(self, label: int) -> None:
         """Continue object ``label`` on this plane: its pixels here are the initial mask."""
         mine = read_plane(self.labels, self._key) == label
         self.current = CurrentObject(label, as_local(mine.astype(np.float32), self.plane_shape))
 
-    def _commit_here(self) -> bool:
-        """Write the preview on this plane under the object's id (allocated if new)."""
+    def predictor_image_changed(self) -> None:
+        """Something else (a propagation) gave the predictor other images: the next click
+        sets this plane's image again."""
+        self._predictor_holds = None
+
+    def commit_preview(self) -> bool:
+        """Write the preview on this plane under the object's id (allocated if new); False,
+        having said why, when it could not be written."""
         mask = self.preview
         if mask is None:
             return True
@@ -532,7 +427,7 @@ class Session:
             self._say(f"Not committed: {error}")
             return False
         self.current.object_id = self.last_committed = label
-        self._objects.segmented(label, self._key)
+        self.stacks.objects.segmented(label, self._key)
         if changed:
             self._commits.add(label, self._key)
         where = f" on {slice_text(self._key)}" if self._key else ""
@@ -540,9 +435,9 @@ class Session:
         return True
 
     def _finish_now(self) -> None:
-        self._log("finish")
-        if self.current.clicks and not self._commit_here():
+        self.log("finish")
+        if self.current.clicks and not self.commit_preview():
             return  # keep the object: the user can fix the labels dtype and finish again
         if self.current.correcting and self.current.clicks:
-            self._corrected = (self.current.object_id, self._key)
+            self.stacks.corrected(self.current.object_id, self._key)
         self.current = CurrentObject()

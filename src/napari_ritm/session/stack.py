@@ -7,16 +7,20 @@ writes the planes they yield into the labels with the commit policy of
 (``one_step``), every plane at the end in one write, so that one undo takes the whole
 correction back. :class:`StackObjects` remembers, per object, the planes the user segmented
 (anchors) and those propagation wrote: a click on a propagated plane corrects it, and the
-object is then propagated again from there up to the next anchor.
+object is then propagated again from there up to the next anchor. :class:`StackPropagation`
+is the session's side of it: what Propagate, the whole object and a correction start, and how
+their planes are written and reported.
 """
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
 from napari_ritm.inference.planes import slice_text
+from napari_ritm.session.current import CurrentObject
 from napari_ritm.session.editing import (
     LabelsLike,
     check_label_fits,
@@ -24,9 +28,9 @@ from napari_ritm.session.editing import (
     plan_commit,
     read_plane,
 )
-from napari_ritm.session.propagation import Propagation, PropagationStep
+from napari_ritm.session.propagation import STOP_RULE, Propagation, PropagationStep
 
-__all__ = ["PropagationRun", "StackObjects"]
+__all__ = ["PropagationRun", "StackObjects", "StackPropagation"]
 
 Key = tuple[int, ...]
 
@@ -166,3 +170,130 @@ class PropagationRun:
             how = "stopped by you" if cancelled else prop.stop_reason
             parts.append(f"{written} slice(s) {way} ({how})")
         return f"Propagated label {self.label}: " + "; ".join(parts)
+
+
+class StackPropagation:
+    """Propagation through the stack of ``session`` (a
+    :class:`~napari_ritm.session.session.Session`, which owns one as ``session.stacks``).
+
+    ``run``: the :class:`PropagationRun` in progress or None; ``objects``: the
+    :class:`StackObjects`; ``guide``: how a plane's mask guides the next (one of
+    :data:`~napari_ritm.session.propagation.GUIDES`); ``stop_rule``: where propagation decides
+    an object has ended (a name of :data:`~napari_ritm.session.propagation.STOP_RULES`).
+    """
+
+    def __init__(self, session: Any) -> None:  # (a Session: session.py imports this module)
+        self.session = session
+        self.run: PropagationRun | None = None
+        self.objects = StackObjects()
+        self.guide = "click"
+        self.stop_rule = STOP_RULE
+        self._corrected: tuple[int, Key] | None = None  # a propagated plane the user fixed
+        self._generation = 0  # numbers each engine, so late steps of an old one are ignored
+
+    def propagate(self, direction: int) -> PropagationRun | None:
+        """Carry the object to the next planes along the last stack axis (``direction`` +1/-1).
+
+        The object is the current one (its preview here is committed first) or, when none is in
+        progress, the one finished last. Returns a :class:`PropagationRun` whose ``steps()``
+        the caller runs (a worker thread may), passing each step to :meth:`apply_step` and
+        finally calling :meth:`end`; None (with a message) when there is nothing to carry.
+        Each plane is one undo step.
+        """
+        return self._start((direction,), "propagate")
+
+    def propagate_both(self) -> PropagationRun | None:
+        """The whole object: commit it on this plane and propagate it up, then down."""
+        return self._start((1, -1), "whole")
+
+    def corrected(self, label: int, key: Key) -> None:
+        """The user finished a correction of propagated object ``label`` on plane ``key``."""
+        self._corrected = (label, key)
+
+    @property
+    def wants_repropagation(self) -> bool:
+        """The user corrected a propagated plane: :meth:`repropagate` carries the correction."""
+        return self._corrected is not None and not self.session.busy
+
+    def repropagate(self) -> PropagationRun | None:
+        """Propagate the corrected object again from the plane the user fixed, both ways, up to
+        the next plane the user segmented (or the object's end), replacing its propagated
+        pixels; all of it is one undo step (written at :meth:`end`)."""
+        if self._corrected is None:
+            return None
+        label, key = self._corrected
+        self._corrected = None
+        if key != self.session.key:
+            return None
+        return self._start((1, -1), "correction", label=label)
+
+    def apply_step(self, step: PropagationStep) -> None:
+        """Write one propagated plane (one undo step in the labels layer; a correction keeps it
+        for the end). The user may change slices meanwhile; steps of a cancelled or finished
+        propagation are ignored."""
+        session, run = self.session, self.run
+        if run is None:
+            return
+        if run.apply(step, session.labels, overwrite=session.overwrite,
+                     labels_name=session.labels_name):  # one undo step, like a commit
+            session.note_write(run.label, step.key)
+            self.objects.written(run.label, step.key)
+
+    def end(self, *, cancelled: bool = False) -> None:
+        """The propagation ended (finished, stopped or failed): report it and accept clicks."""
+        session, (run, self.run) = self.session, (self.run, None)
+        if run is None or (run.cancelled and not cancelled):  # reset: reported already
+            return
+        extra = ""
+        if run.one_step and not cancelled:
+            changed = run.flush(session.labels, overwrite=session.overwrite,
+                                labels_name=session.labels_name)
+            for key in changed:
+                self.objects.written(run.label, key)
+            if changed:
+                session.note_write(run.label, run.key)
+                extra = "; changed " + ", ".join(slice_text(k) for k in sorted(changed))
+        session.log("propagate", key=list(run.key), kind=run.kind,
+                    directions=[p.direction for p in run.propagations], steps=run.applied,
+                    cancelled=cancelled)
+        session.current = CurrentObject()  # the propagated object is done: a click starts another
+        session.tell(run.report(cancelled) + extra)
+
+    def _start(self, directions: tuple[int, ...], kind: str,
+               label: int | None = None) -> PropagationRun | None:
+        session = self.session
+        key = session.key
+        if not key:
+            session.tell("Propagate needs a stack (3D or time series)")
+            return None
+        if session.busy:
+            session.tell("Wait for the running prediction before propagating")
+            return None
+        if session.predictor is None:
+            session.tell("No model loaded yet")
+            return None
+        if session.current.clicks and not session.commit_preview():
+            return None
+        if label is None:
+            label = session.current.object_id
+            label = label if label is not None else session.last_committed
+        if label is None:
+            session.tell("Nothing to propagate: segment an object (or refine a label) first")
+            return None
+        start = read_plane(session.labels, key) == label
+        if not start.any():
+            session.tell(f"Label {label} has no pixels on this slice: nothing to propagate")
+            return None
+        session.continue_object(label)
+        session.predictor_image_changed()
+        stop_at = self.objects.anchors_except(label, key) if kind == "correction" else ()
+        engines = []
+        for direction in directions:
+            self._generation += 1
+            engines.append(Propagation(
+                session.predictor, session.image, key, start, direction,
+                threshold=session.threshold, stop_rule=self.stop_rule, guide=self.guide,
+                stop_at=frozenset(stop_at), generation=self._generation))
+        self.run = PropagationRun(engines, label, key, one_step=kind == "correction",
+                                  kind=kind)
+        return self.run
