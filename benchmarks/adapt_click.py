@@ -62,17 +62,17 @@ def run(args) -> dict:
     widget.reset_button.click()
 
     phases = {"alone": time_clicks(app, viewer, widget, centres)}
-    widget.adapt_options = AdaptOptions(steps=100000, max_seconds=3600)
+    widget.adapt.adapt_options = AdaptOptions(steps=100000, max_seconds=3600)
     widget.adapt_button.click()
-    while widget._adapt_progress[0] < 1:  # past the first comparison: training is running
+    while widget.adapt._adapt_progress[0] < 1:  # past the first comparison: training is running
         app.processEvents()
         time.sleep(0.01)
-    start, first_step = time.perf_counter(), widget._adapt_progress[0]
+    start, first_step = time.perf_counter(), widget.adapt._adapt_progress[0]
     phases["adapting"] = time_clicks(app, viewer, widget, centres)
     adapting_for = time.perf_counter() - start
-    steps = widget._adapt_progress[0] - first_step
+    steps = widget.adapt._adapt_progress[0] - first_step
     widget.adapt_button.click()  # cancel
-    while widget._adapt_worker is not None:
+    while widget.adapt._adapt_worker is not None:
         app.processEvents()
         time.sleep(0.01)
     phases["alone again"] = time_clicks(app, viewer, widget, centres)

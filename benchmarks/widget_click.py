@@ -63,6 +63,23 @@ def wait_idle(app, widget, timeout=600.0):
     app.processEvents()
 
 
+def open_widget(image, model: str = "default"):
+    """A shown napari viewer with ``image`` and the dock widget using ``model``, idle:
+    (viewer, the Qt application, the widget)."""
+    import napari
+    from qtpy.QtWidgets import QApplication
+
+    viewer = napari.Viewer(show=True)
+    app = QApplication.instance()
+    viewer.add_image(image, name="image")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-ritm", "RITM segmentation")
+    wait_idle(app, widget)
+    if model != "default":
+        widget.load_model(model)
+        wait_idle(app, widget)
+    return viewer, app, widget
+
+
 class Clock:
     """Seconds spent in the network's forward passes and in the predictor, per click."""
 
@@ -147,7 +164,6 @@ def time_clicks(viewer, app, widget, centres, clock) -> dict:
 def run(args) -> dict:
     import napari
     import torch
-    from qtpy.QtWidgets import QApplication
     from skimage import filters, measure
 
     from napari_ritm._qt import widget as _widget
@@ -156,10 +172,9 @@ def run(args) -> dict:
     from napari_ritm.model.precision import cpu_has_native_bf16
 
     if args.as_before:  # every worker thread at torch's default thread count, model loading's too
-        from napari_ritm._qt import adapt_panel, model_panel, proofread_panel
+        from napari_ritm._qt import workers
 
-        for module in (_widget, model_panel, adapt_panel, proofread_panel):
-            module.with_interactive_threads = lambda function: function
+        workers.with_interactive_threads = lambda function: function
     tile = nuclei2d()[0][0]
     regions = measure.regionprops(measure.label(tile > filters.threshold_otsu(tile)))
     regions = sorted(regions, key=lambda r: r.area, reverse=True)[: args.objects]
@@ -169,11 +184,7 @@ def run(args) -> dict:
     out = {}
     for size in args.sizes:
         image = np.tile(tile, (size // tile.shape[0], size // tile.shape[1]))
-        viewer = napari.Viewer(show=True)
-        app = QApplication.instance()
-        viewer.add_image(image, name=f"nuclei {size}")
-        _, widget = viewer.window.add_plugin_dock_widget("napari-ritm", "RITM segmentation")
-        wait_idle(app, widget)
+        viewer, app, widget = open_widget(image)
         for load in (False, True):
             spinner = subprocess.Popen([sys.executable, "-c", SPIN]) if load else None
             try:
