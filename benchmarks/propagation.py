@@ -14,6 +14,7 @@ past the ends of one object.
 
     python benchmarks/propagation.py [--model default] [--guide click|mask] [--half select]
                                      [--past 6] [--tag NAME] [--records FILE.json]
+    python benchmarks/propagation.py --markdown --tag NAME [--rules RULE ...]
 
 Writes benchmarks/results/propagation_<half>.json (one entry per tag).
 """
@@ -87,6 +88,25 @@ def apply_rule(rule, trajectories: list[dict]) -> dict:
             "most_past_end": int(over_a.max()), "slices_past_end": int(over_a.sum())}
 
 
+def markdown_table(run: dict, rules: list[str] | None = None) -> str:
+    """A run of the results file as a table: one row per rule (``rules``: these only), per
+    stack kind "3D IoU, slices missed, share of objects with no slice past an end, most
+    slices past an end of one object"."""
+    kinds = list(next(iter(run["rules"].values())))
+    objects = {kind: next(iter(run["rules"].values()))[kind]["objects"] for kind in kinds}
+    lines = ["| rule | " + " | ".join(f"{kind} ({objects[kind]})" for kind in kinds) + " |",
+             "|---|" + "---|" * len(kinds)]
+    for name, figures in run["rules"].items():
+        if rules and name not in rules:
+            continue
+        cells = [f"{f['iou_3d']:.2f}, {f['missed_per_object']:.1f} missed, "
+                 f"{f['no_slice_past_end']:.0%} none past, most {f['most_past_end']}"
+                 for f in (figures[kind] for kind in kinds)]
+        shown = f"**{name} (used)**" if name == run["session_rule"] else name
+        lines.append(f"| {shown} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="default")
@@ -98,7 +118,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tag", default="")
     parser.add_argument("--records", help="also write every step's figures to this JSON file "
                         "(to try new rules without the network)")
+    parser.add_argument("--markdown", action="store_true", help="only print the run --tag of "
+                        "the results file as a markdown table (for docs/)")
+    parser.add_argument("--rules", nargs="+", help="with --markdown: these rules only")
     args = parser.parse_args(argv)
+    out_path = RESULTS / f"propagation_{args.half}.json"
+    if args.markdown:
+        print(markdown_table(json.loads(out_path.read_text())["runs"][args.tag], args.rules))
+        return 0
     torch.set_num_threads(1)
     predictor = make_predictor(load_model(args.model), "window")
     by_kind: dict[str, list] = {}
@@ -120,7 +147,6 @@ def main(argv: list[str] | None = None) -> int:
              for name, rule in STOP_RULES.items()}
     for name, figures in rules.items():
         print(name, json.dumps(figures), flush=True)
-    out_path = RESULTS / f"propagation_{args.half}.json"
     results = json.loads(out_path.read_text()) if out_path.is_file() else {"runs": {}}
     tag = args.tag or f"{args.model}, guide {args.guide}"
     results["runs"][tag] = {"model": args.model, "guide": args.guide, "past": args.past,

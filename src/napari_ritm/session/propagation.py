@@ -111,7 +111,8 @@ STOP_RULES.update({
     or f.mean_prob < 0.7,
 })
 
-#: The rule propagation uses (benchmarks/results/propagation.json has every candidate's figures).
+#: The rule propagation uses (benchmarks/results/propagation_select.json: every candidate's
+#: figures on the 3D benchmark's select half; docs/stacks.md).
 STOP_RULE = "agreement<0.7 or iou_prev<0.5 or intensity>0.2 or mean_prob<0.85"
 
 
