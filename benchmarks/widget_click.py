@@ -75,7 +75,7 @@ def open_widget(image, model: str = "default"):
     _, widget = viewer.window.add_plugin_dock_widget("napari-ritm", "RITM segmentation")
     wait_idle(app, widget)
     if model != "default":
-        widget.load_model(model)
+        widget.models.load_model(model)
         wait_idle(app, widget)
     return viewer, app, widget
 
@@ -190,9 +190,9 @@ def run(args) -> dict:
             try:
                 for precision, before in variants:
                     clock = Clock()
-                    net = clock.wrap_network(widget._networks["window"])
+                    net = clock.wrap_network(widget.models._networks["window"])
                     predictor = make_predictor(net, "window", precision=precision)
-                    widget.set_predictor(predictor, widget._predictor_info)
+                    widget.models.set_predictor(predictor, widget.models.predictor_info)
                     restore = _widget.RITMWidget.refresh
                     if before:  # clicks and preview redrawn whole at every refresh, as before
 

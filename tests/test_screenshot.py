@@ -43,9 +43,9 @@ def test_screenshot_of_the_widget_in_use(make_napari_viewer, qtbot, ref_dir, tmp
     viewer.window._qt_window.resize(1800, 1000)
     viewer.open_sample("napari-ritm", "nuclei2d")
     _, widget = viewer.window.add_plugin_dock_widget("napari-ritm", WIDGET)
-    qtbot.waitUntil(lambda: widget._model_worker is None, timeout=120000)
-    widget.load_model(model_source(ref_dir))
-    qtbot.waitUntil(lambda: widget.predictor is not None, timeout=60000)
+    qtbot.waitUntil(lambda: not widget.models.loading, timeout=120000)
+    widget.models.load_model(model_source(ref_dir))
+    qtbot.waitUntil(lambda: widget.models.predictor is not None, timeout=60000)
 
     first, second = nucleus_centres(viewer.layers["nuclei2d"].data, 2)
     mouse_click(viewer, first)

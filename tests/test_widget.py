@@ -32,9 +32,9 @@ def mouse_click(viewer, world, *, button=1, modifiers=(), drag=(0, 0)):
 
 def open_widget(viewer, qtbot, predictor=None) -> RITMWidget:
     _, widget = viewer.window.add_plugin_dock_widget("napari-ritm", WIDGET)
-    qtbot.waitUntil(lambda: widget._model_worker is None, timeout=120000)  # "default" is tried
+    qtbot.waitUntil(lambda: not widget.models.loading, timeout=120000)  # "default" is tried
     if predictor is not None:
-        widget.set_predictor(predictor)
+        widget.models.set_predictor(predictor)
     return widget
 
 
@@ -51,8 +51,8 @@ def choose_model(widget, qtbot, name: str, *, loaded: bool = True) -> None:
     view.scrollTo(index)
     qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton,
                      pos=view.visualRect(index).center())
-    qtbot.waitUntil(lambda: widget._model_worker is None
-                    and (widget.model_name == name or not loaded), timeout=120000)
+    qtbot.waitUntil(lambda: not widget.models.loading
+                    and (widget.models.model_name == name or not loaded), timeout=120000)
 
 
 def wait_idle(widget, qtbot, timeout=120000):
@@ -70,7 +70,7 @@ def test_click_finish_and_napari_undo(make_napari_viewer, qtbot):
     viewer = make_napari_viewer()
     viewer.add_image(blob_image((48, 64), (10, 30, 10, 40)), name="cells")
     widget = open_widget(viewer, qtbot, DiskPredictor(radius=4))
-    assert "default" in widget.status.text() or widget.net is not None
+    assert "default" in widget.status.text() or widget.models.net is not None
     labels = widget.labels_layer
     assert labels.name == "cells labels" and labels.data.shape == (48, 64)
     assert viewer.layers.selection.active == widget.clicks_layer
@@ -261,16 +261,16 @@ def test_mirror_averaging_box_is_on_in_the_window_mode_and_a_click_turns_it_off(
     viewer = make_napari_viewer()
     viewer.add_image(blob_image((64, 80), (16, 48, 20, 60)), name="img")
     widget = open_widget(viewer, qtbot)
-    assert widget.mode == "window"
-    assert widget.flip_check.isChecked() and widget.predictor.flip is True
+    assert widget.models.mode == "window"
+    assert widget.flip_check.isChecked() and widget.models.predictor.flip is True
     box = QPoint(6, widget.flip_check.height() // 2)  # on the tick box itself
     qtbot.mouseClick(widget.flip_check, Qt.MouseButton.LeftButton, pos=box)
-    assert not widget.flip_check.isChecked() and widget.predictor.flip is False
+    assert not widget.flip_check.isChecked() and widget.models.predictor.flip is False
     mouse_click(viewer, (32, 40))  # the unmirrored predictor segments the clicked blob
     wait_idle(widget, qtbot)
     assert widget.session.probs is not None and widget.session.probs[32, 40] > 0.5
     qtbot.mouseClick(widget.flip_check, Qt.MouseButton.LeftButton, pos=box)
-    assert widget.flip_check.isChecked() and widget.predictor.flip is True
+    assert widget.flip_check.isChecked() and widget.models.predictor.flip is True
 
 
 def test_real_predictor_on_the_fake_checkpoint(make_napari_viewer, qtbot, ref_dir):
@@ -278,29 +278,30 @@ def test_real_predictor_on_the_fake_checkpoint(make_napari_viewer, qtbot, ref_di
     viewer = make_napari_viewer()
     viewer.add_image(blob_image((64, 80), (16, 48, 20, 60)), name="img")
     widget = open_widget(viewer, qtbot)
-    assert widget.net is not None  # the shipped model
+    assert widget.models.net is not None  # the shipped model
     assert "Model Microscopy: nuclei, cells, EM (built in) ready" in widget.status.text()
-    assert widget.mode == "window"  # the default: one window per pass
-    assert isinstance(widget.predictor, WindowPredictor) and not widget.zoom_check.isEnabled()
-    assert widget.predictor.model.channels_last
-    widget.load_model(ref_dir / FAKE_CHECKPOINT)
+    assert widget.models.mode == "window"  # the default: one window per pass
+    assert isinstance(widget.models.predictor, WindowPredictor)
+    assert not widget.zoom_check.isEnabled()
+    assert widget.models.predictor.model.channels_last
+    widget.models.load_model(ref_dir / FAKE_CHECKPOINT)
     qtbot.waitUntil(lambda: "fake_coco_lvis_h18s_itermask.pth ready" in widget.status.text(),
                     timeout=60000)
     mouse_click(viewer, (32, 40))
     wait_idle(widget, qtbot, timeout=60000)
     assert widget.session.probs is not None and widget.session.probs.shape == (64, 80)
-    widget.set_mode("exact")
-    exact_network = widget.predictor.model
+    widget.models.set_mode("exact")
+    exact_network = widget.models.predictor.model
     assert not exact_network.channels_last  # random weights fail the probe: arithmetic kept
     assert widget.zoom_check.isEnabled() and widget.flip_check.isChecked()
     widget.flip_check.setChecked(False)  # a new predictor, same model and inference copy
-    assert widget.predictor.flip is False and widget.predictor.zoom.target_size == 400
-    assert widget.predictor.model is exact_network
-    widget.set_mode("fast")
-    assert widget.predictor.zoom.target_size == 256 and not widget.flip_check.isChecked()
-    assert widget.predictor.model.channels_last
-    widget.set_mode("exact")  # the mode's flip default comes back
-    assert widget.flip_check.isChecked() and widget.predictor.flip is True
+    assert widget.models.predictor.flip is False and widget.models.predictor.zoom.target_size == 400
+    assert widget.models.predictor.model is exact_network
+    widget.models.set_mode("fast")
+    assert widget.models.predictor.zoom.target_size == 256 and not widget.flip_check.isChecked()
+    assert widget.models.predictor.model.channels_last
+    widget.models.set_mode("exact")  # the mode's flip default comes back
+    assert widget.flip_check.isChecked() and widget.models.predictor.flip is True
     widget.flip_check.setChecked(False)
     mouse_click(viewer, (20, 30), button=2)
     wait_idle(widget, qtbot, timeout=60000)

@@ -48,7 +48,7 @@ def test_adapt_model_to_my_labels(make_napari_viewer, qtbot, data_dir, tmp_path,
     card = json.loads((models / "default-adapted.json").read_text())
     assert card["source_model"] == "default" and card["steps"] == 3
     assert (models / "default-adapted.pth").is_file()
-    assert widget.model_name == "default-adapted"
+    assert widget.models.model_name == "default-adapted"
     assert widget.model_combo.currentData() == "default-adapted"
     # then the fit, with it
     qtbot.waitUntil(lambda: widget.adapt._fit_worker is None, timeout=120000)
@@ -66,7 +66,7 @@ def test_adapt_model_to_my_labels(make_napari_viewer, qtbot, data_dir, tmp_path,
     widget.threshold_slider.setValue(30)
     for name, value in (("default", 55), ("default-adapted", 30)):  # one click in the Model box
         choose_model(widget, qtbot, name)  # each model gets back its own threshold
-        assert widget.model_name == name and widget.threshold_slider.value() == value
+        assert widget.models.model_name == name and widget.threshold_slider.value() == value
         assert widget.session.threshold == value / 100
         assert f"Threshold {value / 100:.2f}: this model's earlier" in widget.status.text()
     choose_model(widget, qtbot, "default-adapted")  # again: the slider stays, nothing said
@@ -92,7 +92,7 @@ def test_cancel_leaves_the_model(make_napari_viewer, qtbot, data_dir, monkeypatc
     assert widget.adapt._fit_worker is None
     widget.adapt_button.click()  # the same button cancels
     qtbot.waitUntil(lambda: widget.adapt._adapt_worker is None, timeout=300000)
-    assert "cancelled" in widget.status.text() and widget.model_name == "default"
+    assert "cancelled" in widget.status.text() and widget.models.model_name == "default"
     assert not (tmp_path / "models").exists()
 
 
@@ -151,7 +151,7 @@ def test_fit_threshold_to_my_labels(make_napari_viewer, qtbot, monkeypatch, tmp_
     viewer.add_image(np.random.default_rng(0).integers(0, 255, (80, 80), np.uint8), name="cells")
     widget = open_widget(viewer, qtbot, DiskPredictor())
     fitting = RadialPredictor(radius=10, width=2)  # the model's masks: radius 10 at 0.5
-    monkeypatch.setattr(widget, "new_predictor", lambda: (fitting, FIT_INFO))
+    monkeypatch.setattr(widget.models, "new_predictor", lambda: (fitting, FIT_INFO))
     widget.labels_layer.data = disks(7)  # drawn tighter: sigmoid(1.5) = 0.82 fits them
     assert widget.threshold_slider.value() == 49
     qtbot.mouseClick(widget.fit_button, Qt.MouseButton.LeftButton)
@@ -202,7 +202,7 @@ def test_stop_fitting_leaves_the_threshold(make_napari_viewer, qtbot, monkeypatc
     viewer.add_image(np.random.default_rng(0).integers(0, 255, (80, 80), np.uint8), name="cells")
     widget = open_widget(viewer, qtbot, DiskPredictor())
     fitting = Slow(radius=10, width=2)
-    monkeypatch.setattr(widget, "new_predictor", lambda: (fitting, FIT_INFO))
+    monkeypatch.setattr(widget.models, "new_predictor", lambda: (fitting, FIT_INFO))
     widget.labels_layer.data = disks(7)
     qtbot.mouseClick(widget.fit_button, Qt.MouseButton.LeftButton)
     qtbot.mouseClick(widget.adapt_button, Qt.MouseButton.LeftButton)  # one tool at a time
@@ -258,8 +258,8 @@ def test_a_fit_belongs_to_the_model_it_ran_with(make_napari_viewer, qtbot, monke
     choose_model(widget, qtbot, "mine")
     assert widget.threshold_slider.value() == 30 and widget.session.threshold == 0.3
     assert "Threshold 0.30: fitted to your labels with this model" in widget.status.text()
-    fitting = _SlowUntil(lambda: widget.model_name == "default")
-    monkeypatch.setattr(widget, "new_predictor", lambda: (fitting, FIT_INFO))
+    fitting = _SlowUntil(lambda: widget.models.model_name == "default")
+    monkeypatch.setattr(widget.models, "new_predictor", lambda: (fitting, FIT_INFO))
     widget.labels_layer.data = disks(7)
     qtbot.mouseClick(widget.fit_button, Qt.MouseButton.LeftButton)
     choose_model(widget, qtbot, "default")  # the user switches while it runs
@@ -306,7 +306,7 @@ def test_the_adapted_models_fit_replaces_a_running_one(make_napari_viewer, qtbot
     widget = open_widget(viewer, qtbot, DiskPredictor())
     go = []
     fitting = _SlowUntil(lambda: bool(go))
-    monkeypatch.setattr(widget, "new_predictor", lambda: (fitting, FIT_INFO))
+    monkeypatch.setattr(widget.models, "new_predictor", lambda: (fitting, FIT_INFO))
     widget.labels_layer.data = disks(10)  # the layer now: drawn as the model
     qtbot.mouseClick(widget.fit_button, Qt.MouseButton.LeftButton)
     widget.adapt._fit_adapted("Adapted model 'a' is better", [sample(disks(7))])  # learnt: tighter

@@ -75,7 +75,7 @@ def test_a_failed_download_keeps_the_working_model(make_napari_viewer, qtbot, mo
     viewer = make_napari_viewer()
     viewer.add_image(blob_image((40, 40), (5, 35, 5, 35)))
     widget = open_widget(viewer, qtbot)
-    working = widget.predictor
+    working = widget.models.predictor
     assert widget.model_combo.currentData() == "default" and working is not None
 
     def no_network(name, **kwargs):
@@ -87,7 +87,7 @@ def test_a_failed_download_keeps_the_working_model(make_napari_viewer, qtbot, mo
     message = widget.status.text()
     assert message.startswith("Could not download model 'coco_lvis_h18s_itermask'. Save ")
     assert "Still using Microscopy" in message and len(message) < 300
-    assert widget.model_combo.currentData() == "default" and widget.predictor is working
+    assert widget.model_combo.currentData() == "default" and widget.models.predictor is working
 
 
 def test_channel_picker_uses_one_channel_and_remembers_it(make_napari_viewer, qtbot):

@@ -56,7 +56,7 @@ class AdaptPanel:
             self._adapt_stop = True
             self.host.say("Stopping the adaptation after the current step...")
             return
-        if self.host.session is None or self.host.net is None:
+        if self.host.session is None or self.host.models.net is None:
             self.host.say("Choose an image and wait for the model before adapting it")
             return
         if self._fit_worker is not None:
@@ -68,7 +68,7 @@ class AdaptPanel:
         if samples is None:
             return
         options = self.adapt_options or AdaptOptions(max_seconds=300)
-        source = self.host.model_name
+        source = self.host.models.model_name
         started = time.perf_counter()
         self._adapt_stop, self._adapt_progress = False, (0, options.steps, started, started)
         self._adapt_budget = options.max_seconds
@@ -77,7 +77,7 @@ class AdaptPanel:
             first = time.perf_counter() if step == 1 else self._adapt_progress[3]
             self._adapt_progress = (step, total, started, first)
 
-        worker = network_worker(adapt, self.host.net, samples, options, on_progress=progress,
+        worker = network_worker(adapt, self.host.models.net, samples, options, on_progress=progress,
                                 should_stop=lambda: self._adapt_stop,
                                 returned=lambda result: self._adapted(result, source, samples),
                                 errored=self._adapt_failed, finished=self._adapt_finished)
@@ -95,7 +95,7 @@ class AdaptPanel:
         if self._fit_worker is not None:
             self._fit_stop = True
             return
-        if self.host.session is None or self.host.net is None:
+        if self.host.session is None or self.host.models.net is None:
             self.host.say("Choose an image and wait for the model before fitting the threshold")
             return
         if self._adapt_worker is not None:
@@ -111,9 +111,10 @@ class AdaptPanel:
         said before the outcome."""
         from napari_ritm.evaluation.threshold import fit_threshold
 
-        predictor, info = self.host.new_predictor()  # its own: the session keeps its image, clicks
+        # a predictor of its own: the session's keeps its image and clicks
+        predictor, info = self.host.models.new_predictor()
         how = {"mode": info["mode"], **info["settings"]}
-        model, current = self.host.model_name, self.host.threshold_slider.value() / 100
+        model, current = self.host.models.model_name, self.host.threshold_slider.value() / 100
         self._fit_stop, self._fit_progress, self._fit_context = False, (0, 0), context
 
         def progress(done: int, total: int) -> None:  # (in the worker thread)
@@ -162,9 +163,9 @@ class AdaptPanel:
                     is not None else "")
         except OSError as error:
             kept = f"; could not keep it in the card of {model!r}: {error}"
-        if model != self.host.model_name:
+        if model != self.host.models.model_name:
             if model is not None:  # the slider goes to it when that model is chosen again
-                self.host.model_thresholds[model_key(model)] = fit.threshold
+                self.host.models.model_thresholds[model_key(model)] = fit.threshold
             say(f"Threshold {fit.threshold:.2f} fits your labels with {model!r}, which is no "
                 f"longer in use (mean IoU after one click {fit.iou:.3f}){kept}")
         elif fit.threshold == fit.current:
@@ -247,7 +248,7 @@ class AdaptPanel:
         save_user_model(result.net, name, result.card(source))
         outcome = (f"Adapted model {name!r} is better ({figures}) and now in use; {source!r} "
                    "is one click away in Model")
-        self.host.load_model(name, message=outcome,
+        self.host.models.load_model(name, message=outcome,
                         on_loaded=lambda said: self._fit_adapted(said, samples))
 
     def _fit_adapted(self, outcome: str, samples: list) -> None:

@@ -151,7 +151,7 @@ class LayerPanel:
                                threshold=self.threshold_slider.value() / 100,
                                overwrite=self.overwrite_check.isChecked(),
                                labels_name=labels.name, notify=self.say)
-        self.session.set_predictor(self.predictor, self._predictor_info)
+        self.session.set_predictor(self.models.predictor, self.models.predictor_info)
         self.image_layer, self.labels_layer = image, labels
         self._pairs[image.name] = labels.name
         image.events.contrast_limits.connect(self._on_contrast)

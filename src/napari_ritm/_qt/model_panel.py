@@ -1,8 +1,9 @@
 """The model half of the dock widget: loading models in the background and building predictors.
 
-:class:`ModelPanel` is a mix-in of :class:`napari_ritm._qt.widget.RITMWidget`; it uses the
-widget's controls (``model_combo``, ``mode_combo``, ``zoom_check``, ``flip_check``) and calls
-its ``say`` / ``set_busy`` / ``_pump``.
+:class:`ModelPanel` is one of :class:`napari_ritm._qt.widget.RITMWidget`'s panels
+(``widget.models``); it uses the widget's controls (``model_combo``, ``mode_combo``,
+``zoom_check``, ``flip_check``, ``threshold_slider``) and calls its ``say`` / ``set_busy`` /
+``_pump``.
 """
 from __future__ import annotations
 
@@ -44,20 +45,38 @@ def load_networks(source: str) -> tuple[Any, dict[str, Any], str | None]:
 
 
 class ModelPanel:
-    """Model loading and predictor building for the dock widget (a mix-in)."""
+    """The dock's Model, Look at and Extra accuracy controls and what they choose: the model in
+    use, loaded in the background, and the predictor built from it. ``host``: the dock widget
+    (its controls, status line, busy bar, session and click queue).
 
-    net: Any = None
-    predictor: Any = None
-    _alive = True  # False once the widget's Qt objects are deleted
-    model_name: str | None = None  # the model in use (shown in the model box)
-    _model_hash: str | None = None
-    _predictor_info: dict | None = None
-    model_thresholds: dict[str, float]  # each model's threshold when the user left it
+    ``net``: the model in use (None until one is loaded), ``model_name`` its registered name or
+    path, ``predictor`` and ``predictor_info`` (how to build it again, for the record),
+    ``model_thresholds``: each model's threshold when the user left it."""
+
+    def __init__(self, host: Any) -> None:
+        self.host = host
+        self.net: Any = None
+        self.predictor: Any = None
+        self.predictor_info: dict | None = None
+        self.model_name: str | None = None
+        self.model_thresholds: dict[str, float] = {}
+        self._model_hash: str | None = None
+        self._networks: dict[str, Any] = {}  # mode -> inference copy of net
+        self._model_worker: Any = None
+        host.model_combo.activated.connect(self._on_model_chosen)
+        host.mode_combo.currentIndexChanged.connect(self._on_mode)
+        host.zoom_check.toggled.connect(lambda _: self._build_predictor())
+        host.flip_check.toggled.connect(lambda _: self._build_predictor())
+
+    @property
+    def loading(self) -> bool:
+        """A model is being loaded."""
+        return self._model_worker is not None
 
     def _on_model_chosen(self, index: int) -> None:
-        source = self.model_combo.itemData(index)
+        source = self.host.model_combo.itemData(index)
         if source == CHOOSE_FILE:
-            source, _ = QFileDialog.getOpenFileName(self, "RITM checkpoint", "",
+            source, _ = QFileDialog.getOpenFileName(self.host, "RITM checkpoint", "",
                                                     "RITM model (*.pth)")
             if not source:
                 self._show_model(self.model_name)
@@ -66,22 +85,22 @@ class ModelPanel:
 
     def model_label(self, source: str | None) -> str:
         """How the model box names ``source`` (a registered name, a user model or a file)."""
-        index = self.model_combo.findData(source)
+        index = self.host.model_combo.findData(source)
         if index >= 0:
-            return self.model_combo.itemText(index)
+            return self.host.model_combo.itemText(index)
         return Path(source).name if source else ""
 
     def _show_model(self, source: str | None) -> None:
         """Show ``source`` (a name or a .pth path) in the model box, adding files by name."""
         if source is None:
             return
-        index = self.model_combo.findData(source)
+        index = self.host.model_combo.findData(source)
         if index < 0:  # a file: listed by its name, the path as its data
-            index = self.model_combo.count() - 1
-            self.model_combo.insertItem(index, Path(source).name, source)
-            self.model_combo.setItemData(index, source, Qt.ItemDataRole.ToolTipRole)
-        with QSignalBlocker(self.model_combo):
-            self.model_combo.setCurrentIndex(index)
+            index = self.host.model_combo.count() - 1
+            self.host.model_combo.insertItem(index, Path(source).name, source)
+            self.host.model_combo.setItemData(index, source, Qt.ItemDataRole.ToolTipRole)
+        with QSignalBlocker(self.host.model_combo):
+            self.host.model_combo.setCurrentIndex(index)
 
     def load_model(self, source: str | Path, *, message: str | None = None,
                    on_loaded: Callable[[str], None] | None = None) -> None:
@@ -91,8 +110,8 @@ class ModelPanel:
         what was said."""
         source = str(source)
         self._show_model(source)
-        self.say(f"Loading model {self.model_label(source)}...")
-        self.set_busy("model", True)
+        self.host.say(f"Loading model {self.model_label(source)}...")
+        self.host.set_busy("model", True)
         worker = network_worker(
             load_networks, source,
             returned=lambda loaded: self._model_loaded(worker, source, *loaded, message=message,
@@ -105,16 +124,16 @@ class ModelPanel:
     def _model_loaded(self, worker: Any, source: str, net: Any, networks: dict,
                       digest: str | None, *, message: str | None,
                       on_loaded: Callable[[str], None] | None) -> None:
-        if worker is self._model_worker and self._alive:  # another model may have been chosen
+        if worker is self._model_worker and self.host._alive:  # another model may have been chosen
             previous, self.model_name = self.model_name, source
             self.net, self._networks, self._model_hash = net, networks, digest
             self._build_predictor()
             said = (message or f"Model {self.model_label(source)} ready: left click on the "
                     "image adds to the object, right click (or Ctrl+click) removes")
             said += self._threshold_for(source, previous)
-            note = self.intensity_note() if message is None else ""
+            note = self.host.intensity_note() if message is None else ""
             said += f". {note}" if note else ""
-            self.say(said)
+            self.host.say(said)
             if on_loaded is not None:
                 on_loaded(said)
 
@@ -127,8 +146,8 @@ class ModelPanel:
         from napari_ritm.model.user_models import recorded_threshold
 
         if previous is not None:
-            self.model_thresholds[model_key(previous)] = self.threshold_slider.value() / 100
-        before = self.threshold_slider.value()
+            self.model_thresholds[model_key(previous)] = self.host.threshold_slider.value() / 100
+        before = self.host.threshold_slider.value()
         if model_key(source) in self.model_thresholds:
             threshold, why = self.model_thresholds[model_key(source)], "this model's earlier"
         elif (threshold := recorded_threshold(source, self._model_hash)) is not None:
@@ -137,44 +156,44 @@ class ModelPanel:
             threshold, why = DEFAULT_THRESHOLD, "the models' default"
         else:
             return ""
-        self.threshold_slider.setValue(round(threshold * 100))
+        self.host.threshold_slider.setValue(round(threshold * 100))
         from_card = why.startswith("fitted")
-        if self.threshold_slider.value() == before and not from_card:
+        if self.host.threshold_slider.value() == before and not from_card:
             return ""
         return f". Threshold {threshold:.2f}: {why}"
 
     def _model_failed(self, worker: Any, source: str, error: BaseException) -> None:
-        if worker is not self._model_worker or not self._alive:
+        if worker is not self._model_worker or not self.host._alive:
             return
         from napari_ritm.model.zoo import describe_load_error
 
         self._show_model(self.model_name)  # back on the model that still predicts
         still = f" Still using {self.model_label(self.model_name)}." if self.model_name else ""
-        self.warn(describe_load_error(source, error) + still)
+        self.host.warn(describe_load_error(source, error) + still)
 
     def _model_worker_finished(self, worker: Any) -> None:
         if worker is self._model_worker:
             self._model_worker = None
-            if self._alive:
-                self.set_busy("model", False)
-                self._pump()
+            if self.host._alive:
+                self.host.set_busy("model", False)
+                self.host._pump()
 
     @property
     def mode(self) -> str:
         """The predictor mode chosen in the "Look at" box."""
-        return self.mode_combo.currentData()
+        return self.host.mode_combo.currentData()
 
     def set_mode(self, mode: str) -> None:
         """Choose predictor ``mode`` in the "Look at" box (as the user would)."""
-        self.mode_combo.setCurrentIndex(self.mode_combo.findData(mode))
+        self.host.mode_combo.setCurrentIndex(self.host.mode_combo.findData(mode))
 
     def _on_mode(self, _index: int = 0) -> None:
         """A mode brings its own mirror-averaging default; one new predictor for both changes.
         Zoom-in is a choice of the paper's predictor only (the window mode always zooms in)."""
         mode = self.mode
-        with QSignalBlocker(self.flip_check):
-            self.flip_check.setChecked(mode_settings(mode)["flip"])
-        self.zoom_check.setEnabled(mode != "window")
+        with QSignalBlocker(self.host.flip_check):
+            self.host.flip_check.setChecked(mode_settings(mode)["flip"])
+        self.host.zoom_check.setEnabled(mode != "window")
         self._build_predictor()
 
     def _build_predictor(self) -> None:
@@ -194,9 +213,9 @@ class ModelPanel:
         # The paper's modes get the official demo's additions (zoomed in from the first click,
         # never more than 800 px through the network); the checkboxes override zoom-in and flip.
         mode = self.mode
-        overrides = {"flip": self.flip_check.isChecked()}
+        overrides = {"flip": self.host.flip_check.isChecked()}
         if mode != "window":
-            overrides["zoom_in"] = self.zoom_check.isChecked()
+            overrides["zoom_in"] = self.host.zoom_check.isChecked()
         info = {"model": self.model_name, "sha256": self._model_hash, "mode": mode,
                 "interactive": True, "settings": overrides}
         return make_predictor(self._networks[mode], mode, interactive=True, **overrides), info
@@ -204,7 +223,7 @@ class ModelPanel:
     def set_predictor(self, predictor: Any, info: dict | None = None) -> None:
         """Predict with ``predictor`` (a window predictor, a ``Predictor`` or anything with
         their interface); ``info`` says how to build it again (for the session's record)."""
-        self.predictor, self._predictor_info = predictor, info
-        if self.session is not None:
-            self.session.set_predictor(predictor, info)
-            self._pump()
+        self.predictor, self.predictor_info = predictor, info
+        if self.host.session is not None:
+            self.host.session.set_predictor(predictor, info)
+            self.host._pump()

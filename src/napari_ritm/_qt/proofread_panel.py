@@ -3,7 +3,7 @@ the labels of the layer, the likeliest wrong first.
 
 :class:`ProofreadPanel` is owned by the dock widget (:class:`napari_ritm._qt.widget.RITMWidget`)
 and uses only its public members: ``viewer``, ``session``, ``labels_layer``, ``say``,
-``set_busy``, ``show_progress``, ``refresh``, ``go_to`` and ``new_predictor``. The actions
+``set_busy``, ``show_progress``, ``refresh``, ``go_to`` and ``models.new_predictor``. The actions
 themselves are :mod:`napari_ritm.session.proofread`'s.
 """
 from __future__ import annotations
@@ -131,7 +131,7 @@ class ProofreadPanel:
         if self._worker is not None:
             self._stop = True
             return
-        if host.session is None or host.net is None:
+        if host.session is None or host.models.net is None:
             host.say("Choose an image and wait for the model before checking labels")
             return
         session = host.session
@@ -139,7 +139,7 @@ class ProofreadPanel:
         if not plane.any():
             host.say("Check labels: there is no label on this slice")
             return
-        predictor, _ = host.new_predictor()
+        predictor, _ = host.models.new_predictor()
         reader = session.image.windows(session.key)
         self._stop = False
         worker = network_worker(

@@ -36,7 +36,7 @@ from napari_ritm.session import Session
 if TYPE_CHECKING:
     import napari
 
-class RITMWidget(LayerPanel, ModelPanel, RITMControls):
+class RITMWidget(LayerPanel, RITMControls):
     """Click-based segmentation dock: pick an image and a Labels layer, click, finish.
 
     In: ``napari_viewer``; the image layer (2D/3D/time, gray/RGB/multichannel, any dtype, numpy
@@ -50,6 +50,7 @@ class RITMWidget(LayerPanel, ModelPanel, RITMControls):
         super().__init__(self.keys)
         self.proofread = ProofreadPanel(self, self.keys)
         self.adapt = AdaptPanel(self)
+        self.models = ModelPanel(self)
         for row in self.proofread.rows():
             self.existing_layout.addLayout(row)
         self._advance_check = False  # a checked label is being finished: show the next then
@@ -59,10 +60,7 @@ class RITMWidget(LayerPanel, ModelPanel, RITMControls):
         self.labels_layer: Labels | None = None
         self.clicks_layer: Points | None = None
         self.preview_layer: Labels | None = None
-        self._networks: dict[str, Any] = {}  # mode -> inference copy of self.net
         self._worker: Any = None  # the one prediction/propagation worker
-        self._model_worker: Any = None
-        self.model_thresholds: dict[str, float] = {}  # model -> its threshold when left
         self._propagation: Any = None
         self._busy: set[str] = set()
         self._activity = Activity()  # the long tasks' bars in napari's activity dock
@@ -85,7 +83,7 @@ class RITMWidget(LayerPanel, ModelPanel, RITMControls):
         if keys_note:  # (the model's loading takes the status line next: also a notification)
             self.say(keys_note)
             show_info(keys_note)
-        self.load_model("default")
+        self.models.load_model("default")
 
     def _connect(self) -> None:
         self.finish_button.clicked.connect(self.finish)
@@ -103,10 +101,6 @@ class RITMWidget(LayerPanel, ModelPanel, RITMControls):
         self.labels_combo.currentTextChanged.connect(lambda _: self._rebuild_session())
         for combo in (self.image_combo, self.labels_combo):
             combo.activated.connect(lambda _, combo=combo: self._on_combo_activated(combo))
-        self.model_combo.activated.connect(self._on_model_chosen)
-        self.mode_combo.currentIndexChanged.connect(self._on_mode)
-        self.zoom_check.toggled.connect(lambda _: self._build_predictor())
-        self.flip_check.toggled.connect(lambda _: self._build_predictor())
         self.threshold_slider.valueChanged.connect(self._on_threshold)
         self.marker_spin.valueChanged.connect(lambda _: self.refresh())
         self.overwrite_check.toggled.connect(self._on_overwrite)
@@ -172,7 +166,7 @@ class RITMWidget(LayerPanel, ModelPanel, RITMControls):
     def idle(self) -> bool:
         """No model loading, prediction or propagation is running and nothing is queued."""
         busy = self.session is not None and self.session.busy
-        return self._worker is None and self._model_worker is None and not busy
+        return self._worker is None and not self.models.loading and not busy
 
     def set_busy(self, reason: str, on: bool, *, total: int = 0) -> None:
         """Show the busy bar while anything (``reason``: model, predict, propagate, adapt,
