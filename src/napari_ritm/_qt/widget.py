@@ -36,7 +36,7 @@ from napari_ritm.session import Session
 if TYPE_CHECKING:
     import napari
 
-class RITMWidget(LayerPanel, RITMControls):
+class RITMWidget(RITMControls):
     """Click-based segmentation dock: pick an image and a Labels layer, click, finish.
 
     In: ``napari_viewer``; the image layer (2D/3D/time, gray/RGB/multichannel, any dtype, numpy
@@ -55,31 +55,22 @@ class RITMWidget(LayerPanel, RITMControls):
             self.existing_layout.addLayout(row)
         self._advance_check = False  # a checked label is being finished: show the next then
         self.viewer = napari_viewer
-        self.session: Session | None = None
-        self.image_layer: Image | None = None
-        self.labels_layer: Labels | None = None
-        self.clicks_layer: Points | None = None
-        self.preview_layer: Labels | None = None
         self._worker: Any = None  # the one prediction/propagation worker
         self._propagation: Any = None
         self._busy: set[str] = set()
         self._activity = Activity()  # the long tasks' bars in napari's activity dock
         self._alive = True
         self._stopped = False  # the user pressed Stop during the running propagation
-        self._filling = False  # combos being filled: ignore their change signals
-        self._rebuilding = False
         self._selected: int | None = None
         self._watched: Any = None  # the selected layer, whose tool changes the state line shows
         self._drawing_clicks = False  # the widget itself is redrawing the clicks layer
         self._drawn_clicks: tuple | None = None  # (slice, clicks, marker size) on the layer
         self._drawn_preview: tuple | None = None  # the session's preview_token drawn
         self._undo_armed = False  # Undo with no click asked once: the next one undoes a commit
-        self._pairs: dict[str, str] = {}  # image layer name -> the labels layer used with it
-        self._channels: dict[str, str] = {}  # image layer name -> channel chosen for it
         self._connect()
         self._bind_viewer()
-        self._fill_combos()
-        self._rebuild_session()
+        self.layers = LayerPanel(self)
+        self.layers.start()
         if keys_note:  # (the model's loading takes the status line next: also a notification)
             self.say(keys_note)
             show_info(keys_note)
@@ -96,11 +87,6 @@ class RITMWidget(LayerPanel, RITMControls):
         self.whole_button.clicked.connect(self.whole_object)
         self.stop_button.clicked.connect(self.stop_propagation)
         self.record_button.clicked.connect(self._on_save_record)
-        self.image_combo.currentTextChanged.connect(self._on_image_chosen)
-        self.channel_combo.currentTextChanged.connect(self._on_channel_chosen)
-        self.labels_combo.currentTextChanged.connect(lambda _: self._rebuild_session())
-        for combo in (self.image_combo, self.labels_combo):
-            combo.activated.connect(lambda _, combo=combo: self._on_combo_activated(combo))
         self.threshold_slider.valueChanged.connect(self._on_threshold)
         self.marker_spin.valueChanged.connect(lambda _: self.refresh())
         self.overwrite_check.toggled.connect(self._on_overwrite)
@@ -109,8 +95,6 @@ class RITMWidget(LayerPanel, RITMControls):
         """Mouse and keys on the viewer, not on one layer: they work whichever layer is
         selected (unless that layer's own tool uses the click or key)."""
         viewer = self.viewer
-        viewer.layers.events.inserted.connect(self._on_layer_inserted)
-        viewer.layers.events.removed.connect(self._on_layer_removed)
         viewer.dims.events.point.connect(self._on_dims)
         viewer.layers.selection.events.active.connect(self._on_active_layer)
         callback = click_callback(self._canvas_click)
@@ -121,7 +105,8 @@ class RITMWidget(LayerPanel, RITMControls):
                    "refine": self.refine_under_cursor, "propagate_up": lambda: self.propagate(1),
                    "propagate_down": lambda: self.propagate(-1),
                    "whole_object": self.whole_object,
-                   "labels_undo": self.labels_undo, "clicks_edit": self._on_clicks_mode,
+                   "labels_undo": self.labels_undo,
+                   "clicks_edit": lambda: self.layers.restore_clicks_mode(),
                    "split": self.proofread.split,
                    "delete_label": self.proofread.delete_under_cursor,
                    "check_next": self.proofread.next_label}
@@ -148,6 +133,27 @@ class RITMWidget(LayerPanel, RITMControls):
         else:
             self._watched = None
         self.refresh()
+
+    @property
+    def session(self) -> Session | None:
+        """The session on the chosen layers (None while they do not fit or are missing)."""
+        return self.layers.session
+
+    @property
+    def image_layer(self) -> Image | None:
+        return self.layers.image_layer
+
+    @property
+    def labels_layer(self) -> Labels | None:
+        return self.layers.labels_layer
+
+    @property
+    def clicks_layer(self) -> Points | None:
+        return self.layers.clicks_layer
+
+    @property
+    def preview_layer(self) -> Labels | None:
+        return self.layers.preview_layer
 
     def controls(self) -> list:
         """Every control a user can operate (for checks that each explains itself)."""
