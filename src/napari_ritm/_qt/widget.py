@@ -32,6 +32,7 @@ from napari_ritm._qt.shortcuts import Shortcuts
 from napari_ritm._qt.workers import network_worker
 from napari_ritm.inference.planes import slice_text
 from napari_ritm.session import Session
+from napari_ritm.session.describe import intensity_note, object_text
 
 if TYPE_CHECKING:
     import napari
@@ -394,20 +395,7 @@ class RITMWidget(RITMControls):
 
     def intensity_note(self) -> str:
         """What intensity range the model sees on the slice in view, and why."""
-        session = self.session
-        if session is None or self.image_layer.rgb:
-            return ""
-        try:
-            lo, hi = session.image.windows(session.key).limits
-        except ValueError as error:
-            return f"This slice cannot be segmented: {error}"
-        if session.image.contrast_limits is not None:
-            return f"The model sees intensities {lo:g} to {hi:g}: the image's contrast limits"
-        if session.image.data.dtype == "uint8":
-            return ""
-        return (f"The model sees intensities {lo:g} to {hi:g} (the robust range of the slice: "
-                "bright outliers do not squeeze it); set the image's contrast limits to choose "
-                "another")
+        return "" if self.session is None else intensity_note(self.session)
 
     def _on_threshold(self, value: int) -> None:
         self.threshold_label.setText(f"{value / 100:.2f}")
@@ -476,19 +464,7 @@ class RITMWidget(RITMControls):
             self._selected = self.labels_layer.selected_label = committed
 
     def _state_text(self) -> str:
-        session = self.session
-        clicks = session.clicks
-        where = f" · slice {session.key[-1]}" if session.key else ""
-        if session.object_id is not None and not clicks:
-            text = f"Label {session.object_id}: click to correct it{where}"
-        elif clicks:
-            label = (f"Label {session.object_id}" if session.object_id is not None
-                     else "New object")
-            positive = sum(c.positive for c in clicks)
-            text = (f"{label} · {len(clicks)} click(s): {positive} object, "
-                    f"{len(clicks) - positive} background{where}")
-        else:
-            text = f"No object in progress: left click on the image to start one{where}"
+        text = object_text(self.session)
         if "predict" in self._busy or "model" in self._busy:
             text += " · working..."
         target = self._click_target()
@@ -496,4 +472,3 @@ class RITMWidget(RITMControls):
             text += (f"\nClicks now go to the layer {target}: select 'RITM clicks' or that "
                      "layer's pan/zoom tool to click objects")
         return text
-
