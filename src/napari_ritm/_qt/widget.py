@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from napari.layers import Image, Labels, Points
 from napari.utils.notifications import show_info, show_warning
 
 from napari_ritm._qt.activity import Activity
@@ -135,26 +134,13 @@ class RITMWidget(RITMControls):
             self._watched = None
         self.refresh()
 
-    @property
-    def session(self) -> Session | None:
-        """The session on the chosen layers (None while they do not fit or are missing)."""
-        return self.layers.session
-
-    @property
-    def image_layer(self) -> Image | None:
-        return self.layers.image_layer
-
-    @property
-    def labels_layer(self) -> Labels | None:
-        return self.layers.labels_layer
-
-    @property
-    def clicks_layer(self) -> Points | None:
-        return self.layers.clicks_layer
-
-    @property
-    def preview_layer(self) -> Labels | None:
-        return self.layers.preview_layer
+    # read-only: the session on the chosen layers (None while they are missing or do not fit)
+    # and its layers, which widget.layers (LayerPanel) owns
+    session = property(lambda self: self.layers.session)
+    image_layer = property(lambda self: self.layers.image_layer)
+    labels_layer = property(lambda self: self.layers.labels_layer)
+    clicks_layer = property(lambda self: self.layers.clicks_layer)
+    preview_layer = property(lambda self: self.layers.preview_layer)
 
     def controls(self) -> list:
         """Every control a user can operate (for checks that each explains itself)."""
