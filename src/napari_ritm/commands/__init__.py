@@ -76,6 +76,12 @@ def add_data_flag(parser: argparse.ArgumentParser,
                         help=help)
 
 
+def add_min_area_flag(parser: argparse.ArgumentParser, default: int) -> None:
+    """``--min-area A``: the commands that go through labelled objects skip smaller ones."""
+    parser.add_argument("--min-area", type=at_least_one, default=default, metavar="A",
+                        help="skip objects smaller than A pixels (%(default)s)")
+
+
 def add_predictor_flags(parser: argparse.ArgumentParser) -> None:
     """``--mode`` and ``--no-flip``: how the commands that click predict, as in the widget."""
     parser.add_argument("--mode", choices=("window", "exact", "fast"), default="window",

@@ -44,8 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                               "running)")
     p.add_argument("--max-objects-per-image", type=at_least_one, metavar="K",
                    help="at most K objects per image file, spread evenly over the ids")
-    p.add_argument("--min-area", type=at_least_one, default=1, metavar="A",
-                   help="skip objects smaller than A pixels (1)")
+    commands.add_min_area_flag(p, default=1)
     p.add_argument("--limit", type=at_least_one, metavar="N",
                    help="at most N objects per dataset")
     p.add_argument("--split", type=Path, metavar="FILE",

@@ -24,17 +24,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     commands.add_model_flag(p)
     commands.add_data_flag(p)
     commands.add_predictor_flags(p)
+    commands.add_threads_flag(p)
     p.add_argument("--max-objects", type=at_least_one, default=100, metavar="N",
                    help="at most N objects, spread evenly over all (%(default)s)")
-    p.add_argument("--min-area", type=int, default=30, metavar="A",
-                   help="skip objects smaller than A pixels (%(default)s)")
+    commands.add_min_area_flag(p, default=30)
     p.add_argument("--json", type=Path, metavar="OUT",
                    help="write the fit and the mean IoU at every threshold tried")
     p.add_argument("--save", action="store_true",
                    help="keep the threshold for the model: registered models (default...), "
                    "your own models, and .pth files with a .json card beside them, e.g. from "
                    "`finetune --out`")
-    commands.add_threads_flag(p)
     p.set_defaults(handler=run)
 
 
