@@ -30,10 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     commands.add_min_area_flag(p, default=30)
     p.add_argument("--json", type=Path, metavar="OUT",
                    help="write the fit and the mean IoU at every threshold tried")
-    p.add_argument("--save", action="store_true",
-                   help="keep the threshold for the model: registered models (default...), "
-                   "your own models, and .pth files with a .json card beside them, e.g. from "
-                   "`finetune --out`")
+    p.add_argument("--save", action="store_true", help="keep the threshold in the model's card "
+                   "(registered and your own models; a .pth with a .json card beside it)")
     p.set_defaults(handler=run)
 
 
