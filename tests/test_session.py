@@ -253,12 +253,18 @@ def test_slice_change_during_prediction_drops_the_stale_result():
     assert session.preview is None and not labels.data.any() and not session.busy
 
 
-def test_propagate_through_a_stack_one_undo_step_per_slice():
+def _clicked_on_slice_3():
+    """A session on a stack whose object lives on slices 2..5, one click on it on slice 3."""
     image = np.full((8, 24, 24), 20, np.uint8)
-    image[2:6, 6:18, 6:18] = 200  # the object lives on slices 2..5
+    image[2:6, 6:18, 6:18] = 200
     session, labels, messages = make_session(image, np.zeros((8, 24, 24), np.uint16))
     session.set_slice((3,))
     session.click(12, 12, True)
+    return session, labels, messages
+
+
+def test_propagate_through_a_stack_one_undo_step_per_slice():
+    session, labels, messages = _clicked_on_slice_3()
     session.finish()  # propagate carries the object finished last
     session.run_pending()
     before = labels.data.copy()
@@ -395,11 +401,7 @@ def test_propagation_stops_where_the_object_ends(after):
 
 
 def _propagated_object():
-    image = np.full((8, 24, 24), 20, np.uint8)
-    image[2:6, 6:18, 6:18] = 200  # the object lives on slices 2..5
-    session, labels, messages = make_session(image, np.zeros((8, 24, 24), np.uint16))
-    session.set_slice((3,))
-    session.click(12, 12, True)
+    session, labels, messages = _clicked_on_slice_3()
     session.run_pending()
     run = session.stacks.propagate_both()  # the whole object: finish here, then up and down
     for step in run.steps():
