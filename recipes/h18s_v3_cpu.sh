@@ -8,7 +8,11 @@
 # - propagate samples (20 %): the previous mask is the object on the neighbouring slice, no
 #   click; from real stacks (serial EM sections linked from slice to slice, synthetic confocal
 #   nuclei; scripts/make_stack_sets.py writes both into runs/data) or made from the slice;
-# - inverted contrast, blur and read noise, for what changes from one lab to the next.
+# - inverted contrast, blur and read noise, for what changes from one lab to the next;
+# - from step 12,200: first-click views cut deep inside large objects (--cut-prob 0.35
+#   --cut-levels 3, docs/training.md). Without them the run lost what v2.2 had from its
+#   deep-cut half: at step 12,000 the first click on 12 of 39 val_select EMPS particles
+#   (14,000-200,000 px) gave a small blob (IoU 0.01-0.15; v2.2 0.91-0.99).
 # 40,000 steps of 8 (320,000 samples) at lr 2e-4, x0.1 at 87 % and 96 %, bf16 autocast +
 # channels_last where the CPU has native bfloat16, one thread. A copy every 1,000 steps.
 # Start (v2.2's weights: git show 5111f74:src/napari_ritm/weights/default.pth > runs/v2.2.pth):
@@ -30,7 +34,7 @@ exec ${NAPARI_RITM:-.venv/bin/napari-ritm} train \
   --lr 2e-4 --backbone-lr-mult 1.0 --object-crops --single-click-prob 0.4 --noise-prob 0.3 \
   --tighten-prob 1.0 --tighten-set dsb2018 --tighten-set coelho_nuclei \
   --refine-prob 0.25 --propagate-prob 0.2 --invert-prob 0.1 --blur-prob 0.15 \
-  --read-noise-prob 0.1 \
+  --read-noise-prob 0.1 --cut-prob 0.35 --cut-levels 3 \
   --device cpu --threads 1 --workers 0 --seed 0 \
   --save-every 200 --keep-every 1000 --val-every 10 --val-objects 28 --val-samples 16 \
   --val-mode window --no-progress "$@"
