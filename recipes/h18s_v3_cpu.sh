@@ -12,11 +12,13 @@
 # - from step 12,200: first-click views cut deep inside large objects (--cut-prob 0.35
 #   --cut-levels 3, docs/training.md). Without them the run lost what v2.2 had from its
 #   deep-cut half: at step 12,000 the first click on 12 of 39 val_select EMPS particles
-#   (14,000-200,000 px) gave a small blob (IoU 0.01-0.15; v2.2 0.91-0.99).
+#   (14,000-200,000 px) gave a small blob (IoU 0.01-0.15; v2.2 0.91-0.99);
+# - from step 12,400: two public sets of kinds the shared sets lack, SEM axons and DAPI nuclei
+#   in tissue sections (scripts/import_public_sets.py writes them into runs/data).
 # 40,000 steps of 8 (320,000 samples) at lr 2e-4, x0.1 at 87 % and 96 %, bf16 autocast +
 # channels_last where the CPU has native bfloat16, one thread. A copy every 1,000 steps.
 # Start (v2.2's weights: git show 5111f74:src/napari_ritm/weights/default.pth > runs/v2.2.pth):
-#   .venv/bin/python scripts/make_stack_sets.py
+#   .venv/bin/python scripts/make_stack_sets.py && .venv/bin/python scripts/import_public_sets.py
 #   setsid nohup bash recipes/h18s_v3_cpu.sh > runs/v3/log.txt 2>&1 &
 # and after a stop the same with --resume.
 set -euo pipefail
@@ -27,6 +29,7 @@ exec ${NAPARI_RITM:-.venv/bin/napari-ritm} train \
   --data "$D/dsb2018" --data "$S/isbi2012_em" --data "$D/weizmann_horse" \
   --data "$D/coelho_nuclei" --data "$D/usiigaci_phase" --data "$D/emps_particles" \
   --data "$D/stardist_nuclei2d" --data "$S/synthetic_nuclei3d" \
+  --data "$S/axondeepseg_sem" --data "$S/bitdepth_nuclei" \
   --val-split recipes/shared_split.json \
   --balance-sets --set-weight synthetic_nuclei3d=0.5 \
   --init "${V22:-runs/v2.2.pth}" --out "${OUT:-runs/v3}/model.pth" \

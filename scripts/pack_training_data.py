@@ -6,8 +6,8 @@ label images are re-saved with zlib compression (lossless); ``--keep SET=N`` kee
 images of a set, drawn at random with ``--seed``. ``stardist_nuclei2d`` has no train image: its
 one (val) image is copied so that the run's validation has objects. One random generator
 draws for all kept sets in the split file's order (so the draw of one set depends on the
-others' N). The GPU runs of runs/gpu3 (benchmarks/results/history_to_2026-12-07.md) used the defaults (34 MB;
-docs/training.md):
+others' N). The GPU runs of runs/gpu3 (benchmarks/results/history_to_2026-12-07.md) used the
+defaults (34 MB; docs/training.md):
 
     python scripts/pack_training_data.py --out runs/gpu/data
 """
