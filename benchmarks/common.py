@@ -31,6 +31,13 @@ SPLIT = REPO / "recipes" / "shared_split.json"
 REFERENCE_SETTINGS = {"zoom_in": True, "target_size": 400, "flip": True, **INTERACTIVE}
 
 
+def set_dir(name: str) -> Path:
+    """The folder of dev set ``name``: in the shared data, else among the sets this repository's
+    scripts import (``STACK_DATA``: scripts/import_public_sets.py, scripts/import_stacks.py)."""
+    shared = DATA / name
+    return shared if shared.is_dir() else STACK_DATA / name
+
+
 def val_dataset(name: str, subset: str = "val", **options):
     """The val images of shared set ``name`` (committed split; ``subset`` "val_select" or
     "val_report" for one half) as an ``InstanceDataset``; ``options`` go to it (e.g.
@@ -38,7 +45,7 @@ def val_dataset(name: str, subset: str = "val", **options):
     from napari_ritm.commands.evaluate import split_names
     from napari_ritm.evaluation.datasets import InstanceDataset
 
-    return InstanceDataset(DATA / name, names=split_names(SPLIT, subset, [DATA / name])[0],
+    return InstanceDataset(set_dir(name), names=split_names(SPLIT, subset, [set_dir(name)])[0],
                            **options)
 
 

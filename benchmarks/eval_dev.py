@@ -17,7 +17,9 @@ Objects (at least ``--min-area`` = 30 pixels, spread evenly over each image's id
 dsb2018 5 per val image (9 images), isbi2012_em 10 per val slice (4 slices), weizmann_horse the
 horse of every val image (66), stardist_nuclei2d 30 nuclei of its one (held-out) image,
 coelho_nuclei 3 per val image (16 images), usiigaci_phase 6 per val image (7 images),
-emps_particles 1 per val image (45 of the 78).
+emps_particles 1 per val image (45 of the 78), axondeepseg_sem 40 axons (of one image per half),
+bitdepth_nuclei 6 per val image (14 images). The last two are imported by
+scripts/import_public_sets.py into runs/data (``NAPARI_RITM_STACKS``); v2.2 never saw them.
 
 Models run with the mode's mirror averaging unless ``--no-flip`` (then the run is named
 "<model> (no flip)"). The window mode averages with the mirror image since 2026-11-27: the
@@ -37,7 +39,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import DATA, REPO, SPLIT
+from common import DATA, REPO, SPLIT, set_dir
 from common import RESULTS as RESULTS_DIR
 
 from napari_ritm.cli import main as cli
@@ -47,7 +49,7 @@ RESULTS = RESULTS_DIR
 #: dev set -> (objects per val image, at most this many objects in the set)
 SETS = {"dsb2018": (5, 45), "isbi2012_em": (10, 40), "weizmann_horse": (1, 66),
         "stardist_nuclei2d": (30, 30), "coelho_nuclei": (3, 45), "usiigaci_phase": (6, 42),
-        "emps_particles": (1, 45)}
+        "emps_particles": (1, 45), "axondeepseg_sem": (40, 80), "bitdepth_nuclei": (6, 42)}
 MODELS = ("baseline:watershed", "baseline:random_walker", "default")
 
 
@@ -61,15 +63,18 @@ def _save(path: Path, payload: dict) -> None:
 def _record(path: Path, payload: dict, name: str = "", run: dict | None = None,
             skip: str = "") -> dict:
     """Merge into the file and return its content: runs (and skip reasons) of the same protocol
-    and sets stay; ``name`` gets ``run`` or the reason ``skip`` instead of what it had (another
-    eval_dev.py may be writing other models to the same file: a lock file serialises them)."""
+    and the same settings for the sets both name stay (sets may be added); ``name`` gets
+    ``run`` or the reason ``skip`` instead of what it had (another eval_dev.py may be writing
+    other models to the same file: a lock file serialises them)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path.with_name(path.name + ".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         runs, skipped = [], {}
         if path.is_file():
             old = json.loads(path.read_text())
-            if all(old.get(k) == payload[k] for k in ("protocol", "sets")):
+            old_sets = old.get("sets", {})
+            if old.get("protocol") == payload["protocol"] and all(
+                    old_sets[k] == payload["sets"][k] for k in old_sets.keys() & payload["sets"]):
                 runs, skipped = old.get("runs", []), old.get("skipped", {})
         if run:  # sets evaluated before for this model (another --sets) are kept
             old_run = next((r for r in runs if r["model"] == name), None)
@@ -103,7 +108,7 @@ def evaluate_argv(model: str, mode: str, name: str, min_area: int, clicks: int,
     """The ``napari-ritm evaluate`` arguments for one set (without ``--json``)."""
     per_image, limit = SETS[name]
     no_flip = [] if flip or model.startswith("baseline:") else ["--no-flip"]
-    return ["evaluate", "--model", model, "--mode", mode, *no_flip, "--data", str(DATA / name),
+    return ["evaluate", "--model", model, "--mode", mode, *no_flip, "--data", str(set_dir(name)),
             "--split", str(SPLIT), "--subset", subset, "--max-objects-per-image", str(per_image),
             "--limit", str(limit), "--min-area", str(min_area), "--clicks", str(clicks)]
 

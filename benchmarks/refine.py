@@ -21,6 +21,7 @@ objects that a correction click makes worse (the IoU falls more than 0.05 below 
 within 3 clicks).
 
     python benchmarks/refine.py [--model default] [--subset val_select] [--sets dsb2018 ...]
+    python benchmarks/refine.py --markdown [--tag NAME] [--subset val_select]
 
 Writes benchmarks/results/refine_<subset>.json (a run per model; runs of other models kept).
 """
@@ -31,8 +32,8 @@ import json
 
 import numpy as np
 import torch
-from common import DATA, machine, val_dataset
 from common import RESULTS as RESULTS_DIR
+from common import machine, set_dir, val_dataset
 from eval_dev import SETS
 
 from napari_ritm.evaluation.folders import read_array
@@ -90,16 +91,40 @@ def summary(rows: list[dict]) -> dict:
     return out
 
 
+def markdown(results: dict, tag: str) -> str:
+    """One run of the results file as a table: per kind (rows) and set (columns), NoC@90
+    refining / from scratch (objects), and the share a correction click makes worse."""
+    run = results["runs"][tag]
+    sets = list(run["sets"])
+    kinds = [*PIPELINES, *ERROR_KINDS]
+    lines = [f"| start mask | {' | '.join(sets)} |", "|---|" + "---|" * len(sets)]
+    for kind in kinds:
+        cells = []
+        for s in sets:
+            r = run["sets"][s].get(kind, {"objects": 0})
+            cells.append("–" if not r["objects"] else
+                         f"{r['NoC@90']['refine']:.2f} / {r['NoC@90']['scratch']:.2f} "
+                         f"({r['objects']}), {r['worse_share']:.0%} worse")
+        lines.append(f"| {kind} | {' | '.join(cells)} |")
+    return "\n".join(lines)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="default")
     parser.add_argument("--tag", help="name of the run (default: the model)")
     parser.add_argument("--subset", choices=("val_select", "val_report"), default="val_select")
     parser.add_argument("--sets", nargs="+", choices=sorted(SETS), default=list(SETS))
+    parser.add_argument("--markdown", action="store_true",
+                        help="only print the run --tag (or --model) of the results file as a "
+                             "markdown table")
     args = parser.parse_args()
+    out_path = RESULTS_DIR / f"refine_{args.subset}.json"
+    if args.markdown:
+        print(markdown(json.loads(out_path.read_text()), args.tag or args.model))
+        return 0
     torch.set_num_threads(1)
     predictor = make_predictor(load_model(args.model), "window")
-    out_path = RESULTS_DIR / f"refine_{args.subset}.json"
     results = json.loads(out_path.read_text()) if out_path.is_file() else {"runs": {}}
     run: dict = {"model": args.model, "sets": {}}
     for set_name in args.sets:
@@ -116,7 +141,7 @@ def main() -> int:
         for samples in by_image.values():
             image = samples[0].image
             stem = samples[0].image_name.rsplit(".", 1)[0]
-            labels = read_array(DATA / set_name / "labels" / f"{stem}.tif").astype(np.int32)
+            labels = read_array(set_dir(set_name) / "labels" / f"{stem}.tif").astype(np.int32)
             ids = [s.label for s in samples]
             masks = initial_masks(image, labels, ids, rng)
             predictor.set_image(image)
