@@ -18,7 +18,9 @@ the mask is the predictor's previous mask, 20 clicks, stop at IoU 0.90; the same
 scratch beside. Per set and kind: objects, IoU before any click, NoC@85 / NoC@90 refining and
 from scratch (and their ratio), the IoU after the first click both ways, and the share of
 objects that a correction click makes worse (the IoU falls more than 0.05 below the start
-within 3 clicks).
+within 3 clicks). For merged labels also the clicks until they are two correct objects (the
+refined mask and the rest of the label split off, each IoU >= 0.85 with its true object):
+median (never = 21) and the share never split in 20 clicks.
 
     python benchmarks/refine.py [--model default] [--subset val_select] [--sets dsb2018 ...]
     python benchmarks/refine.py --markdown [--tag NAME] [--subset val_select]
@@ -36,6 +38,7 @@ from common import RESULTS as RESULTS_DIR
 from common import machine, set_dir, val_dataset
 from eval_dev import SETS
 
+from napari_ritm.evaluation.clicker import Clicker
 from napari_ritm.evaluation.folders import read_array
 from napari_ritm.evaluation.initial_masks import (
     ERROR_KINDS,
@@ -46,6 +49,7 @@ from napari_ritm.evaluation.initial_masks import (
     threshold_watershed,
 )
 from napari_ritm.evaluation.noc import evaluate_sample, noc
+from napari_ritm.inference.clicks import DEFAULT_THRESHOLD as THRESHOLD
 from napari_ritm.inference.modes import make_predictor
 from napari_ritm.model.zoo import load_model
 
@@ -75,6 +79,29 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
     return np.count_nonzero(a & b) / union if union else 1.0
 
 
+SPLIT_IOU = 0.85
+
+
+def split_clicks(predictor, init: np.ndarray, labels: np.ndarray, target: int) -> int | None:
+    """Clicks until a merged label ``init`` (the object ``target`` of ``labels`` joined with a
+    neighbour) is two correct objects: the refined mask and what **Split off the rest** makes
+    of the label's other pixels (``init`` outside the mask), each IoU >= 0.85 with its object.
+    The NoC clicker corrects the object; None when 20 clicks do not do it."""
+    others = labels[init & (labels != target) & (labels > 0)]
+    if others.size == 0:
+        return None
+    neighbour = labels == np.bincount(others).argmax()
+    gt = labels == target
+    clicker, pred, prev = Clicker(gt.astype(np.int32)), init, init.astype(np.float32)
+    predictor.reset()
+    for n in range(1, MAX_CLICKS + 1):
+        clicker.next_click(pred)
+        pred = predictor.predict(list(clicker.clicks), prev) > THRESHOLD
+        if iou(pred, gt) >= SPLIT_IOU and iou(init & ~pred, neighbour) >= SPLIT_IOU:
+            return n
+    return None
+
+
 def summary(rows: list[dict]) -> dict:
     if not rows:
         return {"objects": 0}
@@ -88,6 +115,11 @@ def summary(rows: list[dict]) -> dict:
     out["iou_after_1"] = {"refine": float(np.mean([r["refine"][0] for r in rows])),
                           "scratch": float(np.mean([r["scratch"][0] for r in rows]))}
     out["worse_share"] = float(np.mean([min(r["refine"][:3]) < r["start"] - 0.05 for r in rows]))
+    if "split_clicks" in rows[0]:  # never split in 20 clicks counts as 21
+        clicks = [MAX_CLICKS + 1 if r["split_clicks"] is None else r["split_clicks"]
+                  for r in rows]
+        out["split_clicks_median"] = float(np.median(clicks))
+        out["never_split"] = float(np.mean([r["split_clicks"] is None for r in rows]))
     return out
 
 
@@ -157,9 +189,11 @@ def main() -> int:
                         continue
                     refine = evaluate_sample(predictor, image, s.gt, max_clicks=MAX_CLICKS,
                                              new_image=False, init_mask=init).ious
-                    rows.setdefault(kind, []).append({"image": s.image_name, "label": s.label,
-                                                      "start": start, "refine": refine,
-                                                      "scratch": scratch})
+                    row = {"image": s.image_name, "label": s.label, "start": start,
+                           "refine": refine, "scratch": scratch}
+                    if kind == "merged":
+                        row["split_clicks"] = split_clicks(predictor, init, labels, s.label)
+                    rows.setdefault(kind, []).append(row)
         run["sets"][set_name] = {kind: {**summary(r), "objects_detail": r}
                                  for kind, r in rows.items()}
         brief = {k: (v["objects"], round(v["NoC@90"]["refine"], 2),
