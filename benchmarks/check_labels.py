@@ -27,14 +27,13 @@ Writes ``benchmarks/results/check_labels_<subset>.json`` (a run per model; other
 """
 from __future__ import annotations
 
-import argparse
 import json
 import time
 
 import numpy as np
 import torch
 from common import RESULTS as RESULTS_DIR
-from common import SPLIT, machine, set_dir
+from common import SPLIT, machine, run_parser, set_dir
 from eval_dev import SETS
 from scipy.stats import mannwhitneyu
 
@@ -149,11 +148,7 @@ def markdown(results: dict) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="default")
-    parser.add_argument("--tag", help="name of the run (default: the model)")
-    parser.add_argument("--subset", choices=("val_select", "val_report"), default="val_select")
-    parser.add_argument("--sets", nargs="+", choices=sorted(SETS), default=list(SETS))
+    parser = run_parser(__doc__.split("\n\n")[0], SETS)
     parser.add_argument("--per-image", type=int, default=20,
                         help="labels per image and source, at most (20)")
     parser.add_argument("--markdown", action="store_true",

@@ -4,6 +4,7 @@ to time predictors (ours, the reference port, ONNX Runtime).
 """
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 from pathlib import Path
@@ -36,6 +37,17 @@ def set_dir(name: str) -> Path:
     scripts import (``STACK_DATA``: scripts/import_public_sets.py, scripts/import_stacks.py)."""
     shared = DATA / name
     return shared if shared.is_dir() else STACK_DATA / name
+
+
+def run_parser(description: str, sets) -> argparse.ArgumentParser:
+    """The flags of a benchmark that runs one model on a val half: ``--model``, ``--tag`` (the
+    run's name), ``--subset`` (val_select or val_report) and ``--sets`` (of ``sets``)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--model", default="default")
+    parser.add_argument("--tag", help="name of the run (default: the model)")
+    parser.add_argument("--subset", choices=("val_select", "val_report"), default="val_select")
+    parser.add_argument("--sets", nargs="+", choices=sorted(sets), default=list(sets))
+    return parser
 
 
 def val_dataset(name: str, subset: str = "val", **options):

@@ -29,13 +29,12 @@ Writes benchmarks/results/refine_<subset>.json (a run per model; runs of other m
 """
 from __future__ import annotations
 
-import argparse
 import json
 
 import numpy as np
 import torch
 from common import RESULTS as RESULTS_DIR
-from common import machine, set_dir, val_dataset
+from common import machine, run_parser, set_dir, val_dataset
 from eval_dev import SETS
 
 from napari_ritm.evaluation.clicker import Clicker
@@ -142,11 +141,7 @@ def markdown(results: dict, tag: str) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="default")
-    parser.add_argument("--tag", help="name of the run (default: the model)")
-    parser.add_argument("--subset", choices=("val_select", "val_report"), default="val_select")
-    parser.add_argument("--sets", nargs="+", choices=sorted(SETS), default=list(SETS))
+    parser = run_parser(__doc__.split("\n\n")[0], SETS)
     parser.add_argument("--markdown", action="store_true",
                         help="only print the run --tag (or --model) of the results file as a "
                              "markdown table")
