@@ -1,14 +1,14 @@
 """Carrying an object from slice to slice through a stack (pure Python, no Qt).
 
-On each next plane the predictor runs twice with one positive click at the previous mask's
-innermost pixel: *guided* (the previous plane's mask as its previous-mask input: the mask kept)
-and *fresh* (the click alone). The object has ended, or the mask went astray, when the stop rule
-(:data:`STOP_RULE`) fires on what they returned (:class:`StepFigures`): the two disagree, the
-guided mask overlaps the previous one too little, the image inside it changed a lot (another
-cell at the same place), or the network is unsure of the guided mask. Rule and thresholds were
-chosen on synthetic stacks with known object ends and on the isbi2012_em serial sections
-(benchmarks/propagation.py). The session writes each plane as one undo step
-(:meth:`napari_ritm.session.stack.StackPropagation.apply_step`).
+On each next plane the predictor runs twice, in one network batch on the window around the previous
+mask, with one positive click at the previous mask's innermost pixel: *guided* (the previous
+plane's mask as its previous-mask input: the mask kept) and *fresh* (the click alone). The object
+has ended, or the mask went astray, when the stop rule (:data:`STOP_RULE`) fires on what they
+returned (:class:`StepFigures`): the two disagree, the guided mask overlaps the previous one too
+little, the image inside it changed a lot (another cell at the same place), or the network is
+unsure of the guided mask. Rule and thresholds were chosen on synthetic stacks with known object
+ends and on the isbi2012_em serial sections (benchmarks/propagation.py). The session writes each
+plane as one undo step (:meth:`napari_ritm.session.stack.StackPropagation.apply_step`).
 """
 from __future__ import annotations
 
@@ -133,7 +133,8 @@ class PropagationStep:
 #: How the previous plane's mask guides the next: ``"click"``, with one positive click at its
 #: innermost pixel (the previous mask as the previous-mask input); ``"mask"``, with the mask
 #: alone and no click (what the models trained on propagate samples learnt: the mask may shrink
-#: toward a cap or vanish), both passes on the window around the previous mask in one batch.
+#: toward a cap or vanish). Either way both passes of a plane run on the window around the
+#: previous mask in one network batch.
 GUIDES = ("click", "mask")
 
 
@@ -217,20 +218,15 @@ class Propagation:
 
     def _predict(self, plane: Any, prev: np.ndarray, image: np.ndarray,
                  prev_image: np.ndarray) -> tuple[np.ndarray, StepFigures]:
-        """The guided and the fresh pass on one plane: (guided mask, what they returned)."""
+        """The guided and the fresh pass on one plane, in one network batch on the window
+        around the previous mask: (guided mask, what they returned)."""
         self.predictor.set_image(plane)
         row, col = innermost_pixel(prev)
         click = [Click(float(row), float(col), True)]
-        if self.guide == "mask":  # both passes on the window around the previous mask, one batch
-            hw = prev.shape
-            roi = zoom_roi(interior_box(prev), click, 1.4, 96, hw)
-            guided, fresh = (v.full() for v in self.predictor.predict_views(
-                [((), prev.astype(np.float32)), (click, None)], roi))
-        else:
-            self.predictor.reset()
-            guided = np.asarray(self.predictor.predict(click, prev_mask=prev.astype(np.float32)))
-            self.predictor.reset()
-            fresh = np.asarray(self.predictor.predict(click))
+        roi = zoom_roi(interior_box(prev), click, 1.4, 96, prev.shape)
+        guided_clicks = () if self.guide == "mask" else click
+        guided, fresh = (v.full() for v in self.predictor.predict_views(
+            [(guided_clicks, prev.astype(np.float32)), (click, None)], roi))
         figures = StepFigures.of(guided, fresh, prev, (row, col), image, prev_image,
                                  self.threshold)
         return guided > self.threshold, figures
