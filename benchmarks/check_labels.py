@@ -1,8 +1,8 @@
 """Check labels: does the dock's order put the wrong labels first?
 
-**Check labels** (:func:`napari_ritm.session.proofread.check_order`) gives each label of a plane
-to the model as its previous mask with one click at its innermost pixel and orders the labels
-by how little the model's mask agrees with them. Here, on the val images of every shared set
+**Check labels** (:func:`napari_ritm.session.proofread.check_order`) lets the model segment
+each label of a plane from one click at the label's innermost pixel (the label not given to it)
+and orders the labels by how little the model's mask agrees with them. Here, on the val images of every shared set
 (``--subset``), label planes of three sources are ordered so:
 
 - ``otsu_watershed`` and ``local_watershed``: every label of the classic automatic pipelines
