@@ -10,7 +10,8 @@ and the overlap of the written mask with the true one. Each rule of ``STOP_RULES
 applied to those records (a rule stops at the first step where it fires; that slice is not
 written), giving per stack kind: the 3D IoU of the object so propagated, slices missed before
 an end, the share of objects with no slice written past an end, and the most slices written
-past the ends of one object.
+past the ends of one object; and the 3D IoU had it stopped exactly at the true ends (what the
+masks allow, whatever the rule).
 
     python benchmarks/propagation.py [--model default] [--guide click|mask] [--half select]
                                      [--past 6] [--tag NAME] [--records FILE.json]
@@ -88,6 +89,18 @@ def apply_rule(rule, trajectories: list[dict]) -> dict:
             "most_past_end": int(over_a.max()), "slices_past_end": int(over_a.sum())}
 
 
+def oracle_stop(trajectories: list[dict]) -> dict:
+    """The 3D IoU if propagation stopped exactly at each true end (every recorded slice inside
+    the object written, none past): what the masks allow, whatever the rule."""
+    ious = []
+    for t in trajectories:
+        inside = [s for steps in t["sides"].values() for s in steps if s["inside"]]
+        inter = t["start_area"] + sum(s["inter"] for s in inside)
+        union = t["voxels"] + sum(s["area"] - s["inter"] for s in inside)
+        ious.append(inter / union)
+    return {"objects": len(trajectories), "iou_3d": round(float(np.mean(ious)), 3)}
+
+
 def markdown_table(run: dict, rules: list[str] | None = None) -> str:
     """A run of the results file as a table: one row per rule (``rules``: these only), per
     stack kind "3D IoU, slices missed, share of objects with no slice past an end, most
@@ -104,6 +117,9 @@ def markdown_table(run: dict, rules: list[str] | None = None) -> str:
                  for f in (figures[kind] for kind in kinds)]
         shown = f"**{name} (used)**" if name == run["session_rule"] else name
         lines.append(f"| {shown} | " + " | ".join(cells) + " |")
+    if "oracle_stop" in run:
+        cells = [f"{run['oracle_stop'][kind]['iou_3d']:.2f}" for kind in kinds]
+        lines.append("| *stopped at the true ends* | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -145,12 +161,14 @@ def main(argv: list[str] | None = None) -> int:
             json.dump(by_kind, f)
     rules = {name: {kind: apply_rule(rule, rows) for kind, rows in by_kind.items()}
              for name, rule in STOP_RULES.items()}
-    for name, figures in rules.items():
+    oracle = {kind: oracle_stop(rows) for kind, rows in by_kind.items()}
+    for name, figures in {**rules, "oracle stop": oracle}.items():
         print(name, json.dumps(figures), flush=True)
     results = json.loads(out_path.read_text()) if out_path.is_file() else {"runs": {}}
     tag = args.tag or f"{args.model}, guide {args.guide}"
     results["runs"][tag] = {"model": args.model, "guide": args.guide, "past": args.past,
-                            "session_rule": STOP_RULE, "rules": rules}
+                            "session_rule": STOP_RULE, "rules": rules,
+                            "oracle_stop": oracle}
     results.update({"what": "stop rules applied offline to propagation without a rule "
                             "(benchmarks/propagation.py)", "half": args.half,
                     "machine": machine()})
