@@ -172,3 +172,55 @@ def test_clicks_outside_the_image_are_refused():
     predictor.set_image(np.zeros((50, 50), np.uint8))
     with pytest.raises(ValueError, match="outside"):
         predictor.predict([Click(60, 10, True)])
+
+
+class BlobNet(FloodNet):
+    """FloodNet, except that a window wholly inside the object gets an unsure small disk at the
+    click (probability 0.6): what some checkpoints return inside a large particle."""
+
+    def __call__(self, image, points, prev_mask=None):
+        out = super().__call__(image, points, prev_mask)
+        logits = out["instances"].numpy()
+        h, w = image.shape[2:]
+        rows, cols = np.ogrid[:h, :w]
+        for b in range(image.shape[0]):
+            if (logits[b, 0] > 0).mean() > 0.9:
+                y, x = points[b, 0, :2].tolist()
+                disk = (rows - y) ** 2 + (cols - x) ** 2 <= (h / 8) ** 2
+                logits[b, 0] = np.where(disk, 0.4, -8.0)
+        return out
+
+
+def test_a_first_click_inside_a_large_object_gets_a_second_look():
+    image = np.zeros((2000, 2000), np.uint8)
+    image[850:1150, 850:1150] = 255  # 300 px: the 96 px first window lies inside it
+    plain = WindowPredictor(BlobNet(), first_window=96)
+    plain.set_image(image)
+    blob = plain.predict_local([Click(1000, 1000, True)]).full() > 0.49
+    assert plain.passes == 1 and iou(blob, image > 0) < 0.1
+    looking = WindowPredictor(BlobNet(), first_window=96, second_look=4)
+    looking.set_image(image)
+    local = looking.predict_local([Click(1000, 1000, True)])
+    assert looking.passes == 1 + 1  # the blob, then the 384 px window that holds the object
+    assert local.roi[1] - local.roi[0] + 1 == 384
+    assert iou(local.full() > 0.49, image > 0) > 0.97
+
+
+def test_no_second_look_for_a_sure_mask_or_an_object_inside_the_first_window():
+    image, disk = disk_image((2000, 2000), (1000, 1000), 20)
+    net = BlobNet()
+    predictor = WindowPredictor(net, first_window=96, second_look=4)
+    predictor.set_image(image)
+    local = predictor.predict_local([Click(1000, 1000, True)])
+    assert predictor.passes == 1 and len(net.calls) == 1
+    assert iou(local.full() > 0.49, disk) > 0.95
+
+
+def test_the_blob_is_kept_when_the_wider_window_shows_no_larger_object():
+    image = np.zeros((3000, 3000), np.uint8)
+    image[500:2500, 500:2500] = 255  # larger than the wider window too: blob again there
+    predictor = WindowPredictor(BlobNet(), first_window=96, second_look=4)
+    predictor.set_image(image)
+    local = predictor.predict_local([Click(1500, 1500, True)])
+    assert predictor.passes == 2  # the first window and the wider look, which is not kept
+    assert local.roi[1] - local.roi[0] + 1 == 96

@@ -69,6 +69,7 @@ WINDOW_SETTINGS: dict = {
     "first_window": 96,
     "max_window": 1024,
     "min_crop_size": 96,
+    "second_look": 4,
     "flip": True,
     "precision": "auto",
 }

@@ -38,6 +38,7 @@ from napari_ritm.inference.base import (
     network_pass,
 )
 from napari_ritm.inference.clicks import DEFAULT_THRESHOLD, Click
+from napari_ritm.inference.second_look import component_at, looks_like_blob, surrounds
 from napari_ritm.inference.transforms import (
     Roi,
     _positive_clicks_inside,
@@ -132,6 +133,11 @@ class WindowPredictor(ClickPredictor):
     network under bfloat16 autocast (faster on CPUs that compute it natively), ``"float32"`` as
     it is.
 
+    ``second_look``: when > 0, a first click whose mask (after no growth) is a small unsure
+    blob with no image edge around it is predicted again in a window ``second_look`` times
+    ``first_window``, kept when its object surrounds the first window
+    (:mod:`napari_ritm.inference.second_look`); 0 turns this off.
+
     ``prob_thresh``: where the mask is, for the window rule (the window grows while the mask
     reaches its border); the session sets it to the user's threshold, so that the window grows
     with the mask the user sees. The predictor contract (set_image, predict_local, predict,
@@ -154,6 +160,7 @@ class WindowPredictor(ClickPredictor):
         flip_refine: bool = True,
         prob_thresh: float = DEFAULT_THRESHOLD,
         precision: str = "float32",
+        second_look: int = 0,
     ) -> None:
         if not 1 < growth:
             raise ValueError(f"growth must be > 1, got {growth}")
@@ -173,6 +180,7 @@ class WindowPredictor(ClickPredictor):
         if precision not in ("float32", "bfloat16"):
             raise ValueError(f"precision must be 'float32' or 'bfloat16', got {precision!r}")
         self.precision = precision
+        self.second_look = int(second_look)
         self._with_prev_mask = bool(model.variant.with_prev_mask)
         device = getattr(model, "device", None)
         self._device = device if device is not None else next(model.parameters()).device
@@ -229,20 +237,47 @@ class WindowPredictor(ClickPredictor):
         hw = tuple(self._plane.shape)
         self._check_clicks(clicks)
         prior = self._probs if self._probs is not None else as_local(prev_mask, hw)
-        roi = self._choose_roi(prior, clicks, hw)
         self.passes = 0
+        local, roi = self._grow(self._choose_roi(prior, clicks, hw), clicks, prior, hw)
+        if (self.second_look and prior is None and self.passes == 1 and len(clicks) == 1
+                and clicks[0].positive):
+            local, roi = self._look_wider(local, roi, clicks[0], hw)
+        self._clicks, self._probs, self._roi = clicks, local, roi
+        return local
+
+    def _grow(self, roi: Roi, clicks: tuple[Click, ...], prior: LocalProbs | None, hw,
+              first: LocalProbs | None = None) -> tuple[LocalProbs, Roi]:
+        """Predict on ``roi`` (``first``: that pass, already run), growing the window while the
+        mask reaches its border; (probabilities, last window)."""
         while True:
-            local = self._run_one(roi, clicks, prior)
+            local = first if first is not None else self._run_one(roi, clicks, prior)
+            first = None
             self.passes += 1
             side = max(roi[1] - roi[0] + 1, roi[3] - roi[2] + 1)
             if side >= self.max_window or not touches_inner_border(local, self.prob_thresh):
-                break
+                return local, roi
             bigger = grow_window(roi, min(self.growth, self.max_window / side), hw)
             if bigger == roi:
-                break
+                return local, roi
             roi = bigger
-        self._clicks, self._probs, self._roi = clicks, local, roi
-        return local
+
+    def _look_wider(self, local: LocalProbs, roi: Roi, click: Click,
+                    hw) -> tuple[LocalProbs, Roi]:
+        """The first click's mask is a small unsure blob with no image edge around it: look
+        again in a window ``second_look`` times wider, and keep that view when its object
+        surrounds the first window and the network is surer of it (module second_look)."""
+        if not looks_like_blob(local, self._plane.read(roi), self.prob_thresh):
+            return local, roi
+        side = min(self.first_window * self.second_look, self.max_window)
+        wide_roi = square_window(click.y, click.x, side, hw)
+        wide = self._run_one(wide_roi, (click,), None)
+        part = component_at(wide, click, self.prob_thresh)
+        mine = local.probs[local.probs > self.prob_thresh].mean()
+        if part is None or not surrounds(part, wide_roi, roi) or (
+                wide.probs[part].mean() <= mine + 0.1):
+            self.passes += 1
+            return local, roi
+        return self._grow(wide_roi, (click,), None, hw, first=wide)
 
     def _choose_roi(self, prior: LocalProbs | None, clicks: tuple[Click, ...], hw) -> Roi:
         box = prior.bbox(self.prob_thresh) if prior is not None else None
