@@ -100,7 +100,7 @@ def test_replay_notices_a_changed_image_and_changed_labels(tmp_path):
 def test_cli_replay_with_a_real_network_is_exact(tmp_path, ref_dir, capsys):
     tifffile = pytest.importorskip("tifffile")
     from napari_ritm.cli import main
-    from napari_ritm.inference.modes import make_predictor
+    from napari_ritm.inference.modes import WINDOW_SETTINGS, make_predictor
     from napari_ritm.model.checkpoint import load_checkpoint
     from napari_ritm.model.zoo import model_file_hash
 
@@ -111,7 +111,7 @@ def test_cli_replay_with_a_real_network_is_exact(tmp_path, ref_dir, capsys):
     labels = np.zeros((120, 140), np.uint16)
     session = Session(image, labels, threshold=0.3)
     info = {"model": checkpoint, "sha256": model_file_hash(checkpoint), "mode": "window",
-            "settings": {}}
+            "settings": {"second_look": WINDOW_SETTINGS["second_look"]}}
     session.set_predictor(make_predictor(load_checkpoint(checkpoint), "window",
                                          interactive=True), info)
     for y, x, positive in [(50, 60, True), (35, 85, False), (60, 45, True)]:

@@ -137,9 +137,11 @@ def make_predictor(model, mode: str = DEFAULT_MODE, *, interactive: bool = False
     if source is not None:  # how to build it again (a session's record keeps this)
         from napari_ritm.model.zoo import model_file_hash
 
-        # the mirror averaging is written down even when it is the mode's default: a record
-        # replays the same way after a default changes
+        # the mirror averaging and the second look are written down even when they are the
+        # mode's default: a record replays the same way after a default changes
         settings = {"flip": bool(predictor.flip), **overrides}
+        if mode == "window":
+            settings.setdefault("second_look", predictor.second_look)
         predictor.info = {"model": source, "sha256": model_file_hash(source), "mode": mode,
                           "interactive": interactive, "settings": settings}
     return predictor

@@ -83,8 +83,11 @@ def predictor_from_entry(entry: dict, notes: list[str] | None = None) -> Any:
     if notes is not None and entry.get("sha256") and digest != entry["sha256"]:
         notes.append(f"model {entry['model']} is not the file recorded (SHA-256 differs)")
     set_interactive_threads()
+    settings = dict(entry.get("settings", {}))
+    if entry["mode"] == "window":  # records from before the second look (2026-12-07) had none
+        settings.setdefault("second_look", 0)
     return make_predictor(load_model(entry["model"]), entry["mode"],
-                          interactive=entry.get("interactive", True), **entry.get("settings", {}))
+                          interactive=entry.get("interactive", True), **settings)
 
 
 def _limits(value: Any) -> tuple[float, float] | None:
