@@ -1,25 +1,15 @@
 """benchmarks/check_labels.py's figures: each label's truth and the ROC area of the order."""
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+from _scripts import BENCHMARKS, load_script
 
 
 @pytest.fixture
 def bench(monkeypatch):
-    monkeypatch.syspath_prepend(str(BENCHMARKS))
-    spec = importlib.util.spec_from_file_location("benchmark_check_labels",
-                                                  BENCHMARKS / "check_labels.py")
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, spec.name, module)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(BENCHMARKS / "check_labels.py", "benchmark_check_labels", monkeypatch)
 
 
 def test_a_label_is_scored_by_its_best_match(bench):

@@ -2,23 +2,17 @@
 each animal on one side."""
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "import_public_sets.py"
+from _scripts import REPO, load_script
+
+SCRIPT = REPO / "scripts" / "import_public_sets.py"
 
 
 @pytest.fixture
 def script(monkeypatch):
-    spec = importlib.util.spec_from_file_location("import_public_sets", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, spec.name, module)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(SCRIPT, "import_public_sets", monkeypatch)
 
 
 def test_small_objects_are_dropped_and_ids_run_from_one(script):

@@ -2,24 +2,14 @@
 3D IoU of stopping exactly at the object's true ends."""
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+from _scripts import BENCHMARKS, load_script
 
 
 @pytest.fixture
 def bench(monkeypatch):
-    monkeypatch.syspath_prepend(str(BENCHMARKS))
-    spec = importlib.util.spec_from_file_location("benchmark_propagation",
-                                                  BENCHMARKS / "propagation.py")
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, spec.name, module)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(BENCHMARKS / "propagation.py", "benchmark_propagation", monkeypatch)
 
 
 def step(z, inside, area, inter, gt_area, prev_area=100):
