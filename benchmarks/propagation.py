@@ -1,8 +1,8 @@
 """Where should propagation through a stack stop? Every candidate rule, measured offline.
 
-On the 3D benchmark's stacks (benchmarks/stacks.py: synthetic nuclei, gonuclear, ovule cells,
-isbi_em; ``--half select`` by default, the objects rules are chosen on), each object is
-propagated from its true mask on its largest slice, both ways, by the session's own
+On the 3D benchmark's stacks (benchmarks/stacks.py: synthetic nuclei, gonuclear and qcanet
+nuclei, ovule cells, isbi_em; ``--half select`` by default, the objects rules are chosen on),
+each object is propagated from its true mask on its largest slice, both ways, by the session's own
 :class:`~napari_ritm.session.propagation.Propagation` with ``--guide`` and a rule that never
 fires, up to ``--past`` slices beyond the object's true end (or until the mask is empty). Every
 step keeps what the network returned (:class:`~napari_ritm.session.propagation.StepFigures`)

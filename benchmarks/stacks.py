@@ -11,6 +11,8 @@ Stacks (``--stacks``):
 - ``gonuclear``: three confocal crops of Arabidopsis ovule nuclei (GoNuclear; the folder
   ``gonuclear_nuclei3d`` that scripts/import_stacks.py writes into runs/data, or into
   ``$NAPARI_RITM_STACKS``);
+- ``qcanet``: two fluorescence stacks of mouse embryo nuclei (QCANet; ``qcanet_nuclei3d``, the
+  same), 24 nuclei;
 - ``ovule``: a confocal crop of Arabidopsis ovule cells (PlantSeg; ``ovule_cells3d``, the same);
 - ``isbi_em``: the 20 serial EM sections of ``isbi2012_em`` linked into one stack.
 Objects of at least ``--min-slices`` slices (3) and ``--min-area`` pixels on their largest
@@ -48,10 +50,10 @@ from napari_ritm.session import Session
 from napari_ritm.session.propagation import GUIDES, STOP_RULE, STOP_RULES
 
 STACKS = ("synthetic:ellipsoids", "synthetic:irregular", "synthetic:anisotropic", "gonuclear",
-          "ovule", "isbi_em")
+          "qcanet", "ovule", "isbi_em")
 KINDS = {"synthetic:ellipsoids": "nuclei", "synthetic:irregular": "nuclei",
-         "synthetic:anisotropic": "nuclei", "gonuclear": "nuclei", "ovule": "cells",
-         "isbi_em": "EM cells"}
+         "synthetic:anisotropic": "nuclei", "gonuclear": "nuclei", "qcanet": "nuclei",
+         "ovule": "cells", "isbi_em": "EM cells"}
 
 
 def load_stacks(name: str) -> list[tuple[str, np.ndarray, np.ndarray]]:
@@ -64,7 +66,8 @@ def load_stacks(name: str) -> list[tuple[str, np.ndarray, np.ndarray]]:
         pairs = image_label_pairs(DATA / "isbi2012_em")
         image = np.stack([read_array(p) for p, _ in pairs])
         return [("isbi_em", image, linked_sections([read_array(q) for _, q in pairs]))]
-    folder = {"gonuclear": "gonuclear_nuclei3d", "ovule": "ovule_cells3d"}[name]
+    folder = {"gonuclear": "gonuclear_nuclei3d", "qcanet": "qcanet_nuclei3d",
+              "ovule": "ovule_cells3d"}[name]
     return [(f"{name}-{p.stem}", read_array(p), read_array(q).astype(np.int32))
             for p, q in image_label_pairs(STACK_DATA / folder)]
 
