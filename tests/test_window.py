@@ -7,6 +7,7 @@ import pytest
 
 from _fakes import FloodNet
 from napari_ritm.inference.clicks import Click
+from napari_ritm.inference.second_look import looks_like_blob
 from napari_ritm.inference.window import (
     LocalProbs,
     WindowPredictor,
@@ -176,7 +177,8 @@ def test_clicks_outside_the_image_are_refused():
 
 class BlobNet(FloodNet):
     """FloodNet, except that a window wholly inside the object gets an unsure small disk at the
-    click (probability 0.6): what some checkpoints return inside a large particle."""
+    click (probability 0.6, a ninth of the window): what some checkpoints return inside a large
+    particle."""
 
     def __call__(self, image, points, prev_mask=None):
         out = super().__call__(image, points, prev_mask)
@@ -186,7 +188,7 @@ class BlobNet(FloodNet):
         for b in range(image.shape[0]):
             if (logits[b, 0] > 0).mean() > 0.9:
                 y, x = points[b, 0, :2].tolist()
-                disk = (rows - y) ** 2 + (cols - x) ** 2 <= (h / 8) ** 2
+                disk = (rows - y) ** 2 + (cols - x) ** 2 <= (h / 6) ** 2
                 logits[b, 0] = np.where(disk, 0.4, -8.0)
         return out
 
@@ -214,6 +216,23 @@ def test_no_second_look_for_a_sure_mask_or_an_object_inside_the_first_window():
     local = predictor.predict_local([Click(1000, 1000, True)])
     assert predictor.passes == 1 and len(net.calls) == 1
     assert iou(local.full() > 0.49, disk) > 0.95
+
+
+def test_only_a_blob_of_some_size_without_an_edge_counts():
+    hw = (96, 96)
+    rows, cols = np.ogrid[:96, :96]
+    flat = np.full((96, 96, 3), 0.5, np.float32)
+
+    def blob(radius: float, prob: float = 0.6) -> LocalProbs:
+        disk = (rows - 48) ** 2 + (cols - 48) ** 2 <= radius ** 2
+        return LocalProbs((0, 95, 0, 95), np.where(disk, prob, 0.0).astype(np.float32), hw)
+
+    assert looks_like_blob(blob(16), flat, 0.49)  # 9 % of the window, unsure, no edge
+    assert not looks_like_blob(blob(9), flat, 0.49)  # under 5 %: a small object, seen whole
+    assert not looks_like_blob(blob(16, prob=0.9), flat, 0.49)  # the network is sure
+    edged = flat.copy()
+    edged[(rows - 48) ** 2 + (cols - 48) ** 2 <= 16 ** 2] = 1.0
+    assert not looks_like_blob(blob(16), edged, 0.49)  # the image has an edge there
 
 
 def test_the_blob_is_kept_when_the_wider_window_shows_no_larger_object():
