@@ -20,6 +20,8 @@
 # every 1,000 steps. The run was planned for 40,000 steps; its validation curve (36 objects of
 # the training split, every 1,000 steps) was flat from step 13,000 to 25,000 (NoC@90 5.7-7.2,
 # no trend), so at step 25,000 it was resumed with this length: lr x0.1 from there.
+# The shipped v3 is the mean of the weights of v2.2 and of this run's step 26,000
+# (napari-ritm average --out v3.pth runs/v2.2.pth runs/v3/model.step26000.pth; docs/models.md).
 # Start (v2.2's weights: git show 5111f74:src/napari_ritm/weights/default.pth > runs/v2.2.pth):
 #   .venv/bin/python scripts/make_stack_sets.py && .venv/bin/python scripts/import_public_sets.py
 #   setsid nohup bash recipes/h18s_v3_cpu.sh > runs/v3/log.txt 2>&1 &
