@@ -65,8 +65,8 @@ SETS = {
                   "16_cell_stage": "example_datasets/images_{}/16_cell_stage.tif"},
         "readme": "2 stacks of 51 x 120 x 122 voxels: mouse embryos at the 8- and 16-cell "
                   "stages, nuclei in fluorescence, z steps 2.18 pixels apart (the authors' x:y:z "
-                  "resolution 1:1:2.18), raw uint16 (Tokuoka et al., npj Syst Biol Appl 2020, doi:10.1038/"
-                  "s41540-020-00152-8), from github.com/funalab/QCANet (MIT), "
+                  "resolution 1:1:2.18), raw uint16 (Tokuoka et al., npj Syst Biol Appl "
+                  "2020, doi:10.1038/s41540-020-00152-8), from github.com/funalab/QCANet (MIT), "
                   "example_datasets. Labels: the connected components of the authors' nucleus "
                   "masks (images_nsn), one per nucleus marker (images_ndn).",
     },
