@@ -15,6 +15,7 @@ masks allow, whatever the rule).
 
     python benchmarks/propagation.py [--model default] [--guide click|mask] [--half select]
                                      [--past 6] [--tag NAME] [--records FILE.json]
+    python benchmarks/propagation.py --from-records FILE.json --model M --guide G --tag NAME
     python benchmarks/propagation.py --markdown --tag NAME [--rules RULE ...]
 
 Writes benchmarks/results/propagation_<half>.json (one entry per tag).
@@ -123,25 +124,8 @@ def markdown_table(run: dict, rules: list[str] | None = None) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="default")
-    parser.add_argument("--guide", choices=GUIDES, default="click")
-    parser.add_argument("--half", choices=("select", "report", "all"), default="select")
-    parser.add_argument("--stacks", nargs="+", choices=STACKS, default=list(STACKS))
-    parser.add_argument("--past", type=int, default=6)
-    parser.add_argument("--limit", type=int, default=12, help="objects per stack (0: all)")
-    parser.add_argument("--tag", default="")
-    parser.add_argument("--records", help="also write every step's figures to this JSON file "
-                        "(to try new rules without the network)")
-    parser.add_argument("--markdown", action="store_true", help="only print the run --tag of "
-                        "the results file as a markdown table (for docs/)")
-    parser.add_argument("--rules", nargs="+", help="with --markdown: these rules only")
-    args = parser.parse_args(argv)
-    out_path = RESULTS / f"propagation_{args.half}.json"
-    if args.markdown:
-        print(markdown_table(json.loads(out_path.read_text())["runs"][args.tag], args.rules))
-        return 0
+def propagate_all(args: argparse.Namespace) -> dict[str, list]:
+    """Every chosen object's :func:`trajectory`, per stack kind."""
     torch.set_num_threads(1)
     predictor = make_predictor(load_model(args.model), "window")
     by_kind: dict[str, list] = {}
@@ -156,9 +140,39 @@ def main(argv: list[str] | None = None) -> int:
                     for k in chosen]
             by_kind.setdefault(KINDS[name], []).extend(rows)
             print(f"{stack_name}: {len(rows)} objects", flush=True)
-    if args.records:
-        with open(args.records, "w") as f:
-            json.dump(by_kind, f)
+    return by_kind
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="default")
+    parser.add_argument("--guide", choices=GUIDES, default="click")
+    parser.add_argument("--half", choices=("select", "report", "all"), default="select")
+    parser.add_argument("--stacks", nargs="+", choices=STACKS, default=list(STACKS))
+    parser.add_argument("--past", type=int, default=6)
+    parser.add_argument("--limit", type=int, default=12, help="objects per stack (0: all)")
+    parser.add_argument("--tag", default="")
+    parser.add_argument("--records", help="also write every step's figures to this JSON file "
+                        "(to try new rules without the network)")
+    parser.add_argument("--from-records", help="apply the rules to the records of an earlier "
+                        "run (written with --records, with the same --model, --guide, --half "
+                        "and --past) instead of running the network")
+    parser.add_argument("--markdown", action="store_true", help="only print the run --tag of "
+                        "the results file as a markdown table (for docs/)")
+    parser.add_argument("--rules", nargs="+", help="with --markdown: these rules only")
+    args = parser.parse_args(argv)
+    out_path = RESULTS / f"propagation_{args.half}.json"
+    if args.markdown:
+        print(markdown_table(json.loads(out_path.read_text())["runs"][args.tag], args.rules))
+        return 0
+    if args.from_records:
+        with open(args.from_records) as f:
+            by_kind = json.load(f)
+    else:
+        by_kind = propagate_all(args)
+        if args.records:
+            with open(args.records, "w") as f:
+                json.dump(by_kind, f)
     rules = {name: {kind: apply_rule(rule, rows) for kind, rows in by_kind.items()}
              for name, rule in STOP_RULES.items()}
     oracle = {kind: oracle_stop(rows) for kind, rows in by_kind.items()}

@@ -26,6 +26,7 @@ earlier objects that the run changed (Overwrite off: must be 0).
 
     python benchmarks/stacks.py [--model default] [--stacks synthetic:ellipsoids gonuclear ...]
                                 [--half select|report|all]
+    python benchmarks/stacks.py --half report --markdown --tag NAME [--by-kind]
 
 ``--half``: objects with even (select) or odd (report) ids of each stack, to choose a stop rule
 on one and report the other (default all). Writes benchmarks/results/stacks_<half>.json.
@@ -153,6 +154,27 @@ def summary(rows: list[dict]) -> dict:
     }
 
 
+COLUMNS = ("objects", "iou_3d", "clicks", "missed_per_object", "no_slice_past_end",
+           "most_past_end", "objects_not_propagated", "others_changed", "seconds_per_slice")
+
+
+def markdown_table(run: dict, by_kind: bool = False) -> str:
+    """A run of the results file as the docs' table: one row per stack (``by_kind``: per stack
+    kind)."""
+    rows = (run["by_kind"] if by_kind else
+            {name: stack["summary"] for name, stack in run["stacks"].items()})
+    lines = ["| stacks | objects | 3D IoU | clicks | slices missed | no slice past an end | most "
+             "past an end | not propagated | others changed | s / slice |",
+             "|---" * (len(COLUMNS) + 1) + "|"]
+    for name, f in rows.items():
+        cells = [str(f["objects"]), f"{f['iou_3d']:.2f}", f"{f['clicks']:.1f}",
+                 f"{f['missed_per_object']:.1f}", f"{f['no_slice_past_end']:.0%}",
+                 str(f["most_past_end"]), str(f["objects_not_propagated"]),
+                 str(f["others_changed"]), f"{f['seconds_per_slice']:.2f}"]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="default")
@@ -167,7 +189,15 @@ def main() -> int:
     parser.add_argument("--guide", choices=GUIDES, default="click",
                         help="how a slice's mask guides the next (the session's default: click)")
     parser.add_argument("--stop-rule", choices=sorted(STOP_RULES), default=STOP_RULE)
+    parser.add_argument("--markdown", action="store_true", help="only print the run --tag of "
+                        "the results file as a markdown table (for docs/)")
+    parser.add_argument("--by-kind", action="store_true",
+                        help="with --markdown: one row per stack kind")
     args = parser.parse_args()
+    if args.markdown:
+        results = json.loads((RESULTS_DIR / f"stacks_{args.half}.json").read_text())
+        print(markdown_table(results["runs"][args.tag], args.by_kind))
+        return 0
     torch.set_num_threads(1)
     net = load_model(args.model)
     out_path = RESULTS_DIR / f"stacks_{args.half}.json"

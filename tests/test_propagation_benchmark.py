@@ -2,6 +2,8 @@
 3D IoU of stopping exactly at the object's true ends."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from _scripts import BENCHMARKS, load_script
@@ -47,3 +49,16 @@ def test_the_oracle_keeps_the_slices_inside_the_ends_only(bench, trajectory):
     figures = bench.oracle_stop([trajectory])
     assert figures["objects"] == 1
     assert figures["iou_3d"] == pytest.approx(400 / (500 + 5), abs=1e-3)
+
+
+def test_rules_are_applied_to_saved_records_without_the_network(bench, trajectory, tmp_path,
+                                                                monkeypatch):
+    records = tmp_path / "records.json"
+    records.write_text(json.dumps({"nuclei": [trajectory]}))
+    monkeypatch.setattr(bench, "RESULTS", tmp_path)
+    monkeypatch.setattr(bench, "propagate_all", lambda args: pytest.fail("ran the network"))
+    assert bench.main(["--from-records", str(records), "--tag", "saved"]) == 0
+    run = json.loads((tmp_path / "propagation_select.json").read_text())["runs"]["saved"]
+    assert run["rules"]["vanished"]["nuclei"] == bench.apply_rule(
+        bench.STOP_RULES["vanished"], [trajectory])
+    assert run["oracle_stop"]["nuclei"]["iou_3d"] == pytest.approx(400 / 505, abs=1e-3)
