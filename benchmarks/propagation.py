@@ -92,14 +92,26 @@ def apply_rule(rule, trajectories: list[dict]) -> dict:
 
 def oracle_stop(trajectories: list[dict]) -> dict:
     """The 3D IoU if propagation stopped exactly at each true end (every recorded slice inside
-    the object written, none past): what the masks allow, whatever the rule."""
-    ious = []
+    the object written, none past): what the masks allow, whatever the rule. Also, per quarter
+    of the way from the start slice to an end (the last quarter holds the caps), the mean IoU
+    of the written slices and the median of their area over the true area."""
+    ious, quarters = [], [[] for _ in range(4)]
     for t in trajectories:
         inside = [s for steps in t["sides"].values() for s in steps if s["inside"]]
         inter = t["start_area"] + sum(s["inter"] for s in inside)
         union = t["voxels"] + sum(s["area"] - s["inter"] for s in inside)
         ious.append(inter / union)
-    return {"objects": len(trajectories), "iou_3d": round(float(np.mean(ious)), 3)}
+        for side, steps in t["sides"].items():
+            reach = abs((t["last"] if side == "1" else t["first"]) - t["start"])
+            for s in (s for s in steps if s["inside"]):
+                quarter = min(int(4 * abs(s["z"] - t["start"]) / reach), 3)
+                union = max(s["area"] + s["gt_area"] - s["inter"], 1)
+                quarters[quarter].append((s["inter"] / union, s["area"] / max(s["gt_area"], 1)))
+    return {"objects": len(trajectories), "iou_3d": round(float(np.mean(ious)), 3),
+            "by_quarter": [{"quarter": i + 1, "slices": len(q),
+                            "slice_iou": round(float(np.mean([v[0] for v in q])), 3),
+                            "area_over_true": round(float(np.median([v[1] for v in q])), 2)}
+                           for i, q in enumerate(quarters) if q]}
 
 
 def markdown_table(run: dict, rules: list[str] | None = None) -> str:

@@ -62,3 +62,11 @@ def test_rules_are_applied_to_saved_records_without_the_network(bench, trajector
     assert run["rules"]["vanished"]["nuclei"] == bench.apply_rule(
         bench.STOP_RULES["vanished"], [trajectory])
     assert run["oracle_stop"]["nuclei"]["iou_3d"] == pytest.approx(400 / 505, abs=1e-3)
+
+
+def test_the_oracle_reports_slices_by_quarter_of_the_way_to_an_end(bench, trajectory):
+    quarters = {q["quarter"]: q for q in bench.oracle_stop([trajectory])["by_quarter"]}
+    # reach 2 each way: slices 4 and 6 are halfway (quarter 3), slices 3 and 7 at the ends
+    assert quarters[3] == {"quarter": 3, "slices": 2, "slice_iou": 1.0, "area_over_true": 1.0}
+    assert quarters[4]["slices"] == 2 and quarters[4]["slice_iou"] == pytest.approx(0.5)
+    assert quarters[4]["area_over_true"] == pytest.approx((1.0 + 0.05) / 2, abs=0.01)
