@@ -189,6 +189,8 @@ def main() -> int:
     parser.add_argument("--guide", choices=GUIDES, default="click",
                         help="how a slice's mask guides the next (the session's default: click)")
     parser.add_argument("--stop-rule", choices=sorted(STOP_RULES), default=STOP_RULE)
+    parser.add_argument("--no-flip", action="store_true", help="without mirror averaging (the "
+                        "widget's Extra accuracy off: half the network work)")
     parser.add_argument("--markdown", action="store_true", help="only print the run --tag of "
                         "the results file as a markdown table (for docs/)")
     parser.add_argument("--by-kind", action="store_true",
@@ -203,15 +205,15 @@ def main() -> int:
     out_path = RESULTS_DIR / f"stacks_{args.half}.json"
     results = json.loads(out_path.read_text()) if out_path.is_file() else {"runs": {}}
     tag = args.tag or f"{args.model}, guide {args.guide}, stop {args.stop_rule}"
-    run = {"model": args.model, "guide": args.guide, "stop_rule": args.stop_rule, "stacks": {},
-           "by_kind": {}}
+    run = {"model": args.model, "guide": args.guide, "stop_rule": args.stop_rule,
+           "flip": not args.no_flip, "stacks": {}, "by_kind": {}}
     rows_by_kind: dict[str, list] = {}
     for name in args.stacks:
         rows = []
         for stack_name, image, truth in load_stacks(name):
             labels = np.zeros(truth.shape, np.uint16)
-            session = Session(image, labels, predictor=make_predictor(net, "window"),
-                              record_actions=False)
+            predictor = make_predictor(net, "window", flip=not args.no_flip)
+            session = Session(image, labels, predictor=predictor, record_actions=False)
             session.stacks.guide, session.stacks.stop_rule = args.guide, args.stop_rule
             chosen = objects_of(truth, args.min_slices, args.min_area, args.half)
             if args.limit and len(chosen) > args.limit:
