@@ -144,10 +144,7 @@ def propagate_all(args: argparse.Namespace) -> dict[str, list]:
     for name in args.stacks:
         for stack_name, image, truth in load_stacks(name):
             source = ImageSource(image, rgb=image.ndim == truth.ndim + 1)
-            chosen = objects_of(truth, 3, 30, args.half)
-            if args.limit and len(chosen) > args.limit:
-                picks = np.linspace(0, len(chosen) - 1, args.limit).round().astype(int)
-                chosen = [chosen[i] for i in picks]
+            chosen = objects_of(truth, 3, 30, args.half, args.limit)
             rows = [trajectory(predictor, source, truth, k, args.guide, args.past)
                     for k in chosen]
             by_kind.setdefault(KINDS[name], []).extend(rows)

@@ -73,7 +73,10 @@ def load_stacks(name: str) -> list[tuple[str, np.ndarray, np.ndarray]]:
             for p, q in image_label_pairs(STACK_DATA / folder)]
 
 
-def objects_of(labels: np.ndarray, min_slices: int, min_area: int, half: str) -> list[int]:
+def objects_of(labels: np.ndarray, min_slices: int, min_area: int, half: str,
+               limit: int = 0) -> list[int]:
+    """Ids of the objects of ``half`` with at least ``min_slices`` slices and ``min_area``
+    pixels on their largest; ``limit`` > 0: at most that many, spread over the ids."""
     out = []
     for index, (first, last) in object_extents(labels).items():
         if half == "select" and index % 2 or half == "report" and not index % 2:
@@ -81,6 +84,8 @@ def objects_of(labels: np.ndarray, min_slices: int, min_area: int, half: str) ->
         areas = (labels == index).sum(axis=(1, 2))
         if last - first + 1 >= min_slices and areas.max() >= min_area:
             out.append(index)
+    if limit and len(out) > limit:
+        out = [out[i] for i in np.linspace(0, len(out) - 1, limit).round().astype(int)]
     return out
 
 
@@ -154,8 +159,13 @@ def summary(rows: list[dict]) -> dict:
     }
 
 
-COLUMNS = ("objects", "iou_3d", "clicks", "missed_per_object", "no_slice_past_end",
-           "most_past_end", "objects_not_propagated", "others_changed", "seconds_per_slice")
+#: The docs' table: header, field of :func:`summary`, format.
+COLUMNS = (("objects", "objects", "{}"), ("3D IoU", "iou_3d", "{:.2f}"),
+           ("clicks", "clicks", "{:.1f}"), ("slices missed", "missed_per_object", "{:.1f}"),
+           ("no slice past an end", "no_slice_past_end", "{:.0%}"),
+           ("most past an end", "most_past_end", "{}"),
+           ("not propagated", "objects_not_propagated", "{}"),
+           ("others changed", "others_changed", "{}"), ("s / slice", "seconds_per_slice", "{:.2f}"))
 
 
 def markdown_table(run: dict, by_kind: bool = False) -> str:
@@ -163,15 +173,11 @@ def markdown_table(run: dict, by_kind: bool = False) -> str:
     kind)."""
     rows = (run["by_kind"] if by_kind else
             {name: stack["summary"] for name, stack in run["stacks"].items()})
-    lines = ["| stacks | objects | 3D IoU | clicks | slices missed | no slice past an end | most "
-             "past an end | not propagated | others changed | s / slice |",
+    lines = ["| stacks | " + " | ".join(header for header, _, _ in COLUMNS) + " |",
              "|---" * (len(COLUMNS) + 1) + "|"]
     for name, f in rows.items():
-        cells = [str(f["objects"]), f"{f['iou_3d']:.2f}", f"{f['clicks']:.1f}",
-                 f"{f['missed_per_object']:.1f}", f"{f['no_slice_past_end']:.0%}",
-                 str(f["most_past_end"]), str(f["objects_not_propagated"]),
-                 str(f["others_changed"]), f"{f['seconds_per_slice']:.2f}"]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines.append(f"| {name} | " + " | ".join(form.format(f[key]) for _, key, form in COLUMNS)
+                     + " |")
     return "\n".join(lines)
 
 
@@ -196,13 +202,12 @@ def main() -> int:
     parser.add_argument("--by-kind", action="store_true",
                         help="with --markdown: one row per stack kind")
     args = parser.parse_args()
+    out_path = RESULTS_DIR / f"stacks_{args.half}.json"
     if args.markdown:
-        results = json.loads((RESULTS_DIR / f"stacks_{args.half}.json").read_text())
-        print(markdown_table(results["runs"][args.tag], args.by_kind))
+        print(markdown_table(json.loads(out_path.read_text())["runs"][args.tag], args.by_kind))
         return 0
     torch.set_num_threads(1)
     net = load_model(args.model)
-    out_path = RESULTS_DIR / f"stacks_{args.half}.json"
     results = json.loads(out_path.read_text()) if out_path.is_file() else {"runs": {}}
     tag = args.tag or f"{args.model}, guide {args.guide}, stop {args.stop_rule}"
     run = {"model": args.model, "guide": args.guide, "stop_rule": args.stop_rule,
@@ -215,10 +220,7 @@ def main() -> int:
             predictor = make_predictor(net, "window", flip=not args.no_flip)
             session = Session(image, labels, predictor=predictor, record_actions=False)
             session.stacks.guide, session.stacks.stop_rule = args.guide, args.stop_rule
-            chosen = objects_of(truth, args.min_slices, args.min_area, args.half)
-            if args.limit and len(chosen) > args.limit:
-                picks = np.linspace(0, len(chosen) - 1, args.limit).round().astype(int)
-                chosen = [chosen[i] for i in picks]
+            chosen = objects_of(truth, args.min_slices, args.min_area, args.half, args.limit)
             for index in chosen:
                 rows.append({"stack": stack_name,
                              **run_object(session, labels, truth, index, args.clicks)})
