@@ -158,25 +158,30 @@ def test_modes_mapping():
 
 
 def test_predictor_info_writes_down_the_mirror_averaging(ref_dir):
-    """A session's record keeps ``info``: it names flip and the second look even when they are
-    the mode's defaults, so a record replays the same after a default changes."""
+    """A session's record keeps ``info``: it names flip, the second look and the local
+    corrections even when they are the mode's defaults, so a record replays the same after a
+    default changes."""
     from napari_ritm.model.zoo import load_model
 
     net = load_model(ref_dir / "checkpoints" / "fake_coco_lvis_h18s_itermask.pth")
-    assert make_predictor(net).info["settings"] == {"flip": True, "second_look": 4}
-    assert make_predictor(net, flip=False).info["settings"] == {"flip": False, "second_look": 4}
+    window = {"second_look": 4, "local_corrections": True, "thin_change": 0.15}
+    assert make_predictor(net).info["settings"] == {"flip": True, **window}
+    assert make_predictor(net, flip=False).info["settings"] == {"flip": False, **window}
     fast = make_predictor(net, "fast", interactive=True, prob_thresh=0.7)
     assert fast.info["settings"] == {"flip": False, "prob_thresh": 0.7}
 
 
 def test_a_record_from_before_the_second_look_replays_without_it(ref_dir):
+    """... and without the local corrections, which came the same day."""
     from napari_ritm.session.replay import predictor_from_entry
 
     entry = {"model": str(ref_dir / "checkpoints" / "fake_coco_lvis_h18s_itermask.pth"),
              "mode": "window", "settings": {"flip": True}}
-    assert predictor_from_entry(entry).second_look == 0
-    entry["settings"]["second_look"] = 4
-    assert predictor_from_entry(entry).second_look == 4
+    old = predictor_from_entry(entry)
+    assert old.second_look == 0 and not old.local_corrections
+    entry["settings"].update(second_look=4, local_corrections=True)
+    new = predictor_from_entry(entry)
+    assert new.second_look == 4 and new.local_corrections
 
 
 def test_the_window_mode_runs_in_bfloat16_where_the_cpu_has_it(fake_h18s, monkeypatch):

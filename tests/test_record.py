@@ -111,7 +111,8 @@ def test_cli_replay_with_a_real_network_is_exact(tmp_path, ref_dir, capsys):
     labels = np.zeros((120, 140), np.uint16)
     session = Session(image, labels, threshold=0.3)
     info = {"model": checkpoint, "sha256": model_file_hash(checkpoint), "mode": "window",
-            "settings": {"second_look": WINDOW_SETTINGS["second_look"]}}
+            "settings": {k: WINDOW_SETTINGS[k]
+                         for k in ("second_look", "local_corrections", "thin_change")}}
     session.set_predictor(make_predictor(load_checkpoint(checkpoint), "window",
                                          interactive=True), info)
     for y, x, positive in [(50, 60, True), (35, 85, False), (60, 45, True)]:

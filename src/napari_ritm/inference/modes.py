@@ -63,13 +63,17 @@ NETWORKS: dict[str, str] = {"window": "fused", "exact": "exact", "fast": "fused"
 #: WindowPredictor keyword arguments of the ``window`` mode: the window rule chosen in
 #: benchmarks/window_rule.py; mirror averaging on every pass and the network in bfloat16 where
 #: the CPU computes it natively (``"auto"``), as benchmarks/window_variants.py chose them
-#: (docs/speed.md has the figures).
+#: (docs/speed.md has the figures); correction clicks that change a region only where they were
+#: clicked (local_corrections, thin_change chosen on the val_select objects of
+#: benchmarks/refine.py; docs/evaluation.md).
 WINDOW_SETTINGS: dict = {
     "net_size": 256,
     "first_window": 96,
     "max_window": 1024,
     "min_crop_size": 96,
     "second_look": 4,
+    "local_corrections": True,
+    "thin_change": 0.15,
     "flip": True,
     "precision": "auto",
 }
@@ -142,6 +146,8 @@ def make_predictor(model, mode: str = DEFAULT_MODE, *, interactive: bool = False
         settings = {"flip": bool(predictor.flip), **overrides}
         if mode == "window":
             settings.setdefault("second_look", predictor.second_look)
+            settings.setdefault("local_corrections", predictor.local_corrections)
+            settings.setdefault("thin_change", predictor.thin_change)
         predictor.info = {"model": source, "sha256": model_file_hash(source), "mode": mode,
                           "interactive": interactive, "settings": settings}
     return predictor

@@ -38,6 +38,7 @@ from napari_ritm.inference.base import (
     network_pass,
 )
 from napari_ritm.inference.clicks import DEFAULT_THRESHOLD, Click
+from napari_ritm.inference.local_change import keep_change_at
 from napari_ritm.inference.second_look import component_at, looks_like_blob, surrounds
 from napari_ritm.inference.transforms import (
     Roi,
@@ -52,11 +53,13 @@ __all__ = ["WindowPredictor", "WindowState", "grow_window", "square_window", "zo
 
 @dataclass(frozen=True)
 class WindowState:
-    """A snapshot for undo: the clicks of the last prediction, its probabilities, the window."""
+    """A snapshot for undo: the clicks of the last prediction, its probabilities, the window,
+    and whether the object started from a mask it was given."""
 
     clicks: tuple[Click, ...]
     probs: LocalProbs | None
     roi: Roi | None
+    refining: bool = False
 
 
 def square_window(y: float, x: float, side: int, image_hw: tuple[int, int]) -> Roi:
@@ -138,6 +141,12 @@ class WindowPredictor(ClickPredictor):
     ``first_window``, kept when its object surrounds the first window
     (:mod:`napari_ritm.inference.second_look`); 0 turns this off.
 
+    ``local_corrections``: on an object that started from a mask it was given (``prev_mask``
+    at its first click: a label to refine), a click changes a region only where it was
+    clicked, and the outline elsewhere by at most ``thin_change`` times the mask's radius
+    (:mod:`napari_ritm.inference.local_change`). Objects started from clicks alone are
+    predicted as the network sees them.
+
     ``prob_thresh``: where the mask is, for the window rule (the window grows while the mask
     reaches its border); the session sets it to the user's threshold, so that the window grows
     with the mask the user sees. The predictor contract (set_image, predict_local, predict,
@@ -161,6 +170,8 @@ class WindowPredictor(ClickPredictor):
         prob_thresh: float = DEFAULT_THRESHOLD,
         precision: str = "float32",
         second_look: int = 0,
+        local_corrections: bool = False,
+        thin_change: float = 0.15,
     ) -> None:
         if not 1 < growth:
             raise ValueError(f"growth must be > 1, got {growth}")
@@ -181,6 +192,8 @@ class WindowPredictor(ClickPredictor):
             raise ValueError(f"precision must be 'float32' or 'bfloat16', got {precision!r}")
         self.precision = precision
         self.second_look = int(second_look)
+        self.local_corrections = bool(local_corrections)
+        self.thin_change = float(thin_change)
         self._with_prev_mask = bool(model.variant.with_prev_mask)
         device = getattr(model, "device", None)
         self._device = device if device is not None else next(model.parameters()).device
@@ -214,14 +227,16 @@ class WindowPredictor(ClickPredictor):
         return self._roi
 
     def get_state(self) -> WindowState:
-        return WindowState(self._clicks, self._probs, self._roi)
+        return WindowState(self._clicks, self._probs, self._roi, self._refining)
 
     def set_state(self, state: WindowState) -> None:
         self._clicks, self._probs, self._roi = state.clicks, state.probs, state.roi
+        self._refining = state.refining
 
     def reset(self) -> None:
         self._clicks: tuple[Click, ...] = ()
         self._probs: LocalProbs | None = None
+        self._refining = False
         self._roi: Roi | None = None
 
     # -- prediction ------------------------------------------------------------------------
@@ -237,12 +252,15 @@ class WindowPredictor(ClickPredictor):
         hw = tuple(self._plane.shape)
         self._check_clicks(clicks)
         prior = self._probs if self._probs is not None else as_local(prev_mask, hw)
+        refining = self._refining if self._probs is not None else prior is not None
         self.passes = 0
         local, roi = self._grow(self._choose_roi(prior, clicks, hw), clicks, prior, hw)
         if (self.second_look and prior is None and self.passes == 1 and len(clicks) == 1
                 and clicks[0].positive):
             local, roi = self._look_wider(local, roi, clicks[0], hw)
-        self._clicks, self._probs, self._roi = clicks, local, roi
+        if self.local_corrections and refining:
+            local = keep_change_at(prior, local, clicks[-1], self.prob_thresh, self.thin_change)
+        self._clicks, self._probs, self._roi, self._refining = clicks, local, roi, refining
         return local
 
     def _grow(self, roi: Roi, clicks: tuple[Click, ...], prior: LocalProbs | None, hw,

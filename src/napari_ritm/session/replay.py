@@ -84,8 +84,9 @@ def predictor_from_entry(entry: dict, notes: list[str] | None = None) -> Any:
         notes.append(f"model {entry['model']} is not the file recorded (SHA-256 differs)")
     set_interactive_threads()
     settings = dict(entry.get("settings", {}))
-    if entry["mode"] == "window":  # records from before the second look (2026-12-07) had none
+    if entry["mode"] == "window":  # records from before these settings (2026-12-07) had none
         settings.setdefault("second_look", 0)
+        settings.setdefault("local_corrections", False)
     return make_predictor(load_model(entry["model"]), entry["mode"],
                           interactive=entry.get("interactive", True), **settings)
 
