@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage
-from skimage.measure import label
 
 from napari_ritm.inference.base import LocalProbs
 from napari_ritm.inference.clicks import Click
@@ -43,11 +42,10 @@ def keep_change_at(before: LocalProbs, after: LocalProbs, click: Click, thresh: 
     row, col = round(click.y) - roi[0], round(click.x) - roi[2]
     if not (0 <= row < changed.shape[0] and 0 <= col < changed.shape[1]) or not changed[row, col]:
         return after
-    regions = label(changed, connectivity=1)
-    count = int(regions.max())
-    half_width = ndimage.maximum(ndimage.distance_transform_edt(changed), regions,
-                                 np.arange(1, count + 1))
-    take = np.zeros(count + 1, dtype=bool)
-    take[1:] = np.asarray(half_width) <= thin * np.sqrt(np.count_nonzero(was) / np.pi)
+    regions, count = ndimage.label(changed)  # 4-connected
+    limit = thin * np.sqrt(np.count_nonzero(was) / np.pi)
+    take = np.ones(count + 1, dtype=bool)
+    take[0] = False
+    take[regions[ndimage.distance_transform_edt(changed) > limit]] = False  # the wide ones
     take[regions[row, col]] = True
     return LocalProbs(roi, np.where(take[regions], new, old), before.shape)
