@@ -59,7 +59,7 @@ class WindowState:
     clicks: tuple[Click, ...]
     probs: LocalProbs | None
     roi: Roi | None
-    refining: bool = False
+    refining: bool
 
 
 def square_window(y: float, x: float, side: int, image_hw: tuple[int, int]) -> Roi:
