@@ -1,15 +1,14 @@
 """Correction clicks that change a region only where the user clicked.
 
-After a correction click the network predicts the whole object again. On a mask that was almost
-right (a label another tool made, or the object after a few clicks) this can drop a lobe or
-bleed into a neighbour far from the click, so that the correction makes the mask worse.
+After a correction click the network predicts the whole object again. On a label that was almost
+right (one another tool made) this can drop a lobe or bleed into a neighbour far from the
+click, so that the correction makes the mask worse.
 :func:`keep_change_at` keeps, of what changed between the mask before the click and the new
 one, the region connected to the clicked pixel and every thin change (an outline that moved by
 at most ``thin`` times the radius of the mask before, anywhere); a wider change away from the
-click is undone. FocalClick's
-progressive merge (Chen et al., CVPR 2022) keeps only the clicked region; keeping the thin
-changes too lets one click still fix an outline that is too tight or too loose all round
-(benchmarks/refine.py measures both ways).
+click is undone. FocalClick's progressive merge (Chen et al., CVPR 2022) keeps only the
+clicked region; keeping the thin changes too lets one click still fix an outline that is too
+tight or too loose all round (docs/evaluation.md has both, measured with benchmarks/refine.py).
 """
 from __future__ import annotations
 

@@ -64,8 +64,8 @@ NETWORKS: dict[str, str] = {"window": "fused", "exact": "exact", "fast": "fused"
 #: benchmarks/window_rule.py; mirror averaging on every pass and the network in bfloat16 where
 #: the CPU computes it natively (``"auto"``), as benchmarks/window_variants.py chose them
 #: (docs/speed.md has the figures); correction clicks that change a region only where they were
-#: clicked (local_corrections, thin_change chosen on the val_select objects of
-#: benchmarks/refine.py; docs/evaluation.md).
+#: clicked when refining a label (local_corrections; thin_change chosen on val_select objects
+#: with benchmarks/refine.py's protocol; docs/evaluation.md).
 WINDOW_SETTINGS: dict = {
     "net_size": 256,
     "first_window": 96,
