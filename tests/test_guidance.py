@@ -224,3 +224,32 @@ def test_linked_sections_keep_ids_where_objects_overlap():
     stack = linked_sections([a, b])
     assert set(np.unique(stack[1])) == {0, 1, 3, 4}
     assert (stack[1][a == 1] == 1).all() and (stack[1][5:12, 80:90] == 4).all()
+
+
+def test_refine_samples_weigh_the_loss_near_their_click():
+    labels = _discs()
+    sample = LabeledImage(np.where(labels[..., None] > 0, 200, 30).astype(np.uint8)
+                          .repeat(3, 2), labels, "discs", "toy")
+    plain = _dataset([sample], GuidanceMix(refine_prob=1.0, propagate_prob=0.0))
+    focused = _dataset([sample], GuidanceMix(refine_prob=1.0, propagate_prob=0.0,
+                                             focus_strength=3.0))
+    seen = 0
+    for i in range(20):
+        item, same = focused[i], plain[i]
+        np.testing.assert_array_equal(same["weight"], 1.0)
+        np.testing.assert_array_equal(item["prev"], same["prev"])  # the sample is unchanged
+        clicks = item["points"][item["points"][:, 0] >= 0]
+        if not item["prev"].any() or len(clicks) != 1:
+            np.testing.assert_array_equal(item["weight"], 1.0)
+            continue
+        seen += 1
+        y, x = clicks[0, :2].astype(int)
+        weight = item["weight"][0]
+        assert weight[y, x] == pytest.approx(4.0)
+        assert weight.min() >= 1.0 and weight[y, x] == weight.max()
+        far = np.unravel_index(np.argmax((np.indices(weight.shape)[0] - y) ** 2
+                                         + (np.indices(weight.shape)[1] - x) ** 2), weight.shape)
+        assert weight[far] < 2.5  # the farthest pixel, over a radius away
+    assert seen >= 10
+    with pytest.raises(ValueError, match="focus_strength"):
+        GuidanceMix(focus_strength=-1.0)

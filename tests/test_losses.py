@@ -88,3 +88,26 @@ def test_normalisation_factor_carries_no_gradient():
     manual.backward()
     np.testing.assert_allclose(logits.grad.numpy(), z.grad.numpy(), rtol=1e-5, atol=1e-7)
     assert logits.grad[0, 0, 1, 1] == 0  # ignored pixel gets no gradient
+
+
+def test_pixel_weights_count_pixels_more_or_not_at_all(ref):
+    logits, labels = _t(ref["logits"]), _t(ref["labels"])
+    plain = normalized_focal_loss(logits, labels)
+    ones = normalized_focal_loss(logits, labels, weight=torch.ones_like(labels))
+    np.testing.assert_allclose(ones.numpy(), plain.numpy(), rtol=1e-6)
+    # a zero weight is an ignored pixel
+    weight = torch.ones_like(labels)
+    weight[..., : labels.shape[-1] // 2] = 0
+    cut = labels.clone()
+    cut[..., : labels.shape[-1] // 2] = -1
+    np.testing.assert_allclose(
+        normalized_focal_loss(logits, labels, weight=weight).numpy(),
+        normalized_focal_loss(logits, cut).numpy(), rtol=1e-5)
+    # the weighted loss lies between the losses of its two halves alone
+    weight[..., : labels.shape[-1] // 2] = 4.0
+    left, right = labels.clone(), labels.clone()
+    left[..., labels.shape[-1] // 2:] = -1
+    right[..., : labels.shape[-1] // 2] = -1
+    got = normalized_focal_loss(logits, labels, weight=weight).numpy()
+    a, b = normalized_focal_loss(logits, left).numpy(), normalized_focal_loss(logits, right).numpy()
+    assert np.all((got >= np.minimum(a, b) - 1e-6) & (got <= np.maximum(a, b) + 1e-6))

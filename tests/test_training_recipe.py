@@ -161,16 +161,19 @@ def test_cli_passes_guided_samples_and_augmentations(data_dir, tmp_path):
         code = main(["train", "--data", str(data_dir / "blobs"), "--out", str(tmp_path / "m.pth"),
                      "--steps", "1", "--batch-size", "2", "--crop", "64", "64", "--device", "cpu",
                      "--object-crops", "--refine-prob", "0.3", "--propagate-prob", "0.2",
-                     "--invert-prob", "0.1", "--blur-prob", "0.2", "--read-noise-prob", "0.3",
+                     "--click-focus", "2", "--invert-prob", "0.1", "--blur-prob", "0.2",
+                     "--read-noise-prob", "0.3",
                      "--balance-sets", "--set-weight", "blobs=2",
                      "--no-progress", "--val-objects", "0"])
     finally:
         trainer_module.Trainer.train_step = original
     assert code == 0
     assert (seen["guidance"].refine_prob, seen["guidance"].propagate_prob) == (0.3, 0.2)
+    assert seen["guidance"].focus_strength == 2.0
     aug = seen["augmenter"]
     assert (aug.invert_prob, aug.blur_prob, aug.read_noise_prob) == (0.1, 0.2, 0.3)
     assert seen["batch"]["prev"].shape == (2, 1, 64, 64) and seen["batch"]["frozen"].shape == (2,)
+    assert seen["batch"]["weight"].shape == (2, 1, 64, 64) and seen["batch"]["weight"].min() >= 1
 
 
 @pytest.mark.parametrize("extra, message", [

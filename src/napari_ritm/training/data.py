@@ -216,12 +216,13 @@ class ClickDataset(torch.utils.data.Dataset):
 
     Item ``i`` of epoch ``e`` is a pure function of (seed, e, i), whatever the worker or process.
     Returns ``{"image": (3, h, w) float32 in [0, 1], "points": (2N, 3) float32, "gt": (1, h, w)
-    float32 in {0, 1, -1}, "prev": (1, h, w) float32 in [0, 1], "frozen": bool}``: ``prev`` is
-    the previous-mask input (zeros, or a guided sample's mask), ``frozen`` keeps it and the
-    clicks through the iterative passes. ``augmenter=None`` means validation: a seeded
-    pad-and-random-crop without other changes, and the same items every epoch. Crops without
-    any object of at least ``min_object_area`` pixels are redrawn (kept with probability
-    ``keep_background_prob``, as in the recipe). ``balance_sets``: pick the set uniformly
+    float32 in {0, 1, -1}, "prev": (1, h, w) float32 in [0, 1], "frozen": bool, "weight": (1, h,
+    w) float32 >= 1}``: ``prev`` is the previous-mask input (zeros, or a guided sample's mask),
+    ``frozen`` keeps it and the clicks through the iterative passes, ``weight`` is the loss
+    weight of each pixel (ones, or a guided sample's ``focus``). ``augmenter=None`` means
+    validation: a seeded pad-and-random-crop without other changes, and the same items every
+    epoch. Crops without any object of at least ``min_object_area`` pixels are redrawn (kept
+    with probability ``keep_background_prob``, as in the recipe). ``balance_sets``: pick the set uniformly
     first, then an image in it; ``set_weights`` (set name -> weight, 1 for the sets not named)
     makes some sets more or less likely than the others.
     ``object_crops``: an :class:`ObjectCropper` replaces the augmenter's random crop: each item
@@ -327,6 +328,7 @@ class ClickDataset(torch.utils.data.Dataset):
             labels = self._drop_small(tighten_outlines(labels))
         if self._guiding() and target is not None and (labels == target).any():
             guided = self.guidance.draw(image, labels, target, neighbours, rng)
+        focus = None if guided is None else guided.focus
         if guided is None:
             gt, points = self.sampler.sample(labels, rng, target)
             prev, frozen = np.zeros(labels.shape, np.float32), False
@@ -340,6 +342,7 @@ class ClickDataset(torch.utils.data.Dataset):
             "gt": gt[None],
             "prev": prev[None],
             "frozen": frozen,
+            "weight": (np.ones(labels.shape, np.float32) if focus is None else focus)[None],
         }
 
     def _crop(

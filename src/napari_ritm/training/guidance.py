@@ -43,14 +43,15 @@ from napari_ritm.evaluation.initial_masks import (
 )
 from napari_ritm.inference.clicks import innermost_pixel
 
-__all__ = ["Guidance", "GuidanceMix", "corrective_click"]
+__all__ = ["Guidance", "GuidanceMix", "click_focus", "corrective_click"]
 
 
 @dataclass(frozen=True)
 class Guidance:
     """One guided sample: ``prev`` (H, W) float32 in {0, 1}, ``gt_ids`` the target object ids
     (empty: nothing to segment), ``positives`` / ``negatives`` click pixels (K, 2) int,
-    ``frozen``: kept as is through the iterative passes, ``kind``: what made it."""
+    ``frozen``: kept as is through the iterative passes, ``kind``: what made it, ``focus``:
+    (H, W) float32 >= 1, the loss weight of each pixel, or None (every pixel 1)."""
 
     prev: np.ndarray
     gt_ids: tuple[int, ...]
@@ -58,6 +59,17 @@ class Guidance:
     negatives: np.ndarray
     frozen: bool
     kind: str
+    focus: np.ndarray | None = None
+
+
+def click_focus(shape: tuple[int, int], at: tuple[int, int], radius: float,
+                strength: float) -> np.ndarray:
+    """Loss weights (H, W) float32: ``1 + strength * exp(-d^2 / (2 radius^2))``, ``d`` the
+    distance to the pixel ``at``: the pixels near a corrective click count more."""
+    rows = (np.arange(shape[0], dtype=np.float32) - at[0]) ** 2
+    cols = (np.arange(shape[1], dtype=np.float32) - at[1]) ** 2
+    scale = np.float32(-0.5 / max(radius, 1.0) ** 2)
+    return 1 + np.float32(strength) * np.exp(scale * (rows[:, None] + cols[None, :]))
 
 
 def corrective_click(
@@ -92,7 +104,10 @@ class GuidanceMix:
     samples clicked at the mask's innermost pixel; ``vanish_prob``: share of propagate samples
     where the object is gone; ``frozen_prob``: share of propagate samples kept without
     corrective clicks through the iterative passes (refine samples are never frozen: their
-    corrections are what the user does next).
+    corrections are what the user does next); ``focus_strength``: when > 0, a refine sample's
+    loss weighs the pixels near its click up to ``1 + focus_strength`` times
+    (:func:`click_focus`, over the target's equivalent radius), as the predictor keeps a
+    refining click's change only where it was clicked.
 
     ``draw(image, labels, target, neighbours, rng)``: ``image`` (H, W, 3) float32 in [0, 1],
     ``labels`` (H, W) int ids (negative: ignored), ``target`` an id in ``labels``,
@@ -106,11 +121,14 @@ class GuidanceMix:
     inner_click_prob: float = 0.3
     vanish_prob: float = 0.15
     frozen_prob: float = 0.75
+    focus_strength: float = 0.0
 
     def __post_init__(self) -> None:
         for name, value in vars(self).items():
-            if not 0 <= value <= 1:
+            if name != "focus_strength" and not 0 <= value <= 1:
                 raise ValueError(f"{name} must be in [0, 1], got {value}")
+        if self.focus_strength < 0:
+            raise ValueError(f"focus_strength must be >= 0, got {self.focus_strength}")
         if self.refine_prob + self.propagate_prob > 1:
             raise ValueError("refine_prob + propagate_prob must be at most 1")
 
@@ -150,7 +168,7 @@ class GuidanceMix:
             under = int(labels[y, x])
             if under > 0:
                 return Guidance(prev.astype(np.float32), (under,), np.array([[y, x]]), none,
-                                False, kind + "+inner")
+                                False, kind + "+inner", self._focus(labels, under, (y, x)))
         gt = np.where(labels < 0, -1, labels == target).astype(np.float32)
         click = corrective_click(prev, gt, rng)
         if click is None:
@@ -158,7 +176,14 @@ class GuidanceMix:
         y, x, positive = click
         at = np.array([[y, x]])
         return Guidance(prev.astype(np.float32), (target,), at if positive else none,
-                        none if positive else at, False, kind)
+                        none if positive else at, False, kind,
+                        self._focus(labels, target, (y, x)))
+
+    def _focus(self, labels: np.ndarray, target: int, at: tuple[int, int]) -> np.ndarray | None:
+        if self.focus_strength <= 0:
+            return None
+        radius = math.sqrt(np.count_nonzero(labels == target) / math.pi)
+        return click_focus(labels.shape, at, radius, self.focus_strength)
 
     # -- propagate ---------------------------------------------------------------------------
 

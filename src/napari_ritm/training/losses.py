@@ -28,25 +28,31 @@ def normalized_focal_loss(
     gamma: float = 2.0,
     eps: float = 1e-12,
     ignore_label: float = -1,
+    weight: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Normalized focal loss per image, (B,).
 
     p = sigmoid(logit); pt = 1 - |y - p| on valid pixels (1 on ignored ones); the focal weight
     (1 - pt)^gamma is rescaled per image by #valid / sum(weights), a factor that carries no
     gradient, so the loss keeps the scale of a plain cross entropy while hard pixels dominate.
+    ``weight`` (B, 1, H, W), >= 0: how much each pixel counts; the sums over valid pixels
+    become weighted sums (None: every pixel 1, the paper's loss).
     """
     logits, labels = _as_float(logits, labels)
     valid = labels != ignore_label
+    counts = valid.to(logits.dtype)
+    if weight is not None:
+        counts = counts * weight.to(logits.dtype).view_as(logits)
     prob = torch.sigmoid(logits)
-    alpha_t = torch.where(labels > 0.5, alpha * valid, (1.0 - alpha) * valid)
+    alpha_t = torch.where(labels > 0.5, alpha, 1.0 - alpha)
     pt = torch.where(valid, 1.0 - (labels - prob).abs(), torch.ones_like(prob))
     beta = (1.0 - pt) ** gamma
-    valid_count = valid.sum(dim=(-2, -1), keepdim=True)
-    mult = (valid_count / (beta.sum(dim=(-2, -1), keepdim=True) + eps)).detach()
+    total = counts.sum(dim=(-2, -1), keepdim=True)
+    mult = (total / ((counts * beta).sum(dim=(-2, -1), keepdim=True) + eps)).detach()
     log_pt = torch.log(torch.clamp(pt + eps, max=1.0))
-    loss = -alpha_t * beta * mult * log_pt * valid
+    loss = -alpha_t * beta * mult * log_pt * counts
     dims = tuple(range(1, loss.dim()))
-    return loss.sum(dim=dims) / (valid.sum(dim=dims) + eps)
+    return loss.sum(dim=dims) / (counts.sum(dim=dims) + eps)
 
 
 def sigmoid_bce_loss(
@@ -63,8 +69,9 @@ def sigmoid_bce_loss(
 class RITMLoss(nn.Module):
     """Training objective: ``instance_weight * NFL(instances) + aux_weight * BCE(instances_aux)``.
 
-    forward(outputs, labels): ``outputs`` is the network's dict with ``instances`` and
-    ``instances_aux`` logits (B, 1, H, W); ``labels`` (B, 1, H, W) float in {1, 0, -1}.
+    forward(outputs, labels, weight=None): ``outputs`` is the network's dict with ``instances``
+    and ``instances_aux`` logits (B, 1, H, W); ``labels`` (B, 1, H, W) float in {1, 0, -1};
+    ``weight`` (B, 1, H, W) the NFL's pixel weights (the auxiliary BCE is not weighted).
     Returns (total scalar tensor, {"nfl": scalar, "bce": scalar}) with the parts detached.
     """
 
@@ -74,9 +81,10 @@ class RITMLoss(nn.Module):
         self.instance_weight, self.aux_weight = instance_weight, aux_weight
         self.alpha, self.gamma = alpha, gamma
 
-    def forward(self, outputs: dict[str, torch.Tensor], labels: torch.Tensor):
+    def forward(self, outputs: dict[str, torch.Tensor], labels: torch.Tensor,
+                weight: torch.Tensor | None = None):
         nfl = normalized_focal_loss(
-            outputs["instances"], labels, alpha=self.alpha, gamma=self.gamma
+            outputs["instances"], labels, alpha=self.alpha, gamma=self.gamma, weight=weight
         ).mean()
         total = self.instance_weight * nfl
         parts = {"nfl": nfl.detach()}

@@ -106,6 +106,9 @@ class TrainOptions:
     refine_prob: float = option(0.0, "share of samples whose previous mask is an automatic "
                                 "tool's mask of the object with its errors, and one click to "
                                 "correct it (needs --object-crops)", check="share")
+    click_focus: float = option(0.0, "refine samples weigh the loss near their click up to "
+                                "1 + this many times (a Gaussian over the object's radius; 0: "
+                                "off)", check="non-negative")
     propagate_prob: float = option(0.0, "share of samples whose previous mask is the object on "
                                    "the neighbouring slice (of a 3D label stack, else made from "
                                    "this slice), with no click (needs --object-crops)",

@@ -99,7 +99,8 @@ class Trainer:
             if not options.object_crops:
                 raise ValueError("refine and propagate samples need object crops")
             guidance = GuidanceMix(refine_prob=options.refine_prob,
-                                   propagate_prob=options.propagate_prob)
+                                   propagate_prob=options.propagate_prob,
+                                   focus_strength=options.click_focus)
         self.train_set = ClickDataset(
             train_samples,
             MultiPointSampler(options.max_num_points, single_click_prob=options.single_click_prob),
@@ -199,7 +200,7 @@ class Trainer:
                 frozen=batch["frozen"],
             )
             output = self.model(image, points, prev if with_prev else None)
-            loss, parts = self.loss_fn(output, gt)
+            loss, parts = self.loss_fn(output, gt, batch["weight"].to(dev, non_blocking=True))
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
