@@ -24,6 +24,12 @@ median (never = 21) and the share never split in 20 clicks.
 
     python benchmarks/refine.py [--model default] [--subset val_select] [--sets dsb2018 ...]
     python benchmarks/refine.py --markdown [--tag NAME] [--subset val_select]
+    python benchmarks/refine.py --markdown --tag NAME --versus BASE [--subset val_select]
+
+``--versus`` compares two runs of the file object by object, per set (the kinds pooled, the
+objects both runs refined): mean NoC@90 refining, their paired difference (mean ± standard
+error), the IoU after the first correction click, the share a correction makes worse, and
+the median over the kinds of start mask of NoC@90 refining / from scratch.
 
 Writes benchmarks/results/refine_<subset>.json (a run per model; runs of other models kept).
 """
@@ -34,7 +40,7 @@ import json
 import numpy as np
 import torch
 from common import RESULTS as RESULTS_DIR
-from common import machine, run_parser, set_dir, val_dataset
+from common import machine, paired_noc, run_parser, set_dir, val_dataset
 from eval_dev import SETS
 
 from napari_ritm.evaluation.clicker import Clicker
@@ -140,15 +146,50 @@ def markdown(results: dict, tag: str) -> str:
     return "\n".join(lines)
 
 
+def versus(results: dict, tag: str, base: str) -> str:
+    """Run ``tag`` against run ``base`` per set, object by object (see the module docstring)."""
+    lines = [f"{tag} against {base}", "",
+             "| set | objects | mean NoC@90 refining | paired | IoU after 1st correction "
+             "| made worse | median refining / scratch |", "|---|---|---|---|---|---|---|"]
+    runs = results["runs"]
+    for set_name, kinds in runs[tag]["sets"].items():
+        if set_name not in runs[base]["sets"]:
+            continue
+        pairs = []
+        for kind, r in kinds.items():
+            old = {(o["image"], o["label"]): o
+                   for o in runs[base]["sets"][set_name].get(kind, {}).get("objects_detail", [])}
+            pairs += [(o, old[key]) for o in r.get("objects_detail", [])
+                      if (key := (o["image"], o["label"])) in old]
+        if len(pairs) < 2:
+            continue
+        new, ref = [o for o, _ in pairs], [b for _, b in pairs]
+        d = paired_noc([o["refine"] for o in new], [b["refine"] for b in ref])["NoC@90"]
+        mean = [np.mean([noc(o["refine"], 0.9, MAX_CLICKS) for o in objs]) for objs in (ref, new)]
+        first = [np.mean([o["refine"][0] for o in objs]) for objs in (ref, new)]
+        worse = [np.mean([min(o["refine"][:3]) < o["start"] - 0.05 for o in objs])
+                 for objs in (ref, new)]
+        ratio = [np.median([r["NoC@90"]["ratio"] for r in run["sets"][set_name].values()
+                            if r["objects"]]) for run in (runs[base], runs[tag])]
+        lines.append(f"| {set_name} | {len(pairs)} | {mean[0]:.2f} → {mean[1]:.2f} | "
+                     f"{d['mean']:+.2f} ± {d['se']:.2f} | {first[0]:.3f} → {first[1]:.3f} | "
+                     f"{worse[0]:.1%} → {worse[1]:.1%} | {ratio[0]:.2f} → {ratio[1]:.2f} |")
+    return "\n".join(lines)
+
+
 def main() -> int:
     parser = run_parser(__doc__.split("\n\n")[0], SETS)
     parser.add_argument("--markdown", action="store_true",
                         help="only print the run --tag (or --model) of the results file as a "
                              "markdown table")
+    parser.add_argument("--versus", metavar="BASE",
+                        help="with --markdown: compare the run with the run BASE instead")
     args = parser.parse_args()
     out_path = RESULTS_DIR / f"refine_{args.subset}.json"
     if args.markdown:
-        print(markdown(json.loads(out_path.read_text()), args.tag or args.model))
+        results = json.loads(out_path.read_text())
+        tag = args.tag or args.model
+        print(versus(results, tag, args.versus) if args.versus else markdown(results, tag))
         return 0
     torch.set_num_threads(1)
     predictor = make_predictor(load_model(args.model), "window")
