@@ -222,9 +222,9 @@ class ClickDataset(torch.utils.data.Dataset):
     weight of each pixel (ones, or a guided sample's ``focus``). ``augmenter=None`` means
     validation: a seeded pad-and-random-crop without other changes, and the same items every
     epoch. Crops without any object of at least ``min_object_area`` pixels are redrawn (kept
-    with probability ``keep_background_prob``, as in the recipe). ``balance_sets``: pick the set uniformly
-    first, then an image in it; ``set_weights`` (set name -> weight, 1 for the sets not named)
-    makes some sets more or less likely than the others.
+    with probability ``keep_background_prob``, as in the recipe). ``balance_sets``: pick the
+    set uniformly first, then an image in it; ``set_weights`` (set name -> weight, 1 for the
+    sets not named) makes some sets more or less likely than the others.
     ``object_crops``: an :class:`ObjectCropper` replaces the augmenter's random crop: each item
     centres one object of the image (uniformly chosen) at a random size, and that object is the
     target (images without objects fall back to the augmenter).
