@@ -107,6 +107,12 @@ def split_clicks(predictor, init: np.ndarray, labels: np.ndarray, target: int) -
     return None
 
 
+def made_worse(row: dict) -> bool:
+    """A correction made the mask worse: its IoU fell more than 0.05 below the start within
+    3 clicks."""
+    return min(row["refine"][:3]) < row["start"] - 0.05
+
+
 def summary(rows: list[dict]) -> dict:
     if not rows:
         return {"objects": 0}
@@ -119,7 +125,7 @@ def summary(rows: list[dict]) -> dict:
                     "ratio": refine / scratch if scratch else float("nan")}
     out["iou_after_1"] = {"refine": float(np.mean([r["refine"][0] for r in rows])),
                           "scratch": float(np.mean([r["scratch"][0] for r in rows]))}
-    out["worse_share"] = float(np.mean([min(r["refine"][:3]) < r["start"] - 0.05 for r in rows]))
+    out["worse_share"] = float(np.mean([made_worse(r) for r in rows]))
     if "split_clicks" in rows[0]:  # never split in 20 clicks counts as 21
         clicks = [MAX_CLICKS + 1 if r["split_clicks"] is None else r["split_clicks"]
                   for r in rows]
@@ -167,8 +173,7 @@ def versus(results: dict, tag: str, base: str) -> str:
         d = paired_noc([o["refine"] for o in new], [b["refine"] for b in ref])["NoC@90"]
         mean = [np.mean([noc(o["refine"], 0.9, MAX_CLICKS) for o in objs]) for objs in (ref, new)]
         first = [np.mean([o["refine"][0] for o in objs]) for objs in (ref, new)]
-        worse = [np.mean([min(o["refine"][:3]) < o["start"] - 0.05 for o in objs])
-                 for objs in (ref, new)]
+        worse = [np.mean([made_worse(o) for o in objs]) for objs in (ref, new)]
         ratio = [np.median([r["NoC@90"]["ratio"] for r in run["sets"][set_name].values()
                             if r["objects"]]) for run in (runs[base], runs[tag])]
         lines.append(f"| {set_name} | {len(pairs)} | {mean[0]:.2f} → {mean[1]:.2f} | "

@@ -125,7 +125,7 @@ class GuidanceMix:
 
     def __post_init__(self) -> None:
         for name, value in vars(self).items():
-            if name != "focus_strength" and not 0 <= value <= 1:
+            if name.endswith("_prob") and not 0 <= value <= 1:  # the shares
                 raise ValueError(f"{name} must be in [0, 1], got {value}")
         if self.focus_strength < 0:
             raise ValueError(f"focus_strength must be >= 0, got {self.focus_strength}")
