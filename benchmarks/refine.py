@@ -25,11 +25,15 @@ median (never = 21) and the share never split in 20 clicks.
     python benchmarks/refine.py [--model default] [--subset val_select] [--sets dsb2018 ...]
     python benchmarks/refine.py --markdown [--tag NAME] [--subset val_select]
     python benchmarks/refine.py --markdown --tag NAME --versus BASE [--subset val_select]
+    python benchmarks/refine.py --markdown --overview RUN [RUN ...] [--subset val_select]
 
-``--versus`` compares two runs of the file object by object, per set (the kinds pooled, the
-objects both runs refined): mean NoC@90 refining, their paired difference (mean ± standard
-error), the IoU after the first correction click, the share a correction makes worse, and
-the median over the kinds of start mask of NoC@90 refining / from scratch.
+``--overview`` puts runs of the file side by side, per set with the kinds of start mask
+pooled: mean NoC@90 refining / from scratch, the median over the kinds of their ratio, and the
+share a correction makes worse. ``--versus`` compares two runs of the file object by object,
+per set (the kinds pooled, the objects both runs refined): mean NoC@90 refining, their paired
+difference (mean ± standard error), the IoU after the first correction click, the share a
+correction makes worse, and the median over the kinds of start mask of NoC@90 refining / from
+scratch.
 
 Writes benchmarks/results/refine_<subset>.json (a run per model; runs of other models kept).
 """
@@ -152,6 +156,30 @@ def markdown(results: dict, tag: str) -> str:
     return "\n".join(lines)
 
 
+def overview(results: dict, tags: list[str]) -> str:
+    """Runs ``tags`` (rows) per set (columns), the kinds of start mask pooled: mean NoC@90
+    refining / from scratch, the median over the kinds of their ratio, the share made worse."""
+    runs = [results["runs"][t] for t in tags]
+    sets = list(dict.fromkeys(s for run in runs for s in run["sets"]))
+    lines = [f"| run | {' | '.join(sets)} |", "|---|" + "---|" * len(sets)]
+    for tag, run in zip(tags, runs):
+        cells = []
+        for set_name in sets:
+            kinds = [r for r in run["sets"].get(set_name, {}).values() if r["objects"]]
+            if not kinds:
+                cells.append("–")
+                continue
+            n = sum(r["objects"] for r in kinds)
+            mean = {way: sum(r["NoC@90"][way] * r["objects"] for r in kinds) / n
+                    for way in ("refine", "scratch")}
+            worse = sum(r["worse_share"] * r["objects"] for r in kinds) / n
+            ratio = np.median([r["NoC@90"]["ratio"] for r in kinds])
+            cells.append(f"{mean['refine']:.2f} / {mean['scratch']:.2f}, ×{ratio:.2f}, "
+                         f"{worse:.0%} worse")
+        lines.append(f"| {tag} | {' | '.join(cells)} |")
+    return "\n".join(lines)
+
+
 def versus(results: dict, tag: str, base: str) -> str:
     """Run ``tag`` against run ``base`` per set, object by object (see the module docstring)."""
     lines = [f"{tag} against {base}", "",
@@ -189,12 +217,16 @@ def main() -> int:
                              "markdown table")
     parser.add_argument("--versus", metavar="BASE",
                         help="with --markdown: compare the run with the run BASE instead")
+    parser.add_argument("--overview", nargs="+", metavar="RUN",
+                        help="with --markdown: these runs of the file side by side instead, "
+                             "per set (the kinds pooled)")
     args = parser.parse_args()
     out_path = RESULTS_DIR / f"refine_{args.subset}.json"
     if args.markdown:
         results = json.loads(out_path.read_text())
         tag = args.tag or args.model
-        print(versus(results, tag, args.versus) if args.versus else markdown(results, tag))
+        print(overview(results, args.overview) if args.overview else
+              versus(results, tag, args.versus) if args.versus else markdown(results, tag))
         return 0
     torch.set_num_threads(1)
     predictor = make_predictor(load_model(args.model), "window")
