@@ -181,12 +181,29 @@ def draw_clicks(
 
 
 def history_step(layer: Labels, step: str) -> bool:
-    """napari's ``undo`` or ``redo`` (``step``) of a Labels layer; whether it changed anything
-    (napari says nothing when its history is empty: its history lists are read here)."""
-    history = getattr(layer, "_undo_history" if step == "undo" else "_redo_history", None)
-    before = len(history) if history is not None else None
-    getattr(layer, step)()
-    return before is None or len(history) < before
+    """napari's ``undo`` or ``redo`` (``step``) of a Labels layer; whether it changed anything.
+
+    napari returns nothing and keeps its history private (reading it from a plugin is
+    deprecated), but a step that changes the labels refreshes the layer, which emits
+    ``set_data`` (``reload`` with asynchronous slicing), and an empty history emits nothing.
+    A hidden layer is not refreshed: there the step is taken to have changed something."""
+    if not layer.visible:
+        getattr(layer, step)()
+        return True
+    emitted: list[bool] = []
+
+    def note(_event: Any = None) -> None:
+        emitted.append(True)
+
+    events = (layer.events.set_data, layer.events.reload)
+    for event in events:
+        event.connect(note)
+    try:
+        getattr(layer, step)()
+    finally:
+        for event in events:
+            event.disconnect(note)
+    return bool(emitted)
 
 
 def click_callback(on_click: Callable[..., None]) -> Callable:
