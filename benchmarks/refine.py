@@ -23,6 +23,7 @@ refined mask and the rest of the label split off, each IoU >= 0.85 with its true
 median (never = 21) and the share never split in 20 clicks.
 
     python benchmarks/refine.py [--model default] [--subset val_select] [--sets dsb2018 ...]
+        [--kinds merged ...]
     python benchmarks/refine.py --markdown [--tag NAME] [--subset val_select]
     python benchmarks/refine.py --markdown --tag NAME --versus BASE [--subset val_select]
     python benchmarks/refine.py --markdown --overview RUN [RUN ...] [--subset val_select]
@@ -61,6 +62,7 @@ from napari_ritm.evaluation.noc import evaluate_sample, noc
 from napari_ritm.inference.clicks import DEFAULT_THRESHOLD as THRESHOLD
 from napari_ritm.inference.modes import make_predictor
 from napari_ritm.model.zoo import load_model
+from napari_ritm.session.proofread import split_off
 
 MAX_CLICKS = 20
 
@@ -93,9 +95,10 @@ SPLIT_IOU = 0.85
 
 def split_clicks(predictor, init: np.ndarray, labels: np.ndarray, target: int) -> int | None:
     """Clicks until a merged label ``init`` (the object ``target`` of ``labels`` joined with a
-    neighbour) is two correct objects: the refined mask and what **Split off the rest** makes
-    of the label's other pixels (``init`` outside the mask), each IoU >= 0.85 with its object.
-    The NoC clicker corrects the object; None when 20 clicks do not do it."""
+    neighbour) is two correct objects as **Split off the rest** leaves them: the new label
+    (:func:`~napari_ritm.session.proofread.split_off`: the largest part of ``init`` outside the
+    refined mask) and the label, now the refined mask with the smaller parts, each IoU >= 0.85
+    with its object. The NoC clicker corrects the object; None when 20 clicks do not do it."""
     others = labels[init & (labels != target) & (labels > 0)]
     if others.size == 0:
         return None
@@ -106,7 +109,9 @@ def split_clicks(predictor, init: np.ndarray, labels: np.ndarray, target: int) -
     for n in range(1, MAX_CLICKS + 1):
         clicker.next_click(pred)
         pred = predictor.predict(list(clicker.clicks), prev) > THRESHOLD
-        if iou(pred, gt) >= SPLIT_IOU and iou(init & ~pred, neighbour) >= SPLIT_IOU:
+        other = split_off(init, pred)
+        if (iou(pred | (init & ~other), gt) >= SPLIT_IOU
+                and iou(other, neighbour) >= SPLIT_IOU):
             return n
     return None
 
@@ -217,6 +222,8 @@ def main() -> int:
                              "markdown table")
     parser.add_argument("--versus", metavar="BASE",
                         help="with --markdown: compare the run with the run BASE instead")
+    parser.add_argument("--kinds", nargs="+", choices=[*PIPELINES, *ERROR_KINDS],
+                        help="only these kinds of start mask (default: all)")
     parser.add_argument("--overview", nargs="+", metavar="RUN",
                         help="with --markdown: these runs of the file side by side instead, "
                              "per set (the kinds pooled)")
@@ -251,15 +258,19 @@ def main() -> int:
             masks = initial_masks(image, labels, ids, rng)
             predictor.set_image(image)
             for s in samples:
-                scratch = evaluate_sample(predictor, image, s.gt, max_clicks=MAX_CLICKS,
-                                          new_image=False).ious
+                scratch = None  # from scratch once per object, if any kind keeps it
                 for kind, chosen in masks.items():
+                    if args.kinds and kind not in args.kinds:
+                        continue
                     init = chosen.get(s.label)
                     if init is None or not init.any():
                         continue
                     start = iou(init, s.gt == 1)
                     if start >= 0.90:
                         continue
+                    if scratch is None:
+                        scratch = evaluate_sample(predictor, image, s.gt, max_clicks=MAX_CLICKS,
+                                                  new_image=False).ious
                     refine = evaluate_sample(predictor, image, s.gt, max_clicks=MAX_CLICKS,
                                              new_image=False, init_mask=init).ious
                     row = {"image": s.image_name, "label": s.label, "start": start,

@@ -6,7 +6,7 @@ import numpy as np
 from _fakes import DiskPredictor
 from napari_ritm.inference.clicks import innermost_pixel
 from napari_ritm.session import Session
-from napari_ritm.session.proofread import Proofreading, check_order
+from napari_ritm.session.proofread import Proofreading, check_order, split_off
 from napari_ritm.session.replay import replay
 
 
@@ -35,6 +35,33 @@ def test_split_gives_the_rest_of_a_merged_label_a_new_id_in_one_write():
     assert set(np.unique(labels[10:30, 35:55])) == {5}
     session.labels.undo()
     np.testing.assert_array_equal(labels, before)
+
+
+def test_split_gives_the_new_id_to_the_largest_part_and_small_pieces_keep_the_label():
+    image, labels = _two_cells()
+    labels[30, 5:25] = 4  # a sliver under the left cell, outside what the fake predicts
+    session = Session(image, labels, predictor=DiskPredictor(radius=15), threshold=0.8)
+    before = labels.copy()
+    session.refine(4)
+    session.click(20, 15, True)
+    session.click(20, 45, False)
+    session.run_pending()
+    text = Proofreading(session).split()
+    # label 5: the right cell and the gap, one part; the sliver is not torn off into it
+    assert (labels[10:30, 25:55] == 5).all() and np.count_nonzero(labels == 5) == 20 * 30
+    assert (labels[30, 5:25] == 4).all()
+    assert "20 px of small pieces" in text and (labels[before == 4] != 0).all()
+
+
+def test_split_off_is_the_largest_connected_part_outside_the_mask():
+    had = np.zeros((10, 20), bool)
+    had[2:8, 1:19] = True
+    mask = np.zeros_like(had)
+    mask[2:8, 1:8] = True
+    mask[2:8, 12:14] = True  # cuts the rest in two: 4 columns and 5 columns wide
+    other = split_off(had, mask)
+    assert other.sum() == 6 * 5 and other[2:8, 14:19].all()
+    assert not split_off(had, had).any()
 
 
 def test_split_without_a_refined_label_says_what_to_do():

@@ -7,8 +7,9 @@ napari), the object being refined (``object_id``, ``preview``), the slice in vie
 undo bookkeeping and record. The actions:
 
 - :meth:`Proofreading.split`: a merged label being refined has been cut down to one object
-  with background clicks; the pixels it had on this plane outside that object become a new
-  label (the other object), in the same single write;
+  with background clicks; of the pixels it had on this plane outside that object, the largest
+  connected part becomes a new label (the other object, :func:`split_off`), in the same
+  single write;
 - :meth:`Proofreading.merge`: label ``b`` becomes label ``a`` on every plane;
 - :meth:`Proofreading.delete`: label ``a`` becomes background on every plane;
 - :func:`check_order`: the labels of a plane, the most likely wrong first. For each label the model
@@ -35,7 +36,7 @@ from napari_ritm.session.editing import check_label_fits, next_label_id, read_pl
 if TYPE_CHECKING:
     from napari_ritm.session.session import Session
 
-__all__ = ["LabelCheck", "Proofreading", "check_order"]
+__all__ = ["LabelCheck", "Proofreading", "check_order", "split_off"]
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,19 @@ def check_order(
     return sorted(out, key=lambda c: (c.agreement, c.label))
 
 
+def split_off(had: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The other object of a merged label, (H, W) bool: of the label's pixels ``had`` outside
+    the refined object ``mask`` (both (H, W) bool), the largest 4-connected part. The smaller
+    parts keep the label: mostly slivers along the object's outline, where the refined mask is
+    a little tighter than the label. (On the val_select images' merged labels, giving every
+    pixel outside the mask to the new label needed a median of 21 / 5 / 4 clicks to two
+    correct objects on isbi2012_em / usiigaci_phase / dsb2018; this rule 9 / 2 / 1.)"""
+    parts, count = ndimage.label(had & ~mask)
+    if count <= 1:
+        return parts > 0
+    return parts == 1 + int(np.bincount(parts.ravel())[1:].argmax())
+
+
 class Proofreading:
     """Split, merge and delete on ``session``'s labels (see the module docstring). Each method
     returns what happened, in words (also told through the session's messages)."""
@@ -96,8 +110,9 @@ class Proofreading:
         self.session = session
 
     def split(self) -> str:
-        """Finish the label being refined as its preview on this plane, and give the pixels the
-        label had there outside the preview a new id: one write."""
+        """Finish the label being refined as its preview on this plane, and give the largest
+        connected part of the pixels the label had there outside the preview a new id
+        (:func:`split_off`): one write."""
         session = self.session
         label, mask = session.object_id, session.preview
         if label is None or mask is None or session.busy:
@@ -106,7 +121,7 @@ class Proofreading:
         key = session.key
         current = read_plane(session.labels, key)
         had = current == label
-        rest = had & ~mask
+        rest = split_off(had, mask)
         if not rest.any():
             return session.tell(f"Split: label {label} has no pixels outside the object on this "
                                 "slice; nothing to split off")
@@ -119,7 +134,9 @@ class Proofreading:
         session.note_write(new, key)
         session.log("split", key=list(key), label=label)
         session.reset("")
-        return session.tell(f"Split label {label}: its other part is now label {new}")
+        pieces = np.count_nonzero(had & ~mask & ~rest)
+        kept = f"; {pieces} px of small pieces outside both stay label {label}" if pieces else ""
+        return session.tell(f"Split label {label}: its other part is now label {new}{kept}")
 
     def merge(self, a: int, b: int) -> str:
         """Label ``b`` becomes label ``a`` on every plane (one write)."""
