@@ -38,7 +38,8 @@ class ProofreadPanel:
         self.host = host
         self.split_button = _button(
             "Split off the rest", "After refining a label that holds two objects (click the "
-            "other one as background): give the part you removed a label of its own", "split",
+            "other one as background): give the part you removed a label of its own (its "
+            "largest piece; slivers along your object stay with it)", "split",
             keys)
         self.delete_button = _button(
             "Delete label under cursor", "Remove the label under the cursor on every slice "
