@@ -210,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         kept.pop(weights, None)
     if not (args.point or kept):
         parser.error("no points: give --point, or --keep-points with an earlier results file")
+
     def run_name(weights: str) -> str:
         return weights if args.flip else f"{weights} (no flip)"
 

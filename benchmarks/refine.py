@@ -18,9 +18,9 @@ the mask is the predictor's previous mask, 20 clicks, stop at IoU 0.90; the same
 scratch beside. Per set and kind: objects, IoU before any click, NoC@85 / NoC@90 refining and
 from scratch (and their ratio), the IoU after the first click both ways, and the share of
 objects that a correction click makes worse (the IoU falls more than 0.05 below the start
-within 3 clicks). For merged labels also the clicks until they are two correct objects (the
-refined mask and the rest of the label split off, each IoU >= 0.85 with its true object):
-median (never = 21) and the share never split in 20 clicks.
+within 3 clicks). For merged labels also the clicks until they are two correct objects as
+**Split off the rest** leaves them (:func:`split_clicks`; each IoU >= 0.85 with its true
+object): median (never = 21) and the share never split in 20 clicks.
 
     python benchmarks/refine.py [--model default] [--subset val_select] [--sets dsb2018 ...]
         [--kinds merged ...]
