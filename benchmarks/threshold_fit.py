@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from common import DATA, RESULTS, SPLIT, machine
+from common import DATA, RESULTS, SPLIT, machine, set_dir
 from eval_dev import SETS
 
 from napari_ritm.commands.evaluate import split_names
@@ -94,7 +94,7 @@ def sample_image(predictor, seed: int) -> dict:
 
 def dev_set(predictor, name: str) -> dict:
     """Two-fold over the val images: fit on one half's objects, score the other half's."""
-    folder = DATA / name
+    folder = set_dir(name)
     val_names = sorted(split_names(SPLIT, "val", [folder])[0])
     halves = (set(val_names[0::2]), set(val_names[1::2]))
     per_image, limit = SETS[name]
@@ -130,19 +130,20 @@ def main(argv: list[str] | None = None) -> int:
               "weights_sha256": predictor.info["sha256"], "mode": "window",
               "flip": bool(predictor.flip), "default_threshold": DEFAULT,
               "sample_image": [], "dev_sets": {}}
+    result["machine"] = machine()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     for seed in args.seeds:
         entry = sample_image(predictor, seed)
         result["sample_image"].append(entry)
+        args.out.write_text(json.dumps(result, indent=1))  # after each part: a crash keeps it
         print(f"sample image, seed {seed}: fit {entry['fit']['threshold']:.2f} "
               f"({entry['fit_seconds']} s); others {entry['other_nuclei']}", flush=True)
     for name in args.sets:
         entry = dev_set(predictor, name)
         result["dev_sets"][name] = entry
+        args.out.write_text(json.dumps(result, indent=1))
         fits = " and ".join(f"{f['fit']['threshold']:.2f}" for f in entry["folds"])
         print(f"{name}: fits {fits}; val {entry['val']}", flush=True)
-    result["machine"] = machine()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1))
     print(f"wrote {args.out}")
     return 0
 
