@@ -67,13 +67,16 @@ def plain(request, ref_dir):
 # on the logits, < 3e-5 on the probabilities), within the reference tolerances 1e-3 / 1e-4.
 # Folding / channels_last reorder every convolution's sums: on the fake h18 checkpoint, whose
 # random weights amplify rounding, the logits then move by ~1.1e-3 / 1.3e-3 (probabilities
-# 2.5e-4 / 2.9e-4), like running torch with another thread count; on h18s by < 4e-4 (< 1e-4).
+# 2.5e-4 / 2.9e-4) on CPUs with AVX-512 and by up to 2.6e-3 on an AMD EPYC without it, like
+# running torch with another thread count; on h18s by < 4e-4 (< 1e-4).
 OPTIONS = {
     "exact": ({"fold_batchnorms": False}, {"h18s": (1e-3, 1e-4), "h18_baseline": (1e-3, 1e-4)}),
-    "folded": ({}, {"h18s": (1e-3, 1e-4), "h18_baseline": (2e-3, 5e-4)}),
+    "folded": ({}, {"h18s": (1e-3, 1e-4), "h18_baseline": (5e-3, 1.25e-3)}),
     "folded_channels_last": ({"channels_last": True},
-                             {"h18s": (1e-3, 1e-4), "h18_baseline": (2e-3, 5e-4)}),
+                             {"h18s": (1e-3, 1e-4), "h18_baseline": (5e-3, 1.25e-3)}),
 }
+# the official outputs, at test_model_forward's float32 tolerance for each checkpoint
+OFFICIAL_ATOL = {"h18s": 1e-3, "h18_baseline": 5e-3}
 
 
 @pytest.mark.parametrize("option", list(OPTIONS))
@@ -89,8 +92,9 @@ def test_optimised_copy_matches_plain_network(plain, option):
             np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=0, atol=logit_tol)
             np.testing.assert_allclose(torch.sigmoid(got).numpy(), torch.sigmoid(want).numpy(),
                                        rtol=0, atol=prob_tol)
-            if option == "exact":  # the official outputs, at the reference's logit tolerance
-                np.testing.assert_allclose(got.numpy(), official, rtol=0, atol=1e-3)
+            if option == "exact":
+                np.testing.assert_allclose(got.numpy(), official, rtol=0,
+                                           atol=OFFICIAL_ATOL[variant])
     after = net.state_dict()
     assert list(after) == list(state)
     assert all(torch.equal(state[k], after[k]) for k in state)

@@ -16,6 +16,12 @@ FORWARD_FILES = {
     "forward_h18_baseline.npz": "fake_coco_lvis_h18_baseline.pth",
 }
 LOGIT_ATOL = 1e-3  # the official code's own 1-vs-2-thread spread is up to 4.5e-4
+# float32 logits against the reference, per forward file. The fake h18 checkpoint's random
+# weights amplify rounding: in float64 our network is within 8.8e-4 of the reference (the
+# reference's own float32 rounding, test_float64_forward_matches_official), while float32 moved
+# 2.5e-3 from it on an AMD EPYC without AVX-512 (another order of sums), and within 1e-3 on CPUs
+# with AVX-512; h18s stays within 3e-4 on both.
+FLOAT32_ATOL = {"forward_h18s.npz": LOGIT_ATOL, "forward_h18_baseline.npz": 5e-3}
 INTERMEDIATES = (
     "maps_transform",
     "hrnet_feats",
@@ -114,16 +120,33 @@ def test_forward_matches_official(ref_dir, fake_net, forward_file, case):
         assert out[name].shape == ref[f"{case}_{name}"].shape
         assert out[name].dtype == torch.float32
         errors[name] = float(np.abs(out[name].numpy() - ref[f"{case}_{name}"]).max())
-        assert errors[name] <= LOGIT_ATOL, (name, errors[name])
+        assert errors[name] <= FLOAT32_ATOL[forward_file], (name, errors[name])
     compared = [name for name in INTERMEDIATES if f"{case}_{name}" in ref.files]
     for name in compared:
         expected = ref[f"{case}_{name}"]
         assert got[name].shape == expected.shape, name
         errors[name] = float(np.abs(got[name].numpy() - expected).max())
-        assert errors[name] <= _tol(expected), (name, errors[name], _tol(expected))
+        tol = _tol(expected) * FLOAT32_ATOL[forward_file] / LOGIT_ATOL
+        assert errors[name] <= tol, (name, errors[name], tol)
     assert len(compared) == {"a": 0, "b": 7, "c": 2}[case]
     summary = ", ".join(f"{k} {v:.2e}" for k, v in errors.items())
     print(f"\n{forward_file} case {case}: max abs error {summary}")
+
+
+@pytest.mark.parametrize("forward_file", sorted(FORWARD_FILES))
+def test_float64_forward_matches_official(ref_dir, forward_file):
+    """Free of our float32 rounding (which depends on the CPU's kernels), the network is the
+    official one up to the reference's own float32 rounding, on every CPU alike."""
+    ref = np.load(ref_dir / forward_file)
+    net = load_checkpoint(ref_dir / "checkpoints" / FORWARD_FILES[forward_file]).double()
+    for case in ("a", "b", "c"):
+        image, points, prev = _inputs(ref, case)
+        with torch.inference_mode():
+            out = net(image.double(), points, None if prev is None else prev.double())
+        for name in ("instances", "instances_aux"):
+            assert out[name].dtype == torch.float64
+            error = float(np.abs(out[name].numpy() - ref[f"{case}_{name}"]).max())
+            assert error <= LOGIT_ATOL, (case, name, error)
 
 
 def test_disk_maps_match_official_distmaps(ref_dir):

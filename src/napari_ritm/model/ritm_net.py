@@ -70,6 +70,8 @@ class RITMNet(nn.Module):
 
     Returns ``{"instances": logits, "instances_aux": logits}``, both float32 (B, 1, H, W)
     (computed at 1/4 resolution, upsampled bilinearly with align_corners=True; no sigmoid).
+    A float64 copy (``.double()``) takes a float64 image and returns float64: the tests compare
+    it with the official outputs free of float32 rounding.
 
     ``state_dict`` keys equal the official ones: ``maps_transform.*`` (click/mask fusion:
     conv1x1 -> LeakyReLU(0.2) -> conv3x3/2 -> |scale|, added to the stem after conv1/bn1/relu)
@@ -122,7 +124,7 @@ class RITMNet(nn.Module):
         b, _, h, w = image.shape
         if points.ndim != 3 or points.shape[0] != b or points.shape[2] != 3:
             raise ValueError(f"points must be (B={b}, 2N, 3), got shape {tuple(points.shape)}")
-        maps = disk_maps(points.to(image.device), h, w, self.variant.norm_radius)
+        maps = disk_maps(points.to(image.device), h, w, self.variant.norm_radius).to(image.dtype)
         if self.variant.with_prev_mask:
             if prev_mask is None:
                 prev_mask = image.new_zeros((b, 1, h, w))
