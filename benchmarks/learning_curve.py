@@ -221,27 +221,25 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     runs = known()
     points = list(kept.values())
+    given = {}  # weights -> its eval_dev run, for the points given by --point
     for samples, phase, weights in args.point:
-        run = runs.get(run_name(weights))
+        run = given[weights] = runs.get(run_name(weights))
         if run is None:
             print(f"no evaluation of {weights}", file=sys.stderr)
             return 1
         points.append({"samples": int(samples), "phase": phase, "weights": weights,
                        "sets": summarise(run), "commands": run["commands"]})
-        if args.paired:
-            points[-1]["run"] = run
     points.sort(key=lambda p: p["samples"])
     phases = [p["phase"] for p in points]
     fit_phase = args.fit_phase or max(dict.fromkeys(phases), key=phases.count)
     fitted = [p for p in points if p["phase"] == fit_phase]
     targets = TARGETS[args.targets]
-    for phase in dict.fromkeys(phases):
-        given = [p for p in points if p["phase"] == phase and "run" in p]
-        for before, after in itertools.pairwise(given):
-            after["paired_change"] = {"from": before["weights"],
-                                      "sets": paired_change(after["run"], before["run"])}
-    for p in points:
-        p.pop("run", None)
+    for phase in dict.fromkeys(phases) if args.paired else ():
+        ours = [p for p in points if p["phase"] == phase and p["weights"] in given]
+        for before, after in itertools.pairwise(ours):
+            after["paired_change"] = {
+                "from": before["weights"],
+                "sets": paired_change(given[after["weights"]], given[before["weights"]])}
     fits = {}
     for name in SETS:  # a line through three points at least
         pts = [p for p in fitted if name in p["sets"]]

@@ -134,7 +134,7 @@ class Proofreading:
         session.note_write(new, key)
         session.log("split", key=list(key), label=label)
         session.reset("")
-        pieces = np.count_nonzero(had & ~mask & ~rest)
+        pieces = np.count_nonzero(had & ~mask) - np.count_nonzero(rest)  # rest is a part
         kept = f"; {pieces} px of small pieces outside both stay label {label}" if pieces else ""
         return session.tell(f"Split label {label}: its other part is now label {new}{kept}")
 
